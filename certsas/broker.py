@@ -1,0 +1,106 @@
+"""The token path, as a list: read → dates → chain → registry → scope → OCSP → sign → audit.
+
+Cheapest checks first, so the first failing one names the error (SPEC §1), and the
+only call to the outside world before signing, OCSP, is made for a certificate
+that has passed everything else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from certsas.audit import AuditRecord, AuditSink, Decision, log_decision
+from certsas.clientcert import PresentedCertificate, read_forwarded_certificate
+from certsas.clock import Clock, system_clock
+from certsas.errors import Refusal
+from certsas.registry import Registry, match_registration
+from certsas.revocation import RevocationChecker, RevocationOutcome
+from certsas.sas import SasSigner, SignedToken
+from certsas.scope import Grant, decide_scope, parse_token_request
+from certsas.verification import ChainValidator, check_dates
+
+
+@dataclass(frozen=True)
+class RequestInfo:
+    """What the HTTP layer knows about the caller besides the certificate and body."""
+
+    request_id: str
+    client_address: str | None = None
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    signed: SignedToken
+    grant: Grant
+    revocation: RevocationOutcome
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "token": self.signed.token,
+            "url": self.signed.url,
+            "expires_on": f"{self.signed.expires_on:%Y-%m-%dT%H:%M:%SZ}",
+            "permissions": self.grant.permissions,
+            "resource": self.grant.resource,
+            "container": self.grant.container,
+            "blob": self.grant.blob,
+        }
+
+
+@dataclass(frozen=True)
+class TokenBroker:
+    header_name: str
+    validator: ChainValidator
+    registry: Registry
+    revocation: RevocationChecker
+    signer: SasSigner
+    audit: AuditSink
+    default_ttl_minutes: int
+    max_ttl_minutes: int
+    clock: Clock = system_clock
+
+    def issue(self, headers: Mapping[str, str], body: bytes, info: RequestInfo) -> IssuedToken:
+        """A token for the forwarded certificate, or a :class:`Refusal`; logs the decision."""
+        presented: PresentedCertificate | None = None
+        try:
+            presented = read_forwarded_certificate(headers, self.header_name)
+            issued = self._issue(presented, body, info)
+        except Refusal as refusal:
+            log_decision(Decision(
+                request_id=info.request_id, outcome="refused", error=refusal.code,
+                reason=refusal.detail, client_address=info.client_address,
+                thumbprint=presented.thumbprint if presented else None,
+                subject=presented.subject if presented else None,
+            ))
+            raise
+        grant = issued.grant
+        log_decision(Decision(
+            request_id=info.request_id, outcome="issued", thumbprint=presented.thumbprint,
+            subject=presented.subject, container=grant.container, blob=grant.blob,
+            permissions=grant.permissions, expires_on=issued.signed.expires_on,
+            revocation=issued.revocation.value, client_address=info.client_address,
+        ))
+        return issued
+
+    def _issue(self, presented: PresentedCertificate, body: bytes, info: RequestInfo) -> IssuedToken:
+        now = self.clock()
+        check_dates(presented.certificate, now)
+        verified = self.validator.verify(presented)
+        registration = match_registration(
+            self.registry.get(presented.thumbprint), presented.certificate, presented.der
+        )
+        grant = decide_scope(
+            parse_token_request(body), registration,
+            default_ttl_minutes=self.default_ttl_minutes, max_ttl_minutes=self.max_ttl_minutes,
+        )
+        revocation = self.revocation.check(verified)
+        signed = self.signer.sign(grant, now)
+        # Recorded before it is returned: a token the audit cannot hold is not issued.
+        self.audit.record(AuditRecord(
+            time=now, request_id=info.request_id, thumbprint=presented.thumbprint,
+            subject=presented.subject, container=grant.container, blob=grant.blob,
+            permissions=grant.permissions, expires_on=signed.expires_on,
+            client_address=info.client_address, signature_sha256=signed.signature_sha256,
+        ))
+        return IssuedToken(signed, grant, revocation)

@@ -1,0 +1,293 @@
+"""A throw-away PKI for local work and tests: CAs, client, OCSP-signer and server certificates.
+
+Nothing here is used on the token path. It exists so that developers (``certsas
+dev-pki``) and the test suite build certificates the same way, with keyword
+arguments for every deviation a test needs (expired, wrong EKU, no SAN, ...).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import secrets
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
+
+CLIENT_AUTH = ExtendedKeyUsageOID.CLIENT_AUTH
+SERVER_AUTH = ExtendedKeyUsageOID.SERVER_AUTH
+OCSP_SIGNING = ExtendedKeyUsageOID.OCSP_SIGNING
+
+
+def new_key(kind: str = "ec") -> PrivateKey:
+    """A fresh key: P-256 by default (fast), or RSA-2048 with ``kind="rsa"``."""
+    if kind == "rsa":
+        return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return ec.generate_private_key(ec.SECP256R1())
+
+
+def name(common_name: str, organization: str = "certsas dev") -> x509.Name:
+    return x509.Name(
+        [
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization),
+            x509.NameAttribute(NameOID.COMMON_NAME, common_name),
+        ]
+    )
+
+
+@dataclass(frozen=True)
+class Issued:
+    """A certificate and its private key."""
+
+    certificate: x509.Certificate
+    key: PrivateKey = field(repr=False)
+
+    @property
+    def der(self) -> bytes:
+        return self.certificate.public_bytes(serialization.Encoding.DER)
+
+    @property
+    def pem(self) -> bytes:
+        return self.certificate.public_bytes(serialization.Encoding.PEM)
+
+    @property
+    def key_pem(self) -> bytes:
+        return self.key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+
+
+@dataclass(frozen=True)
+class CertificateAuthority:
+    """A CA that issues certificates; ``root()`` makes a self-signed one."""
+
+    issued: Issued
+
+    @property
+    def certificate(self) -> x509.Certificate:
+        return self.issued.certificate
+
+    @property
+    def key(self) -> PrivateKey:
+        return self.issued.key
+
+    @classmethod
+    def root(
+        cls,
+        common_name: str = "certsas dev root CA",
+        *,
+        key: PrivateKey | None = None,
+        not_before: datetime | None = None,
+        not_after: datetime | None = None,
+    ) -> CertificateAuthority:
+        key = key or new_key()
+        subject = name(common_name)
+        start, end = _validity(not_before, not_after, days=3650)
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(subject)
+            .issuer_name(subject)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(start)
+            .not_valid_after(end)
+        )
+        for ext, critical in _ca_extensions(key, key, path_length=None):
+            builder = builder.add_extension(ext, critical=critical)
+        return cls(Issued(builder.sign(key, hashes.SHA256()), key))
+
+    def intermediate(
+        self,
+        common_name: str = "certsas dev issuing CA",
+        *,
+        key: PrivateKey | None = None,
+        not_before: datetime | None = None,
+        not_after: datetime | None = None,
+    ) -> CertificateAuthority:
+        key = key or new_key()
+        start, end = _validity(not_before, not_after, days=1825)
+        builder = self._builder(name(common_name), key, start, end, serial=None)
+        for ext, critical in _ca_extensions(key, self.key, path_length=0):
+            builder = builder.add_extension(ext, critical=critical)
+        return CertificateAuthority(Issued(builder.sign(self.key, hashes.SHA256()), key))
+
+    def issue(
+        self,
+        common_name: str,
+        *,
+        eku: Sequence[x509.ObjectIdentifier] | None = (CLIENT_AUTH,),
+        dns_names: Iterable[str] = (),
+        ip_addresses: Iterable[str] = (),
+        ocsp_url: str | None = None,
+        key: PrivateKey | None = None,
+        not_before: datetime | None = None,
+        not_after: datetime | None = None,
+        serial: int | None = None,
+        ocsp_no_check: bool = False,
+        extra_extensions: Iterable[x509.ExtensionType] = (),
+        organization: str = "certsas dev",
+    ) -> Issued:
+        """An end-entity certificate. ``eku=None`` leaves the EKU extension out."""
+        key = key or new_key()
+        start, end = _validity(not_before, not_after, days=365)
+        builder = self._builder(name(common_name, organization), key, start, end, serial)
+        builder = (
+            builder.add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(
+                x509.KeyUsage(
+                    digital_signature=True, content_commitment=False, key_encipherment=False,
+                    data_encipherment=False, key_agreement=False, key_cert_sign=False,
+                    crl_sign=False, encipher_only=False, decipher_only=False,
+                ),
+                critical=True,
+            )
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False)
+            .add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(self.key.public_key()), False
+            )
+        )
+        if eku is not None:
+            builder = builder.add_extension(x509.ExtendedKeyUsage(list(eku)), critical=False)
+        names: list[x509.GeneralName] = [x509.DNSName(d) for d in dns_names]
+        names += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ip_addresses]
+        if names:
+            builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
+        if ocsp_url:
+            access = x509.AccessDescription(
+                x509.oid.AuthorityInformationAccessOID.OCSP, x509.UniformResourceIdentifier(ocsp_url)
+            )
+            builder = builder.add_extension(x509.AuthorityInformationAccess([access]), False)
+        if ocsp_no_check:
+            builder = builder.add_extension(x509.OCSPNoCheck(), critical=False)
+        for extension in extra_extensions:
+            builder = builder.add_extension(extension, critical=False)
+        return Issued(builder.sign(self.key, hashes.SHA256()), key)
+
+    def _builder(
+        self,
+        subject: x509.Name,
+        key: PrivateKey,
+        start: datetime,
+        end: datetime,
+        serial: int | None,
+    ) -> x509.CertificateBuilder:
+        return (
+            x509.CertificateBuilder()
+            .subject_name(subject)
+            .issuer_name(self.certificate.subject)
+            .public_key(key.public_key())
+            .serial_number(serial if serial is not None else x509.random_serial_number())
+            .not_valid_before(start)
+            .not_valid_after(end)
+        )
+
+
+@dataclass(frozen=True)
+class DevPki:
+    """What ``certsas dev-pki`` writes: everything a local run needs."""
+
+    root: CertificateAuthority
+    issuing: CertificateAuthority
+    ocsp_signer: Issued
+    client: Issued
+    revoked_client: Issued
+    untrusted_client: Issued
+    server: Issued
+
+    @property
+    def trust_bundle(self) -> bytes:
+        """The value for ``TRUSTED_CA_CERTS``: issuing CA, then root."""
+        return self.issuing.issued.pem + self.root.issued.pem
+
+    @classmethod
+    def create(cls, ocsp_url: str) -> DevPki:
+        root = CertificateAuthority.root()
+        issuing = root.intermediate()
+        stranger = CertificateAuthority.root("certsas dev untrusted CA")
+        return cls(
+            root=root,
+            issuing=issuing,
+            ocsp_signer=issuing.issue("certsas dev OCSP signer", eku=(OCSP_SIGNING,),
+                                      ocsp_no_check=True),
+            client=issuing.issue("certsas-dev-client", ocsp_url=ocsp_url),
+            revoked_client=issuing.issue("certsas-dev-revoked-client", ocsp_url=ocsp_url),
+            untrusted_client=stranger.issue("certsas-dev-client", ocsp_url=ocsp_url),
+            server=issuing.issue("localhost", eku=(SERVER_AUTH,), dns_names=["localhost"],
+                                 ip_addresses=["127.0.0.1"]),
+        )
+
+    def files(self) -> dict[str, tuple[bytes, str]]:
+        """File name → (content, what it is for)."""
+        return {
+            "root-ca.pem": (self.root.issued.pem, "root CA certificate"),
+            "issuing-ca.pem": (self.issuing.issued.pem, "issuing CA that signs the clients"),
+            "issuing-ca.key": (self.issuing.issued.key_pem, "issuing CA key (signs OCSP answers too)"),
+            "trusted-ca-certs.pem": (self.trust_bundle, "value for TRUSTED_CA_CERTS"),
+            "ocsp-signer.pem": (self.ocsp_signer.pem, "delegated OCSP responder certificate"),
+            "ocsp-signer.key": (self.ocsp_signer.key_pem, "delegated OCSP responder key"),
+            "client.pem": (self.client.pem, "client certificate to register and use"),
+            "client.key": (self.client.key_pem, "client key"),
+            "revoked-client.pem": (self.revoked_client.pem, "client certificate the OCSP responder reports revoked"),
+            "revoked-client.key": (self.revoked_client.key_pem, "its key"),
+            "untrusted-client.pem": (self.untrusted_client.pem, "client certificate from a CA nobody trusts"),
+            "untrusted-client.key": (self.untrusted_client.key_pem, "its key"),
+            "server.pem": (self.server.pem, "TLS certificate for localhost (certsas serve --tls)"),
+            "server.key": (self.server.key_pem, "its key"),
+        }
+
+    def write(self, directory: Path, *, force: bool = False) -> list[tuple[Path, str]]:
+        """Write every file; refuse to overwrite an existing one unless ``force``."""
+        files = self.files()
+        targets = {directory / file_name: value for file_name, value in files.items()}
+        existing = [path for path in targets if path.exists()]
+        if existing and not force:
+            raise FileExistsError(f"{existing[0]} exists (use --force to overwrite)")
+        directory.mkdir(parents=True, exist_ok=True)
+        written = []
+        for path, (content, purpose) in targets.items():
+            path.write_bytes(content)
+            if path.suffix == ".key":
+                path.chmod(0o600)
+            written.append((path, purpose))
+        return written
+
+
+def _validity(
+    not_before: datetime | None, not_after: datetime | None, *, days: int
+) -> tuple[datetime, datetime]:
+    now = datetime.now(UTC)
+    start = not_before or now - timedelta(hours=1)
+    end = not_after or now + timedelta(days=days)
+    return start, end
+
+
+def _ca_extensions(
+    subject_key: PrivateKey, issuer_key: PrivateKey, path_length: int | None
+) -> list[tuple[x509.ExtensionType, bool]]:
+    return [
+        (x509.BasicConstraints(ca=True, path_length=path_length), True),
+        (
+            x509.KeyUsage(
+                digital_signature=True, content_commitment=False, key_encipherment=False,
+                data_encipherment=False, key_agreement=False, key_cert_sign=True,
+                crl_sign=True, encipher_only=False, decipher_only=False,
+            ),
+            True,
+        ),
+        (x509.SubjectKeyIdentifier.from_public_key(subject_key.public_key()), False),
+        (x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key.public_key()), False),
+    ]
+
+
+def random_serial() -> int:
+    """A positive serial of 159 bits, as RFC 5280 allows."""
+    return secrets.randbits(159) | 1

@@ -1,0 +1,111 @@
+"""Every error certsas raises, in one tree.
+
+    CertsasError
+     ├── ConfigurationError         a setting is missing or wrong (start-up, CLI)
+     └── Refusal                    a request is refused; carries SPEC §1's code and status
+          ├── ClientCertificateMissing     401 client_certificate_missing
+          ├── ClientCertificateMalformed   400 client_certificate_malformed
+          ├── InvalidRequest               400 invalid_request
+          ├── CertificateNotTrusted        403 certificate_not_trusted
+          ├── CertificateExpired           403 certificate_expired
+          ├── CertificateRevoked           403 certificate_revoked
+          ├── RevocationStatusUnknown      403 revocation_status_unknown
+          ├── CertificateNotRegistered     403 certificate_not_registered
+          ├── ScopeNotAllowed              403 scope_not_allowed
+          ├── RevocationUnavailable        503 revocation_unavailable
+          └── DependencyUnavailable        503 dependency_unavailable
+
+A refusal has two texts: ``message`` is safe to show the caller (it names the rule,
+never the data), ``detail`` is for the operator's log and says what exactly failed.
+Neither ever holds a token, a key or a whole certificate.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class CertsasError(Exception):
+    """Base of everything certsas raises on purpose."""
+
+
+class ConfigurationError(CertsasError):
+    """A setting is missing, malformed or contradicts another; the message names it."""
+
+    def __init__(self, setting: str, problem: str) -> None:
+        self.setting = setting
+        self.problem = problem
+        super().__init__(f"{setting}: {problem}")
+
+
+class Refusal(CertsasError):
+    """A request certsas will not grant. Subclasses fix the code and the HTTP status."""
+
+    code: ClassVar[str] = "refused"
+    status: ClassVar[int] = 403
+    default_message: ClassVar[str] = "The request was refused."
+
+    def __init__(self, detail: str = "", message: str | None = None) -> None:
+        self.message = message or self.default_message
+        self.detail = detail or self.message
+        super().__init__(f"{self.code}: {self.detail}")
+
+
+class ClientCertificateMissing(Refusal):
+    code = "client_certificate_missing"
+    status = 401
+    default_message = "A client certificate is required."
+
+
+class ClientCertificateMalformed(Refusal):
+    code = "client_certificate_malformed"
+    status = 400
+    default_message = "The forwarded client certificate could not be read as one X.509 certificate."
+
+
+class InvalidRequest(Refusal):
+    code = "invalid_request"
+    status = 400
+    default_message = "The request body is not a JSON object of the documented fields."
+
+
+class CertificateNotTrusted(Refusal):
+    code = "certificate_not_trusted"
+    default_message = "The client certificate does not chain to a trusted certificate authority."
+
+
+class CertificateExpired(Refusal):
+    code = "certificate_expired"
+    default_message = "The client certificate is outside its validity period."
+
+
+class CertificateRevoked(Refusal):
+    code = "certificate_revoked"
+    default_message = "The client certificate has been revoked."
+
+
+class RevocationStatusUnknown(Refusal):
+    code = "revocation_status_unknown"
+    default_message = "The revocation status of the client certificate is unknown."
+
+
+class CertificateNotRegistered(Refusal):
+    code = "certificate_not_registered"
+    default_message = "The client certificate is not registered, or its registration is disabled."
+
+
+class ScopeNotAllowed(Refusal):
+    code = "scope_not_allowed"
+    default_message = "The requested scope is beyond what the registration allows."
+
+
+class RevocationUnavailable(Refusal):
+    code = "revocation_unavailable"
+    status = 503
+    default_message = "The revocation status of the client certificate could not be checked."
+
+
+class DependencyUnavailable(Refusal):
+    code = "dependency_unavailable"
+    status = 503
+    default_message = "A storage dependency is unavailable; try again later."

@@ -1,0 +1,262 @@
+"""The registry of pre-shared client certificates, in Azure Table Storage (SPEC §4).
+
+One entity per certificate: PartitionKey is the SHA-256 thumbprint (uppercase hex)
+and RowKey the constant ``"certificate"``, so a lookup is one point read.
+"""
+
+from __future__ import annotations
+
+import hmac
+import threading
+from collections import OrderedDict
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from functools import cached_property
+from typing import Any, Protocol
+
+from azure.core.exceptions import AzureError, ResourceExistsError, ResourceNotFoundError
+from azure.data.tables import TableClient, UpdateMode
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.x509.oid import NameOID
+
+from certsas.clock import Clock, system_clock
+from certsas.errors import CertificateNotRegistered, DependencyUnavailable
+from certsas.permissions import normalize_permissions
+
+ROW_KEY = "certificate"
+
+
+@dataclass(frozen=True)
+class Registration:
+    """A pre-shared certificate and what it may be granted."""
+
+    thumbprint: str
+    certificate_pem: str
+    subject: str
+    subject_cn: str
+    issuer: str
+    serial: str
+    not_before: datetime
+    not_after: datetime
+    thumbprint_sha1: str
+    container: str
+    prefix: str
+    permissions: str
+    max_ttl_minutes: int
+    enabled: bool = True
+    description: str = ""
+
+    @classmethod
+    def for_certificate(
+        cls,
+        certificate: x509.Certificate,
+        *,
+        container: str,
+        permissions: str = "rl",
+        prefix: str = "",
+        max_ttl_minutes: int = 60,
+        description: str = "",
+    ) -> Registration:
+        der = certificate.public_bytes(serialization.Encoding.DER)
+        return cls(
+            thumbprint=certificate.fingerprint(hashes.SHA256()).hex().upper(),
+            certificate_pem=certificate.public_bytes(serialization.Encoding.PEM).decode("ascii"),
+            subject=certificate.subject.rfc4514_string(),
+            subject_cn=common_name(certificate.subject),
+            issuer=certificate.issuer.rfc4514_string(),
+            serial=f"{certificate.serial_number:X}",
+            not_before=certificate.not_valid_before_utc,
+            not_after=certificate.not_valid_after_utc,
+            thumbprint_sha1=hashes_sha1(der),
+            container=container,
+            prefix=prefix,
+            permissions=normalize_permissions(permissions),
+            max_ttl_minutes=max_ttl_minutes,
+            description=description,
+        )
+
+    @cached_property
+    def der(self) -> bytes:
+        return x509.load_pem_x509_certificate(self.certificate_pem.encode("ascii")).public_bytes(
+            serialization.Encoding.DER
+        )
+
+    def to_entity(self) -> dict[str, Any]:
+        return {
+            "PartitionKey": self.thumbprint,
+            "RowKey": ROW_KEY,
+            "CertificatePem": self.certificate_pem,
+            "Subject": self.subject,
+            "SubjectCN": self.subject_cn,
+            "Issuer": self.issuer,
+            "SerialNumber": self.serial,
+            "NotBefore": self.not_before,
+            "NotAfter": self.not_after,
+            "ThumbprintSha1": self.thumbprint_sha1,
+            "Container": self.container,
+            "BlobPrefix": self.prefix,
+            "Permissions": self.permissions,
+            "MaxTtlMinutes": self.max_ttl_minutes,
+            "Enabled": self.enabled,
+            "Description": self.description,
+        }
+
+    @classmethod
+    def from_entity(cls, entity: dict[str, Any]) -> Registration:
+        """Raises ``KeyError``/``ValueError``/``TypeError`` on a malformed entity."""
+        return cls(
+            thumbprint=str(entity["PartitionKey"]),
+            certificate_pem=str(entity["CertificatePem"]),
+            subject=str(entity["Subject"]),
+            subject_cn=str(entity["SubjectCN"]),
+            issuer=str(entity["Issuer"]),
+            serial=str(entity["SerialNumber"]),
+            not_before=_utc(entity["NotBefore"]),
+            not_after=_utc(entity["NotAfter"]),
+            thumbprint_sha1=str(entity.get("ThumbprintSha1", "")),
+            container=str(entity["Container"]),
+            prefix=str(entity.get("BlobPrefix") or ""),
+            permissions=normalize_permissions(str(entity["Permissions"])),
+            max_ttl_minutes=int(entity["MaxTtlMinutes"]),
+            enabled=entity["Enabled"] is True,
+            description=str(entity.get("Description") or ""),
+        )
+
+
+def common_name(subject: x509.Name) -> str:
+    values = subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    return str(values[0].value) if values else ""
+
+
+def hashes_sha1(der: bytes) -> str:
+    # SHA-1 only as a label: it is what the Azure portal shows as "thumbprint".
+    digest = hashes.Hash(hashes.SHA1())  # noqa: S303
+    digest.update(der)
+    return digest.finalize().hex().upper()
+
+
+def match_registration(registration: Registration | None, certificate: x509.Certificate,
+                       der: bytes) -> Registration:
+    """The registration, if it matches the presented certificate in every respect."""
+    if registration is None:
+        raise CertificateNotRegistered("no registration for this thumbprint")
+    # A disabled registration is an operator's "no", whatever else matches.
+    if not registration.enabled:
+        raise CertificateNotRegistered("registration is disabled")
+    # Exact bytes: the thumbprint key already implies it, but the stored PEM is the truth.
+    if not hmac.compare_digest(registration.der, der):
+        raise CertificateNotRegistered("stored certificate differs from the presented one")
+    # Issuer: the same subject from another CA never matches.
+    if registration.issuer != certificate.issuer.rfc4514_string():
+        raise CertificateNotRegistered("issuer differs from the registered one")
+    # Subject CN, as the pre-shared record names it.
+    if registration.subject_cn != common_name(certificate.subject):
+        raise CertificateNotRegistered("subject CN differs from the registered one")
+    # Validity: a re-issued certificate with new dates must be registered again.
+    if (registration.not_before, registration.not_after) != (
+        certificate.not_valid_before_utc,
+        certificate.not_valid_after_utc,
+    ):
+        raise CertificateNotRegistered("validity period differs from the registered one")
+    return registration
+
+
+class Registry(Protocol):
+    """Looks up a registration by SHA-256 thumbprint."""
+
+    def get(self, thumbprint: str) -> Registration | None: ...
+
+
+class TableRegistry:
+    """The registry in one Azure Table; read by the app, written by the CLI."""
+
+    def __init__(self, table: TableClient) -> None:
+        self._table = table
+
+    def get(self, thumbprint: str) -> Registration | None:
+        try:
+            entity = self._table.get_entity(partition_key=thumbprint, row_key=ROW_KEY)
+        except ResourceNotFoundError as exc:
+            if exc.error_code == "TableNotFound":
+                raise DependencyUnavailable("registry table does not exist") from None
+            return None
+        except AzureError as exc:
+            raise DependencyUnavailable(f"registry read failed: {type(exc).__name__}") from None
+        try:
+            return Registration.from_entity(dict(entity))
+        except (KeyError, ValueError, TypeError) as exc:
+            raise CertificateNotRegistered(f"registration entity is malformed: {exc!r}") from None
+
+    def create_table(self) -> None:
+        try:
+            self._table.create_table()
+        except ResourceExistsError:
+            pass
+
+    def add(self, registration: Registration) -> None:
+        """Insert; raises ``ResourceExistsError`` if the thumbprint is registered."""
+        self._table.create_entity(registration.to_entity())
+
+    def put(self, registration: Registration) -> None:
+        self._table.upsert_entity(registration.to_entity(), mode=UpdateMode.REPLACE)
+
+    def list(self) -> Iterator[Registration]:
+        for entity in self._table.query_entities(f"RowKey eq '{ROW_KEY}'"):
+            yield Registration.from_entity(dict(entity))
+
+    def set_enabled(self, thumbprint: str, enabled: bool) -> Registration:
+        current = self.get(thumbprint)
+        if current is None:
+            raise KeyError(thumbprint)
+        updated = replace(current, enabled=enabled)
+        self.put(updated)
+        return updated
+
+    def remove(self, thumbprint: str) -> None:
+        if self.get(thumbprint) is None:
+            raise KeyError(thumbprint)
+        self._table.delete_entity(partition_key=thumbprint, row_key=ROW_KEY)
+
+
+class CachedRegistry:
+    """Reuses reads, hits and misses alike, for ``seconds``; bounded and thread-safe.
+
+    A disabled or removed registration therefore takes effect within ``seconds``
+    (``REGISTRY_CACHE_SECONDS``); failures are never cached.
+    """
+
+    def __init__(self, inner: Registry, seconds: int, *, clock: Clock = system_clock,
+                 max_entries: int = 4096) -> None:
+        self._inner = inner
+        self._ttl = timedelta(seconds=seconds)
+        self._clock = clock
+        self._max_entries = max_entries
+        self._entries: OrderedDict[str, tuple[Registration | None, datetime]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, thumbprint: str) -> Registration | None:
+        if self._ttl <= timedelta(0):
+            return self._inner.get(thumbprint)
+        now = self._clock()
+        with self._lock:
+            entry = self._entries.get(thumbprint)
+            if entry is not None and now < entry[1]:
+                self._entries.move_to_end(thumbprint)
+                return entry[0]
+        registration = self._inner.get(thumbprint)
+        with self._lock:
+            self._entries[thumbprint] = (registration, now + self._ttl)
+            self._entries.move_to_end(thumbprint)
+            while len(self._entries) > self._max_entries:
+                self._entries.popitem(last=False)
+        return registration
+
+
+def _utc(value: Any) -> datetime:
+    if not isinstance(value, datetime):
+        raise TypeError(f"expected a datetime, got {type(value).__name__}")
+    # The Tables SDK returns a tz-aware datetime subclass; normalise to plain UTC.
+    return datetime(value.year, value.month, value.day, value.hour, value.minute, value.second,
+                    tzinfo=UTC)

@@ -1,0 +1,45 @@
+"""The HTTP routes a Functions app declares, read once (the SDK refuses a second read)."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import azure.functions as func
+
+
+@dataclass(frozen=True)
+class Route:
+    name: str
+    route: str
+    methods: frozenset[str]
+    handler: Callable[..., Any]
+    wants_context: bool
+
+
+@functools.cache
+def http_routes(app: func.FunctionApp) -> tuple[Route, ...]:
+    routes = []
+    for function in app.get_functions():
+        trigger = function.get_trigger()
+        if not function.is_http_function():
+            continue
+        handler = function.get_user_function()
+        methods = frozenset(str(getattr(m, "value", m)).upper() for m in (trigger.methods or []))
+        routes.append(Route(
+            name=function.get_function_name(),
+            route=str(trigger.route or function.get_function_name()),
+            methods=methods or frozenset({"GET", "POST"}),
+            handler=handler,
+            wants_context="context" in handler.__code__.co_varnames[: handler.__code__.co_argcount],
+        ))
+    return tuple(routes)
+
+
+def find_route(app: func.FunctionApp, name: str) -> Route:
+    for route in http_routes(app):
+        if route.name == name:
+            return route
+    raise KeyError(name)

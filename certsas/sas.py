@@ -1,0 +1,143 @@
+"""Signing Blob SAS tokens: service SAS with an account key (local), user delegation SAS (Azure).
+
+Only container- or blob-scoped tokens are made, never an account SAS. Every token
+starts a few minutes in the past, so a caller whose clock is a little behind the
+service's can use it at once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Protocol
+from urllib.parse import parse_qs, quote
+
+from azure.core.exceptions import AzureError
+from azure.storage.blob import UserDelegationKey, generate_blob_sas, generate_container_sas
+
+from certsas.errors import DependencyUnavailable
+from certsas.scope import Grant
+
+CLOCK_SKEW = timedelta(minutes=5)
+
+
+@dataclass(frozen=True)
+class SignedToken:
+    token: str
+    url: str
+    starts_on: datetime
+    expires_on: datetime
+
+    @property
+    def signature_sha256(self) -> str:
+        """SHA-256 of the ``sig`` value: what the audit keeps instead of the token."""
+        signature = parse_qs(self.token).get("sig", [""])[0]
+        return hashlib.sha256(signature.encode("ascii")).hexdigest()
+
+
+class SasSigner(Protocol):
+    def sign(self, grant: Grant, now: datetime) -> SignedToken: ...
+
+
+class DelegationKeySource(Protocol):
+    """What fetches a user delegation key; ``BlobServiceClient`` is one."""
+
+    def get_user_delegation_key(
+        self, key_start_time: datetime, key_expiry_time: datetime
+    ) -> UserDelegationKey: ...
+
+
+def _window(grant: Grant, now: datetime) -> tuple[datetime, datetime]:
+    now = now.replace(microsecond=0)
+    return now - CLOCK_SKEW, now + timedelta(minutes=grant.ttl_minutes)
+
+
+def _url(blob_endpoint: str, grant: Grant, token: str) -> str:
+    path = quote(grant.container, safe="")
+    if grant.blob is not None:
+        path += "/" + quote(grant.blob, safe="/")
+    return f"{blob_endpoint}/{path}?{token}"
+
+
+class AccountKeySigner:
+    """Service SAS signed with the account key (``STORAGE_CONNECTION_STRING``)."""
+
+    def __init__(self, account_name: str, account_key: str, blob_endpoint: str) -> None:
+        self._account_name = account_name
+        self._account_key = account_key
+        self._blob_endpoint = blob_endpoint.rstrip("/")
+        # HTTPS-only tokens, except against a plain-http endpoint (Azurite).
+        self._protocol = None if blob_endpoint.startswith("http://") else "https"
+
+    def sign(self, grant: Grant, now: datetime) -> SignedToken:
+        start, expiry = _window(grant, now)
+        if grant.blob is None:
+            token = generate_container_sas(
+                self._account_name, grant.container, account_key=self._account_key,
+                permission=grant.permissions, start=start, expiry=expiry, protocol=self._protocol,
+            )
+        else:
+            token = generate_blob_sas(
+                self._account_name, grant.container, grant.blob, account_key=self._account_key,
+                permission=grant.permissions, start=start, expiry=expiry, protocol=self._protocol,
+            )
+        return SignedToken(token, _url(self._blob_endpoint, grant, token), start, expiry)
+
+
+class UserDelegationSigner:
+    """User delegation SAS (``STORAGE_ACCOUNT_NAME``, managed identity).
+
+    The delegation key is fetched once and reused until less than ``refresh_before``
+    of its life is left; ``refresh_before`` covers the longest token plus the skew,
+    so no token can outlive the key that signed it.
+    """
+
+    def __init__(
+        self,
+        account_name: str,
+        blob_endpoint: str,
+        source: DelegationKeySource,
+        *,
+        max_ttl_minutes: int,
+        key_lifetime: timedelta = timedelta(hours=24),
+    ) -> None:
+        self._account_name = account_name
+        self._blob_endpoint = blob_endpoint.rstrip("/")
+        self._source = source
+        self._refresh_before = timedelta(minutes=max_ttl_minutes) + 2 * CLOCK_SKEW
+        self._key_lifetime = max(key_lifetime, self._refresh_before * 2)
+        self._key: UserDelegationKey | None = None
+        self._key_expiry: datetime | None = None
+        self._lock = threading.Lock()
+
+    def delegation_key(self, now: datetime) -> UserDelegationKey:
+        with self._lock:
+            stale = self._key_expiry is None or now + self._refresh_before >= self._key_expiry
+            if self._key is None or stale:
+                start = now.replace(microsecond=0) - CLOCK_SKEW
+                expiry = min(start + self._key_lifetime, now + timedelta(days=7) - CLOCK_SKEW)
+                try:
+                    self._key = self._source.get_user_delegation_key(start, expiry)
+                except AzureError as exc:
+                    raise DependencyUnavailable(
+                        f"user delegation key request failed: {type(exc).__name__}"
+                    ) from None
+                self._key_expiry = expiry
+            return self._key
+
+    def sign(self, grant: Grant, now: datetime) -> SignedToken:
+        key = self.delegation_key(now)
+        start, expiry = _window(grant, now)
+        if grant.blob is None:
+            token = generate_container_sas(
+                self._account_name, grant.container, user_delegation_key=key,
+                permission=grant.permissions, start=start, expiry=expiry, protocol="https",
+            )
+        else:
+            token = generate_blob_sas(
+                self._account_name, grant.container, grant.blob, user_delegation_key=key,
+                permission=grant.permissions, start=start, expiry=expiry, protocol="https",
+            )
+        return SignedToken(token, _url(self._blob_endpoint, grant, token), start, expiry)

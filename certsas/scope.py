@@ -1,0 +1,169 @@
+"""What the caller asks for, and what it gets (SPEC §1 scope rules).
+
+Parsing the body is :func:`parse_token_request` (malformed → ``invalid_request``);
+deciding the grant is :func:`decide_scope` (beyond the registration →
+``scope_not_allowed``, never silently reduced).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from certsas.errors import InvalidRequest, ScopeNotAllowed
+from certsas.permissions import CONTAINER_ONLY, for_blob, normalize_permissions
+from certsas.registry import Registration
+
+MAX_BODY_BYTES = 8 * 1024
+MAX_BLOB_NAME = 1024
+FIELDS = frozenset({"container", "blob", "permissions", "ttl_minutes"})
+_CONTAINER = re.compile(r"(?!.*--)[a-z0-9][a-z0-9-]{1,61}[a-z0-9]")
+
+
+@dataclass(frozen=True)
+class TokenRequest:
+    """The optional fields of ``POST /api/token``; None means "the default"."""
+
+    container: str | None = None
+    blob: str | None = None
+    permissions: str | None = None
+    ttl_minutes: int | None = None
+
+
+@dataclass(frozen=True)
+class Grant:
+    """What a token will allow: one container, or one blob in it, for a lifetime."""
+
+    container: str
+    blob: str | None
+    permissions: str
+    ttl_minutes: int
+
+    @property
+    def resource(self) -> str:
+        return "blob" if self.blob is not None else "container"
+
+
+def parse_token_request(body: bytes) -> TokenRequest:
+    """An empty body or a JSON object of the documented fields; anything else is refused."""
+    if len(body) > MAX_BODY_BYTES:
+        raise InvalidRequest(f"body larger than {MAX_BODY_BYTES} bytes")
+    if not body.strip():
+        return TokenRequest()
+    try:
+        data = json.loads(body)
+    except (ValueError, RecursionError):
+        raise InvalidRequest("body is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise InvalidRequest("body is not a JSON object")
+    unknown = sorted(set(data) - FIELDS)
+    if unknown:
+        raise InvalidRequest(f"unknown field(s): {', '.join(map(_short, unknown))}",
+                             message=f"Unknown field(s); the fields are {', '.join(sorted(FIELDS))}.")
+    return TokenRequest(
+        container=_optional_str(data, "container"),
+        blob=_blob_name(_optional_str(data, "blob")),
+        permissions=_permissions(_optional_str(data, "permissions")),
+        ttl_minutes=_ttl(data.get("ttl_minutes")),
+    )
+
+
+def decide_scope(
+    request: TokenRequest,
+    registration: Registration,
+    *,
+    default_ttl_minutes: int,
+    max_ttl_minutes: int,
+) -> Grant:
+    """The grant for ``request`` under ``registration``; refuse anything beyond it."""
+    container = request.container if request.container is not None else registration.container
+    # One container per registration: any other name is outside it.
+    if container != registration.container:
+        raise ScopeNotAllowed("container is not the registered one",
+                              message="The requested container is not allowed for this certificate.")
+    blob = request.blob
+    # With a prefix, only blob-scoped tokens for names under it are issued.
+    if registration.prefix and (blob is None or not blob.startswith(registration.prefix)):
+        raise ScopeNotAllowed("blob is outside the registered prefix",
+                              message="Only blobs under the registered prefix may be requested.")
+    permissions = _granted_permissions(request.permissions, registration.permissions, blob)
+    cap = min(registration.max_ttl_minutes, max_ttl_minutes)
+    ttl = request.ttl_minutes if request.ttl_minutes is not None else min(default_ttl_minutes, cap)
+    # Never silently shortened: a caller that asks for too long is told so.
+    if ttl > cap:
+        raise ScopeNotAllowed(f"ttl_minutes {ttl} above the cap {cap}",
+                              message=f"ttl_minutes may be at most {cap} for this certificate.")
+    return Grant(container=container, blob=blob, permissions=permissions, ttl_minutes=ttl)
+
+
+def _granted_permissions(requested: str | None, registered: str, blob: str | None) -> str:
+    if requested is None:
+        granted = for_blob(registered) if blob is not None else registered
+        if not granted:
+            raise ScopeNotAllowed("no registered permission applies to a blob",
+                                  message="No registered permission applies to a single blob.")
+        return granted
+    beyond = "".join(letter for letter in requested if letter not in registered)
+    if beyond:
+        raise ScopeNotAllowed(f"permission(s) {beyond!r} not registered",
+                              message=f"Permission(s) {beyond!r} are not allowed for this certificate.")
+    if blob is not None and set(requested) & CONTAINER_ONLY:
+        raise InvalidRequest("'l' requested for a blob",
+                             message="Permission 'l' (list) applies to containers, not to a blob.")
+    return requested
+
+
+def _optional_str(data: dict[str, Any], field: str) -> str | None:
+    value = data.get(field)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise InvalidRequest(f"{field} is not a string", message=f"{field} must be a string.")
+    return value
+
+
+def _blob_name(name: str | None) -> str | None:
+    """Blob names that can be signed unambiguously; anything else is refused, not escaped."""
+    if name is None:
+        return None
+    if not name or len(name) > MAX_BLOB_NAME:
+        raise InvalidRequest("blob name empty or too long",
+                             message=f"blob must be 1 to {MAX_BLOB_NAME} characters.")
+    if any(ord(ch) < 0x20 or ch in "\\\x7f" for ch in name) or name.startswith("/"):
+        raise InvalidRequest("blob name has control characters, backslash or a leading /",
+                             message="blob has characters that are not allowed.")
+    # "." and ".." segments are rewritten by URL normalisation and could escape a prefix.
+    if any(segment in (".", "..") for segment in name.split("/")):
+        raise InvalidRequest("blob name has a . or .. segment",
+                             message="blob may not contain '.' or '..' path segments.")
+    return name
+
+
+def _permissions(letters: str | None) -> str | None:
+    if letters is None:
+        return None
+    try:
+        return normalize_permissions(letters)
+    except ValueError as exc:
+        raise InvalidRequest(str(exc), message=f"permissions: {exc}.") from None
+
+
+def _ttl(value: object) -> int | None:
+    if value is None:
+        return None
+    # bool is an int in Python; true is not a lifetime.
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InvalidRequest("ttl_minutes is not a positive integer",
+                             message="ttl_minutes must be an integer of at least 1.")
+    return value
+
+
+def _short(text: str) -> str:
+    return repr(text[:40])
+
+
+def valid_container_name(name: str) -> bool:
+    """Azure's container naming rule (3-63 chars, lowercase, digits, single hyphens)."""
+    return bool(_CONTAINER.fullmatch(name))

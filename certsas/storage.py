@@ -1,0 +1,76 @@
+"""Storage SDK clients, built once per process with deliberate timeouts and retries.
+
+The SDK defaults (retries with exponential back-off, read timeouts of minutes) would
+hold a caller for a long time when storage is slow or down; certsas answers 503
+quickly instead and lets the caller retry.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from azure.data.tables import TableClient, TableServiceClient
+from azure.storage.blob import BlobServiceClient
+
+from certsas.config import AccountKeyAccess, ManagedIdentityAccess, StorageAccess
+
+
+class StorageClients:
+    """Lazily built, thread-safe, shared Table and Blob clients for one storage account."""
+
+    def __init__(self, access: StorageAccess, *, timeout_seconds: float = 5.0) -> None:
+        self.access = access
+        self._options: dict[str, Any] = {
+            "connection_timeout": timeout_seconds,
+            "read_timeout": timeout_seconds,
+            "retry_total": 1,
+            "retry_backoff_factor": 0.2,
+            "retry_backoff_max": 1,
+        }
+        self._lock = threading.Lock()
+        self._tables: TableServiceClient | None = None
+        self._blobs: BlobServiceClient | None = None
+        self._credential: Any = None
+
+    def _token_credential(self) -> Any:
+        # Imported here: azure.identity is heavy and unused with a connection string.
+        from azure.identity import DefaultAzureCredential
+
+        assert isinstance(self.access, ManagedIdentityAccess)
+        if self._credential is None:
+            self._credential = DefaultAzureCredential(
+                managed_identity_client_id=self.access.client_id
+            )
+        return self._credential
+
+    def table_service(self) -> TableServiceClient:
+        with self._lock:
+            if self._tables is None:
+                if isinstance(self.access, AccountKeyAccess):
+                    self._tables = TableServiceClient.from_connection_string(
+                        self.access.connection_string, **self._options
+                    )
+                else:
+                    self._tables = TableServiceClient(
+                        self.access.table_endpoint, credential=self._token_credential(),
+                        **self._options,
+                    )
+            return self._tables
+
+    def blob_service(self) -> BlobServiceClient:
+        with self._lock:
+            if self._blobs is None:
+                if isinstance(self.access, AccountKeyAccess):
+                    self._blobs = BlobServiceClient.from_connection_string(
+                        self.access.connection_string, **self._options
+                    )
+                else:
+                    self._blobs = BlobServiceClient(
+                        self.access.blob_endpoint, credential=self._token_credential(),
+                        **self._options,
+                    )
+            return self._blobs
+
+    def table(self, name: str) -> TableClient:
+        return self.table_service().get_table_client(name)
