@@ -99,7 +99,8 @@ def _pem_der(text: str) -> bytes:
 
 
 def _base64_der(text: str, *, form: str) -> bytes:
-    if not _BASE64.fullmatch(text):
+    # Python's decoder tolerates stray padding; a forwarded certificate must be exact.
+    if not _BASE64.fullmatch(text) or len(text) % 4:
         raise ClientCertificateMalformed(f"{form}: not base64")
     try:
         return base64.b64decode(text, validate=True)

@@ -8,9 +8,11 @@ request for a reason nobody can see.
 from __future__ import annotations
 
 import enum
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from cryptography import x509
 
@@ -109,6 +111,31 @@ class Settings:
             registry_cache_seconds=_integer(env, "REGISTRY_CACHE_SECONDS", 30, minimum=0),
             storage_timeout_seconds=_number(env, "STORAGE_TIMEOUT_SECONDS", 5.0),
         )
+
+
+def storage_from_env(env: Mapping[str, str]) -> StorageAccess:
+    """Only the storage settings: what the admin CLI needs (no trust anchors)."""
+
+    def text(name: str) -> str | None:
+        return env.get(name, "").strip() or None
+
+    return _storage_access(
+        text("STORAGE_CONNECTION_STRING"), text("STORAGE_ACCOUNT_NAME"), text("AZURE_CLIENT_ID")
+    )
+
+
+def load_local_settings(path: Path) -> dict[str, str]:
+    """The ``Values`` of a ``local.settings.json`` (as ``func start`` reads it), or {}."""
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as exc:
+        raise ConfigurationError(str(path), f"cannot be read as JSON ({exc})") from None
+    values = document.get("Values", {}) if isinstance(document, dict) else {}
+    if not isinstance(values, dict):
+        raise ConfigurationError(str(path), "Values is not an object")
+    return {str(key): str(value) for key, value in values.items()}
 
 
 def parse_trust_anchors(pem: str) -> tuple[x509.Certificate, ...]:

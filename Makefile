@@ -1,0 +1,39 @@
+# The two commands of certsas: `make demo` and `make test`. Both install what they
+# need on first run (a virtual environment, Azurite from npm) and are quick after.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+
+.PHONY: demo test lint typecheck bench deploy clean deps
+
+deps: $(VENV)/.installed node_modules/.installed
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "certsas needs Python 3.11 or newer")'
+	@echo "==> installing Python dependencies into $(VENV)"
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	@$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e . 2>/dev/null || \
+		$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	@touch $@
+
+node_modules/.installed: package.json package-lock.json
+	@echo "==> installing Azurite from npm into node_modules"
+	@npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+demo: deps
+	@$(BIN)/python scripts/demo.py
+
+lint: deps
+	@$(BIN)/ruff check .
+
+typecheck: deps
+	@$(BIN)/mypy
+
+test: deps lint typecheck
+	@$(BIN)/pytest
+
+clean:
+	rm -rf $(VENV) node_modules .mypy_cache .ruff_cache .pytest_cache dist .dev
