@@ -1,0 +1,242 @@
+// Every data-plane permission certsas and its operator get, each at the narrowest scope.
+// Assignment names are guid(scope id, principal, role) so a redeploy finds the same
+// assignment instead of failing with RoleAssignmentExists.
+
+@description('Principal (object) ID of the app\'s user-assigned managed identity.')
+param appPrincipalId string
+
+@description('Host storage account (AzureWebJobsStorage).')
+param hostStorageAccountName string
+
+@description('Data storage account (registry, audit, SAS targets).')
+param dataStorageAccountName string
+
+@description('Registry table (CERT_TABLE_NAME).')
+param certTableName string
+
+@description('Audit table (AUDIT_TABLE_NAME).')
+param auditTableName string
+
+@description('Containers certsas may issue tokens for. Empty: every container in the data account.')
+param sasContainerNames array = []
+
+@description('Key Vault holding TRUSTED_CA_CERTS.')
+param keyVaultName string
+
+@description('Application Insights component.')
+param applicationInsightsName string
+
+@description('Optional Entra object ID of the operator who registers certificates and sets the CA secret.')
+param operatorPrincipalId string = ''
+
+@description('Type of that principal.')
+@allowed([
+  'User'
+  'Group'
+  'ServicePrincipal'
+])
+param operatorPrincipalType string = 'User'
+
+// Built-in role definition IDs (the same in every tenant).
+var roles = {
+  storageBlobDataOwner: 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
+  storageBlobDataContributor: 'ba92f5b4-2d11-453d-a403-e96b0029c9fe'
+  storageBlobDelegator: 'db58b8e5-c6ad-4a2a-8342-4190687cbf4a'
+  storageTableDataReader: '76199698-9eea-4c19-bc75-cec21354c6b6'
+  storageTableDataContributor: '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3'
+  keyVaultSecretsUser: '4633458b-17de-408a-b874-0445c86b69e6'
+  keyVaultSecretsOfficer: 'b86a8fe4-44ce-4948-aee5-eccb2c155cd7'
+  monitoringMetricsPublisher: '3913510d-42f4-4e42-8a64-420c390055eb'
+}
+
+var blobDataOwnerRoleId = subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageBlobDataOwner)
+var blobDataContributorRoleId = subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageBlobDataContributor)
+var blobDelegatorRoleId = subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageBlobDelegator)
+var tableDataReaderRoleId = subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageTableDataReader)
+var tableDataContributorRoleId = subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageTableDataContributor)
+var keyVaultSecretsUserRoleId = subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.keyVaultSecretsUser)
+var keyVaultSecretsOfficerRoleId = subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.keyVaultSecretsOfficer)
+var metricsPublisherRoleId = subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.monitoringMetricsPublisher)
+
+resource hostStorage 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
+  name: hostStorageAccountName
+}
+
+resource dataStorage 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
+  name: dataStorageAccountName
+}
+
+resource dataTableService 'Microsoft.Storage/storageAccounts/tableServices@2023-05-01' existing = {
+  parent: dataStorage
+  name: 'default'
+}
+
+resource certTable 'Microsoft.Storage/storageAccounts/tableServices/tables@2023-05-01' existing = {
+  parent: dataTableService
+  name: certTableName
+}
+
+resource auditTable 'Microsoft.Storage/storageAccounts/tableServices/tables@2023-05-01' existing = {
+  parent: dataTableService
+  name: auditTableName
+}
+
+resource dataBlobService 'Microsoft.Storage/storageAccounts/blobServices@2023-05-01' existing = {
+  parent: dataStorage
+  name: 'default'
+}
+
+resource sasContainers 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' existing = [
+  for containerName in sasContainerNames: {
+    parent: dataBlobService
+    name: containerName
+  }
+]
+
+resource vault 'Microsoft.KeyVault/vaults@2023-07-01' existing = {
+  name: keyVaultName
+}
+
+resource applicationInsights 'Microsoft.Insights/components@2020-02-02' existing = {
+  name: applicationInsightsName
+}
+
+// --- Functions host storage -------------------------------------------------------------
+
+// Storage Blob Data Owner: the documented minimum for identity-based AzureWebJobsStorage
+// (host locks, keys and container creation). Host account only, never the data account.
+resource hostBlobOwner 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(hostStorage.id, appPrincipalId, blobDataOwnerRoleId)
+  scope: hostStorage
+  properties: {
+    roleDefinitionId: blobDataOwnerRoleId
+    principalId: appPrincipalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+// Storage Table Data Contributor: the host persists diagnostic events in tables of
+// AzureWebJobsStorage. No queue role: certsas has only HTTP triggers, and the docs ask for
+// Storage Queue Data Contributor only for queue- and blob-triggered functions.
+resource hostTableContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(hostStorage.id, appPrincipalId, tableDataContributorRoleId)
+  scope: hostStorage
+  properties: {
+    roleDefinitionId: tableDataContributorRoleId
+    principalId: appPrincipalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+// --- certsas data -----------------------------------------------------------------------
+
+// Storage Blob Delegator: Get User Delegation Key, the key that signs user delegation SAS.
+// It is an account-level action, so this one cannot be scoped to containers.
+resource dataBlobDelegator 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(dataStorage.id, appPrincipalId, blobDelegatorRoleId)
+  scope: dataStorage
+  properties: {
+    roleDefinitionId: blobDelegatorRoleId
+    principalId: appPrincipalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+// Storage Blob Data Contributor: a user delegation SAS can grant no more than its signer's
+// own RBAC permissions, and certsas may hand out r/a/c/w/d/l, which Blob Data Reader cannot
+// cover. Scoped to the listed containers, or to the data account when none are listed.
+resource dataBlobContributorAccount 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (empty(sasContainerNames)) {
+  name: guid(dataStorage.id, appPrincipalId, blobDataContributorRoleId)
+  scope: dataStorage
+  properties: {
+    roleDefinitionId: blobDataContributorRoleId
+    principalId: appPrincipalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+// Storage Blob Data Contributor per container: the same role, narrowed to sasContainerNames.
+resource dataBlobContributorContainers 'Microsoft.Authorization/roleAssignments@2022-04-01' = [
+  for (containerName, i) in sasContainerNames: {
+    name: guid(sasContainers[i].id, appPrincipalId, blobDataContributorRoleId)
+    scope: sasContainers[i]
+    properties: {
+      roleDefinitionId: blobDataContributorRoleId
+      principalId: appPrincipalId
+      principalType: 'ServicePrincipal'
+    }
+  }
+]
+
+// Storage Table Data Reader on the registry table only: the app reads registrations and
+// must never be able to add or widen one.
+resource certTableReader 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(certTable.id, appPrincipalId, tableDataReaderRoleId)
+  scope: certTable
+  properties: {
+    roleDefinitionId: tableDataReaderRoleId
+    principalId: appPrincipalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+// Storage Table Data Contributor on the audit table only: every issued token is recorded
+// before it is returned.
+resource auditTableContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(auditTable.id, appPrincipalId, tableDataContributorRoleId)
+  scope: auditTable
+  properties: {
+    roleDefinitionId: tableDataContributorRoleId
+    principalId: appPrincipalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+// Key Vault Secrets User on the vault: resolves the TRUSTED_CA_CERTS Key Vault reference
+// (keyVaultReferenceIdentity is this identity). Read-only.
+resource vaultSecretsUser 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(vault.id, appPrincipalId, keyVaultSecretsUserRoleId)
+  scope: vault
+  properties: {
+    roleDefinitionId: keyVaultSecretsUserRoleId
+    principalId: appPrincipalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+// Monitoring Metrics Publisher on Application Insights: needed to send telemetry when the
+// component accepts Entra ID-authenticated ingestion only (DisableLocalAuth).
+resource insightsMetricsPublisher 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(applicationInsights.id, appPrincipalId, metricsPublisherRoleId)
+  scope: applicationInsights
+  properties: {
+    roleDefinitionId: metricsPublisherRoleId
+    principalId: appPrincipalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+// --- the operator (optional) ------------------------------------------------------------
+
+// Storage Table Data Contributor on the registry table: `certsas register/disable/remove`
+// runs with the operator's own az login identity.
+resource operatorCertTableContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(operatorPrincipalId)) {
+  name: guid(certTable.id, operatorPrincipalId, tableDataContributorRoleId)
+  scope: certTable
+  properties: {
+    roleDefinitionId: tableDataContributorRoleId
+    principalId: operatorPrincipalId
+    principalType: operatorPrincipalType
+  }
+}
+
+// Key Vault Secrets Officer on the vault: lets the operator create and rotate the CA secret.
+resource operatorVaultSecretsOfficer 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(operatorPrincipalId)) {
+  name: guid(vault.id, operatorPrincipalId, keyVaultSecretsOfficerRoleId)
+  scope: vault
+  properties: {
+    roleDefinitionId: keyVaultSecretsOfficerRoleId
+    principalId: operatorPrincipalId
+    principalType: operatorPrincipalType
+  }
+}

@@ -1,0 +1,226 @@
+// certsas on Azure: a Linux Python Function App behind App Service's mutual-TLS front end,
+// trading a client certificate for a short-lived user delegation SAS.
+// Deploy with `az deployment group create` (docs/deploy.md) or `azd up`.
+
+targetScope = 'resourceGroup'
+
+@minLength(1)
+@maxLength(64)
+@description('Name of the environment; seeds the resource names (azd sets it to AZURE_ENV_NAME).')
+param environmentName string
+
+@description('Azure region for every resource.')
+param location string = resourceGroup().location
+
+@description('Hosting plan SKU: Dedicated B1 and up or Elastic Premium. Consumption and Flex Consumption are ruled out (docs/deploy.md).')
+@allowed([
+  'B1'
+  'B2'
+  'B3'
+  'S1'
+  'S2'
+  'S3'
+  'P0v3'
+  'P1v3'
+  'P2v3'
+  'P3v3'
+  'EP1'
+  'EP2'
+  'EP3'
+])
+param planSku string = 'P0v3'
+
+@description('Plan instances.')
+@minValue(1)
+param planInstanceCount int = 1
+
+@description('Zone-redundant plan (needs a region and SKU that support it).')
+param zoneRedundant bool = false
+
+@description('Front end terminating mutual TLS: appService (default) or applicationGateway.')
+@allowed([
+  'appService'
+  'applicationGateway'
+])
+param frontEnd string = 'appService'
+
+@description('frontEnd applicationGateway: header the gateway rewrite rule fills with the client certificate.')
+param appGatewayClientCertHeader string = 'X-ARR-ClientCert-AGW'
+
+@description('frontEnd applicationGateway: resource ID of the gateway subnet (with the Microsoft.Web service endpoint).')
+param appGatewaySubnetResourceId string = ''
+
+@description('frontEnd applicationGateway: the gateway\'s public IP as CIDR (e.g. 20.1.2.3/32), if the subnet rule is not used.')
+param appGatewayIpCidr string = ''
+
+@description('SAS_DEFAULT_TTL_MINUTES: lifetime of a token when the caller asks for none.')
+@minValue(1)
+param sasDefaultTtlMinutes int = 15
+
+@description('SAS_MAX_TTL_MINUTES: hard cap on a token\'s lifetime.')
+@minValue(1)
+param sasMaxTtlMinutes int = 60
+
+@description('Containers certsas may issue tokens for; they are created and the blob role is scoped to them. Empty: the whole data account.')
+param sasContainerNames array = []
+
+@description('Registry table name (CERT_TABLE_NAME).')
+param certTableName string = 'ClientCertificates'
+
+@description('Audit table name (AUDIT_TABLE_NAME).')
+param auditTableName string = 'TokenAudit'
+
+@description('Key Vault secret holding the trusted CA certificates (TRUSTED_CA_CERTS).')
+param trustedCaSecretName string = 'trusted-ca-certs'
+
+@description('Optional PEM of the trust anchors; empty means the operator sets the secret with az keyvault secret set --file.')
+@secure()
+param trustedCaCertsPem string = ''
+
+@description('Key Vault public network access.')
+@allowed([
+  'Enabled'
+  'Disabled'
+])
+param keyVaultPublicNetworkAccess string = 'Enabled'
+
+@description('Replication of the data storage account.')
+param dataStorageSku string = 'Standard_GRS'
+
+@description('Optional Entra object ID of the operator: gets Table Data Contributor on the registry table and Key Vault Secrets Officer (azd passes AZURE_PRINCIPAL_ID).')
+param operatorPrincipalId string = ''
+
+@description('Type of operatorPrincipalId.')
+@allowed([
+  'User'
+  'Group'
+  'ServicePrincipal'
+])
+param operatorPrincipalType string = 'User'
+
+@description('Install requirements.txt on the server at deploy time (azd). scripts/deploy.sh uploads a package with dependencies and leaves this false.')
+param remoteBuild bool = false
+
+var abbrs = loadJsonContent('abbreviations.json')
+var resourceToken = toLower(uniqueString(subscription().id, resourceGroup().id, environmentName, location))
+var tags = {
+  'azd-env-name': environmentName
+  application: 'certsas'
+}
+
+resource identity 'Microsoft.ManagedIdentity/userAssignedIdentities@2023-01-31' = {
+  name: '${abbrs.managedIdentityUserAssignedIdentities}certsas-${resourceToken}'
+  location: location
+  tags: tags
+}
+
+module monitoring 'app/monitoring.bicep' = {
+  name: 'monitoring'
+  params: {
+    location: location
+    tags: tags
+    logAnalyticsName: '${abbrs.operationalInsightsWorkspaces}certsas-${resourceToken}'
+    applicationInsightsName: '${abbrs.insightsComponents}certsas-${resourceToken}'
+  }
+}
+
+// Functions host state only; kept apart so the app's blob role there (Owner, as the host
+// needs) never reaches the blobs that tokens are issued for.
+module hostStorage 'app/storage-account.bicep' = {
+  name: 'host-storage'
+  params: {
+    name: take('${abbrs.storageStorageAccounts}host${resourceToken}', 24)
+    location: location
+    tags: tags
+  }
+}
+
+module dataStorage 'app/storage-account.bicep' = {
+  name: 'data-storage'
+  params: {
+    name: take('${abbrs.storageStorageAccounts}data${resourceToken}', 24)
+    location: location
+    tags: tags
+    skuName: dataStorageSku
+    tableNames: [
+      certTableName
+      auditTableName
+    ]
+    containerNames: sasContainerNames
+  }
+}
+
+module keyVault 'app/keyvault.bicep' = {
+  name: 'key-vault'
+  params: {
+    name: take('${abbrs.keyVaultVaults}${resourceToken}', 24)
+    location: location
+    tags: tags
+    publicNetworkAccess: keyVaultPublicNetworkAccess
+    trustedCaSecretName: trustedCaSecretName
+    trustedCaCertsPem: trustedCaCertsPem
+  }
+}
+
+module rbac 'app/rbac.bicep' = {
+  name: 'rbac'
+  params: {
+    appPrincipalId: identity.properties.principalId
+    hostStorageAccountName: hostStorage.outputs.name
+    dataStorageAccountName: dataStorage.outputs.name
+    certTableName: certTableName
+    auditTableName: auditTableName
+    sasContainerNames: sasContainerNames
+    keyVaultName: keyVault.outputs.name
+    applicationInsightsName: monitoring.outputs.applicationInsightsName
+    operatorPrincipalId: operatorPrincipalId
+    operatorPrincipalType: operatorPrincipalType
+  }
+}
+
+module functionApp 'app/function.bicep' = {
+  name: 'function-app'
+  // The host starts as soon as the site exists; without its roles it would crash-loop on
+  // AzureWebJobsStorage and the Key Vault reference until RBAC catches up.
+  dependsOn: [
+    rbac
+  ]
+  params: {
+    location: location
+    tags: tags
+    planName: '${abbrs.webServerFarms}certsas-${resourceToken}'
+    appName: '${abbrs.webSitesFunctions}certsas-${resourceToken}'
+    planSku: planSku
+    planInstanceCount: planInstanceCount
+    zoneRedundant: zoneRedundant
+    identityId: identity.id
+    identityClientId: identity.properties.clientId
+    hostStorageAccountName: hostStorage.outputs.name
+    dataStorageAccountName: dataStorage.outputs.name
+    certTableName: certTableName
+    auditTableName: auditTableName
+    applicationInsightsConnectionString: monitoring.outputs.connectionString
+    keyVaultName: keyVault.outputs.name
+    trustedCaSecretName: trustedCaSecretName
+    sasDefaultTtlMinutes: sasDefaultTtlMinutes
+    sasMaxTtlMinutes: sasMaxTtlMinutes
+    frontEnd: frontEnd
+    appGatewayClientCertHeader: appGatewayClientCertHeader
+    appGatewaySubnetResourceId: appGatewaySubnetResourceId
+    appGatewayIpCidr: appGatewayIpCidr
+    remoteBuild: remoteBuild
+  }
+}
+
+output AZURE_LOCATION string = location
+output AZURE_TENANT_ID string = tenant().tenantId
+output AZURE_RESOURCE_GROUP string = resourceGroup().name
+output AZURE_FUNCTION_APP_NAME string = functionApp.outputs.name
+output SERVICE_API_NAME string = functionApp.outputs.name
+output SERVICE_API_ENDPOINT string = 'https://${functionApp.outputs.defaultHostName}'
+output AZURE_MANAGED_IDENTITY_CLIENT_ID string = identity.properties.clientId
+output STORAGE_ACCOUNT_NAME string = dataStorage.outputs.name
+output CERT_TABLE_NAME string = certTableName
+output AUDIT_TABLE_NAME string = auditTableName
+output KEY_VAULT_NAME string = keyVault.outputs.name
+output TRUSTED_CA_SECRET_NAME string = trustedCaSecretName
