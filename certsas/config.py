@@ -182,8 +182,8 @@ def parse_connection_string(value: str) -> AccountKeyAccess:
             connection_string=value,
         )
     account = parts.get("accountname")
-    key = parts.get("accountkey")
-    if not account or not key:
+    account_key = parts.get("accountkey")
+    if not account or not account_key:
         raise ConfigurationError(
             name, "needs AccountName and AccountKey (a SAS-only string cannot sign tokens)"
         )
@@ -193,7 +193,7 @@ def parse_connection_string(value: str) -> AccountKeyAccess:
     table = parts.get("tableendpoint") or f"{protocol}://{account}.table.{suffix}"
     return AccountKeyAccess(
         account_name=account,
-        account_key=key,
+        account_key=account_key,
         blob_endpoint=blob.rstrip("/"),
         table_endpoint=table.rstrip("/"),
         connection_string=value,

@@ -6,6 +6,7 @@ and RowKey the constant ``"certificate"``, so a lookup is one point read.
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import threading
 from collections import OrderedDict
@@ -179,7 +180,7 @@ class TableRegistry:
         try:
             entity = self._table.get_entity(partition_key=thumbprint, row_key=ROW_KEY)
         except ResourceNotFoundError as exc:
-            if exc.error_code == "TableNotFound":
+            if getattr(exc, "error_code", None) == "TableNotFound":
                 raise DependencyUnavailable("registry table does not exist") from None
             return None
         except AzureError as exc:
@@ -190,10 +191,8 @@ class TableRegistry:
             raise CertificateNotRegistered(f"registration entity is malformed: {exc!r}") from None
 
     def create_table(self) -> None:
-        try:
+        with contextlib.suppress(ResourceExistsError):
             self._table.create_table()
-        except ResourceExistsError:
-            pass
 
     def add(self, registration: Registration) -> None:
         """Insert; raises ``ResourceExistsError`` if the thumbprint is registered."""

@@ -23,14 +23,16 @@ class Route:
 def http_routes(app: func.FunctionApp) -> tuple[Route, ...]:
     routes = []
     for function in app.get_functions():
-        trigger = function.get_trigger()
         if not function.is_http_function():
             continue
+        trigger = function.get_trigger()
+        name = str(function.get_function_name())
         handler = function.get_user_function()
-        methods = frozenset(str(getattr(m, "value", m)).upper() for m in (trigger.methods or []))
+        declared = getattr(trigger, "methods", None) or []
+        methods = frozenset(str(getattr(m, "value", m)).upper() for m in declared)
         routes.append(Route(
-            name=function.get_function_name(),
-            route=str(trigger.route or function.get_function_name()),
+            name=name,
+            route=str(getattr(trigger, "route", None) or name),
             methods=methods or frozenset({"GET", "POST"}),
             handler=handler,
             wants_context="context" in handler.__code__.co_varnames[: handler.__code__.co_argcount],

@@ -13,7 +13,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pycep
 import pytest
@@ -64,8 +64,7 @@ def bicep_files() -> list[Path]:
 
 
 def parse(path: Path) -> Bicep:
-    parsed: Bicep = pycep.BicepParser().parse(file_path=path)
-    return parsed
+    return cast("Bicep", pycep.BicepParser().parse(file_path=path))
 
 
 def body(resource: Bicep) -> Bicep:

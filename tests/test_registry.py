@@ -79,10 +79,9 @@ def test_every_field_must_match(pki: Pki) -> None:
         "other notBefore": replace(good, not_before=good.not_before - timedelta(seconds=1)),
         "other notAfter": replace(good, not_after=good.not_after + timedelta(days=1)),
     }
-    for case, registration in bad.items():
+    for registration in bad.values():
         with pytest.raises(CertificateNotRegistered):
             match_registration(registration, cert, der)
-            pytest.fail(case)
     with pytest.raises(CertificateNotRegistered):
         match_registration(None, cert, der)
 

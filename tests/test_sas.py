@@ -38,7 +38,7 @@ class FakeKeySource:
         if self.fail:
             raise ServiceRequestError("unreachable")
         self.requests.append((key_start_time, key_expiry_time))
-        key = UserDelegationKey()
+        key = UserDelegationKey()  # type: ignore[no-untyped-call]
         key.signed_oid = "11111111-1111-1111-1111-111111111111"
         key.signed_tid = "22222222-2222-2222-2222-222222222222"
         key.signed_start = key_start_time.strftime("%Y-%m-%dT%H:%M:%SZ")

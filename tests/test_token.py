@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -30,8 +29,8 @@ def stack_env(azurite: Azurite, pki: Pki, tables: tuple[str, str], **extra: str)
 
 @pytest.fixture
 def stack(monkeypatch: pytest.MonkeyPatch, azurite: Azurite, pki: Pki,
-          fresh_tables: tuple[str, str]) -> Iterator[Stack]:
-    yield build_stack(monkeypatch, stack_env(azurite, pki, fresh_tables), azurite.connection_string)
+          fresh_tables: tuple[str, str]) -> Stack:
+    return build_stack(monkeypatch, stack_env(azurite, pki, fresh_tables), azurite.connection_string)
 
 
 def refused(code: int, error: str, stack: Stack, *args: object, **kwargs: object) -> None:

@@ -64,7 +64,7 @@ def test_verified_chain_is_reused_but_not_past_its_lifetime(pki: Pki) -> None:
         calls.append(at)
         return original(at)
 
-    validator._verifier = counting  # type: ignore[method-assign]
+    validator._verifier = counting  # type: ignore[method-assign,assignment]
     p = presented(pki.client.der)
     validator.verify(p)
     validator.verify(p)
