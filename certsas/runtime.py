@@ -25,7 +25,7 @@ def build_revocation(settings: Settings, clock: Clock = system_clock) -> Revocat
         return NotChecked()
     from certsas.ocsp import OcspChecker
 
-    return OcspChecker.from_settings(settings)
+    return OcspChecker.from_settings(settings, clock=clock)
 
 
 def build_signer(settings: Settings, clients: StorageClients) -> SasSigner:

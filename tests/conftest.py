@@ -9,12 +9,16 @@ import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
+from certsas.clientcert import PresentedCertificate
 from certsas.config import AZURITE_ACCOUNT, AZURITE_KEY
-from certsas.devpki import CertificateAuthority, Issued
+from certsas.devpki import OCSP_SIGNING, CertificateAuthority, Issued
+from certsas.ocsp_responder import OcspResponder
+from certsas.verification import VerifiedCertificate
 
 ROOT = Path(__file__).resolve().parent.parent
 SETTINGS = (
@@ -157,3 +161,83 @@ def fresh_tables() -> tuple[str, str]:
     """Table names no other test uses: registry, audit."""
     suffix = os.urandom(4).hex()
     return f"Certs{suffix}", f"Audit{suffix}"
+
+
+# --- OCSP responder ------------------------------------------------------------------
+
+
+class ManualClock:
+    """A clock that stands still until the test moves it (``advance``)."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+@dataclass(frozen=True)
+class OcspPki:
+    """The test PKI's issuing CA with OCSP: clients whose AIA names ``url``, and signers."""
+
+    root: CertificateAuthority
+    issuing: CertificateAuthority
+    stranger: CertificateAuthority
+    port: int
+    good: Issued  # known to the responder, not revoked
+    revoked: Issued
+    unknown: Issued  # not known to the responder
+    no_aia: Issued  # names no OCSP responder
+    signer: Issued  # delegated responder: issued by the issuing CA, id-kp-OCSPSigning
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/"
+
+    def verified(self, issued: Issued) -> VerifiedCertificate:
+        """What the chain validator would hand the revocation check."""
+        return VerifiedCertificate(
+            PresentedCertificate.from_der(issued.der),
+            (issued.certificate, self.issuing.certificate, self.root.certificate),
+        )
+
+
+@pytest.fixture(scope="session")
+def ocsp_pki(pki: Pki) -> OcspPki:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/"
+    return OcspPki(
+        root=pki.root,
+        issuing=pki.issuing,
+        stranger=pki.stranger,
+        port=port,
+        good=pki.issuing.issue("ocsp-good", ocsp_url=url),
+        revoked=pki.issuing.issue("ocsp-revoked", ocsp_url=url),
+        unknown=pki.issuing.issue("ocsp-unknown", ocsp_url=url),
+        no_aia=pki.issuing.issue("ocsp-no-aia"),
+        signer=pki.issuing.issue("ocsp-signer", eku=(OCSP_SIGNING,), ocsp_no_check=True),
+    )
+
+
+@pytest.fixture
+def ocsp_clock() -> ManualClock:
+    """Now, frozen for the test; responder and checker share it."""
+    return ManualClock(datetime.now(UTC).replace(microsecond=0))
+
+
+@pytest.fixture
+def ocsp_responder(ocsp_pki: OcspPki, ocsp_clock: ManualClock) -> Iterator[OcspResponder]:
+    """Our responder on ``ocsp_pki.url``, signing as the issuing CA: good, revoked, unknown."""
+    responder = OcspResponder(
+        issuer=ocsp_pki.issuing.certificate,
+        issuer_key=ocsp_pki.issuing.key,
+        revoked=[ocsp_pki.revoked.certificate.serial_number],
+        known=[ocsp_pki.good.certificate.serial_number, ocsp_pki.revoked.certificate.serial_number],
+        port=ocsp_pki.port,
+        clock=ocsp_clock,
+    )
+    with responder:
+        yield responder
