@@ -10,10 +10,28 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+import requests
+from azure.core.pipeline.transport import RequestsTransport
 from azure.data.tables import TableClient, TableServiceClient
 from azure.storage.blob import BlobServiceClient
 
 from certsas.config import AccountKeyAccess, ManagedIdentityAccess, StorageAccess
+
+
+# The Functions Python worker runs sync functions in a thread pool; urllib3's default
+# of 10 pooled connections would make the rest reconnect on every call.
+POOL_SIZE = 64
+
+
+def pooled_transport(timeout_seconds: float) -> RequestsTransport:
+    """A transport with room for every worker thread, and our timeouts (a given
+    transport ignores the clients' own timeout arguments)."""
+    session = requests.Session()
+    adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=POOL_SIZE)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return RequestsTransport(session=session, session_owner=False,
+                             connection_timeout=timeout_seconds, read_timeout=timeout_seconds)
 
 
 class StorageClients:
@@ -21,6 +39,7 @@ class StorageClients:
 
     def __init__(self, access: StorageAccess, *, timeout_seconds: float = 5.0) -> None:
         self.access = access
+        self._timeout = timeout_seconds
         self._options: dict[str, Any] = {
             "connection_timeout": timeout_seconds,
             "read_timeout": timeout_seconds,
@@ -49,12 +68,13 @@ class StorageClients:
             if self._tables is None:
                 if isinstance(self.access, AccountKeyAccess):
                     self._tables = TableServiceClient.from_connection_string(
-                        self.access.connection_string, **self._options
+                        self.access.connection_string, transport=pooled_transport(self._timeout),
+                        **self._options,
                     )
                 else:
                     self._tables = TableServiceClient(
                         self.access.table_endpoint, credential=self._token_credential(),
-                        **self._options,
+                        transport=pooled_transport(self._timeout), **self._options,
                     )
             return self._tables
 
@@ -63,12 +83,13 @@ class StorageClients:
             if self._blobs is None:
                 if isinstance(self.access, AccountKeyAccess):
                     self._blobs = BlobServiceClient.from_connection_string(
-                        self.access.connection_string, **self._options
+                        self.access.connection_string, transport=pooled_transport(self._timeout),
+                        **self._options,
                     )
                 else:
                     self._blobs = BlobServiceClient(
                         self.access.blob_endpoint, credential=self._token_credential(),
-                        **self._options,
+                        transport=pooled_transport(self._timeout), **self._options,
                     )
             return self._blobs
 

@@ -54,12 +54,11 @@ class Stack:
         return registration
 
     def call(self, headers: Mapping[str, str] | None = None, body: bytes | dict[str, Any] = b"",
-             *, method: str = "POST") -> Answer:
+             *, method: str = "POST", invocation_id: str = "test-invocation") -> Answer:
         raw = json.dumps(body).encode() if isinstance(body, dict) else body
         request = func.HttpRequest(method=method, url="http://localhost:7071/api/token",
                                    headers=dict(headers or {}), params={}, body=raw)
-        context = _Context()
-        response = self.function(request, context)
+        response = self.function(request, _Context(invocation_id))
         text = response.get_body().decode("utf-8")
         return Answer(response.status_code, json.loads(text) if text else {}, response.headers)
 
@@ -71,8 +70,9 @@ class Stack:
         return [dict(e) for e in table.list_entities()]
 
 
+@dataclass(frozen=True)
 class _Context:
-    invocation_id = "test-invocation"
+    invocation_id: str
 
 
 def build_stack(monkeypatch: pytest.MonkeyPatch, env: dict[str, str], connection_string: str
