@@ -10,11 +10,14 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from certsas import runtime
+from certsas.broker import TokenBroker
 from certsas.config import Settings
 from certsas.sas import UserDelegationSigner
 from tests.conftest import Azurite, Pki, free_port
@@ -151,7 +154,5 @@ def test_audit_table_lost_mid_run_stops_issuing(monkeypatch: pytest.MonkeyPatch,
     assert len(stack.audit_records()) == 1
 
 
-def _with(broker: runtime.TokenBroker, **changes: object) -> runtime.TokenBroker:
-    from dataclasses import replace
-
-    return replace(broker, **changes)  # type: ignore[arg-type]
+def _with(broker: TokenBroker, **changes: Any) -> TokenBroker:
+    return replace(broker, **changes)
