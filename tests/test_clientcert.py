@@ -81,6 +81,9 @@ def mangled(pki: Pki) -> dict[str, str]:
         "bad padding": b64 + "=",
         "unicode": "é" * 100,
         "a CSR-like PEM label": pem.replace("CERTIFICATE", "CERTIFICATE REQUEST"),
+        # A proxy that appends instead of replacing joins two header values with a comma.
+        "two headers joined": b64 + ", " + b64,
+        "two PEM headers joined": pem + ", " + pem,
     }
 
 
@@ -89,6 +92,7 @@ MANGLED = (
     "two PEM certificates", "PEM and a key", "a private key", "truncated PEM", "PEM without END",
     "PEM with trailing text", "URL-encoded doubled", "URL-encoded garbage", "RFC 9440 truncated",
     "RFC 9440 empty", "oversized", "not base64", "bad padding", "unicode", "a CSR-like PEM label",
+    "two headers joined", "two PEM headers joined",
 )
 
 
