@@ -37,3 +37,11 @@ test: deps lint typecheck
 
 clean:
 	rm -rf $(VENV) node_modules .mypy_cache .ruff_cache .pytest_cache dist .dev
+
+bench: deps
+	@$(BIN)/python -m bench.run
+
+# make deploy RG=<resource group> APP=<function app name>
+deploy: deps
+	@test -n "$(RG)" -a -n "$(APP)" || { echo "usage: make deploy RG=<resource group> APP=<function app>"; exit 2; }
+	@scripts/deploy.sh "$(RG)" "$(APP)"
