@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from azure.core.exceptions import AzureError
 from azure.data.tables import TableClient
@@ -42,31 +43,106 @@ class AuditSink(Protocol):
     def record(self, record: AuditRecord) -> None: ...
 
 
+def audit_entity(record: AuditRecord) -> dict[str, Any]:
+    """The Table entity for a record: PartitionKey is the UTC day, RowKey a fresh UUID."""
+    return {
+        "PartitionKey": f"{record.time:%Y-%m-%d}",
+        "RowKey": uuid.uuid4().hex,
+        "IssuedAt": record.time,
+        "RequestId": record.request_id,
+        "Thumbprint": record.thumbprint,
+        "Subject": record.subject,
+        "Container": record.container,
+        "Blob": record.blob or "",
+        "Permissions": record.permissions,
+        "ExpiresOn": record.expires_on,
+        "ClientAddress": record.client_address or "",
+        "SignatureSha256": record.signature_sha256,
+    }
+
+
+class _Pending:
+    """One caller's record, waiting for the batch that carries it."""
+
+    def __init__(self, entity: dict[str, Any]) -> None:
+        self.entity = entity
+        self.done = threading.Event()
+        self.lead = False  # woken to write the next batch, not because it was written
+        self.error: str | None = None  # why the batch failed; each caller raises its own
+
+
 class TableAuditSink:
-    """Records in an Azure Table: PartitionKey is the UTC day, RowKey a fresh UUID."""
+    """Audit records in an Azure Table, written with group commit.
+
+    Every caller returns only once its own record is stored. Records that arrive
+    while a write is under way are stored together in one entity-group transaction
+    (same day partition, at most 100) by one of their callers, so under load the
+    Table sees one request per batch rather than one per token; alone, a caller
+    makes a single insert as before. If a batch fails, every caller in it gets
+    ``dependency_unavailable`` and no token.
+    """
+
+    MAX_BATCH = 100  # the service's limit for one transaction
 
     def __init__(self, table: TableClient) -> None:
         self._table = table
+        self._lock = threading.Lock()
+        self._queue: list[_Pending] = []
+        self._writing = False
 
     def record(self, record: AuditRecord) -> None:
-        entity = {
-            "PartitionKey": f"{record.time:%Y-%m-%d}",
-            "RowKey": uuid.uuid4().hex,
-            "IssuedAt": record.time,
-            "RequestId": record.request_id,
-            "Thumbprint": record.thumbprint,
-            "Subject": record.subject,
-            "Container": record.container,
-            "Blob": record.blob or "",
-            "Permissions": record.permissions,
-            "ExpiresOn": record.expires_on,
-            "ClientAddress": record.client_address or "",
-            "SignatureSha256": record.signature_sha256,
-        }
+        mine = _Pending(audit_entity(record))
+        with self._lock:
+            self._queue.append(mine)
+            lead = not self._writing
+            self._writing = True
+        while not lead:
+            mine.done.wait()
+            if not mine.lead:
+                break
+            mine.done.clear()
+            mine.lead, lead = False, True
+        if lead:
+            self._write_batches_until(mine)
+        if mine.error is not None:
+            raise DependencyUnavailable(mine.error)
+
+    def _write_batches_until(self, mine: _Pending) -> None:
+        """Write batches, oldest first, until ``mine`` is stored; then hand the lead on."""
+        while not mine.done.is_set():
+            with self._lock:
+                batch = self._take_batch()
+            self._write(batch)
+        with self._lock:
+            if self._queue:
+                successor = self._queue[0]
+                successor.lead = True
+                successor.done.set()
+            else:
+                self._writing = False
+
+    def _take_batch(self) -> list[_Pending]:
+        partition = self._queue[0].entity["PartitionKey"]
+        batch = [p for p in self._queue if p.entity["PartitionKey"] == partition][: self.MAX_BATCH]
+        taken = set(map(id, batch))
+        self._queue = [p for p in self._queue if id(p) not in taken]
+        return batch
+
+    def _write(self, batch: list[_Pending]) -> None:
+        """Store a batch; never raises, so every waiter in it is always released."""
+        error = None
         try:
-            self._table.create_entity(entity)
+            if len(batch) == 1:
+                self._table.create_entity(batch[0].entity)
+            else:
+                self._table.submit_transaction([("create", p.entity) for p in batch])
         except AzureError as exc:
-            raise DependencyUnavailable(f"audit record not written: {type(exc).__name__}") from None
+            error = f"audit record not written: {type(exc).__name__}"
+        except Exception as exc:  # a bug must not strand the other callers: fail closed
+            error = f"audit write failed unexpectedly: {type(exc).__name__}"
+        for pending in batch:
+            pending.error = error
+            pending.done.set()
 
 
 @dataclass(frozen=True)
