@@ -6,6 +6,7 @@ loudly with the setting's name; the storage clients are built on first request.
 
 from __future__ import annotations
 
+import logging
 import os
 
 import azure.functions as func
@@ -15,6 +16,10 @@ from certsas.config import Settings
 from certsas.runtime import get_broker
 
 Settings.from_env(os.environ)
+
+# The SDKs log every storage request's headers at INFO: noise in Application Insights and
+# about 0.4 ms of CPU per call on the token path. Their warnings and errors still come through.
+logging.getLogger("azure.core.pipeline.policies.http_logging_policy").setLevel(logging.WARNING)
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 
