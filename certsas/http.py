@@ -33,9 +33,10 @@ def refusal_response(refusal: Refusal) -> func.HttpResponse:
 
 
 def request_info(req: func.HttpRequest, invocation_id: str | None) -> RequestInfo:
-    # App Service puts the caller's address first in X-Forwarded-For (with a port).
+    # The nearest proxy (App Service's front end) appends the address it saw last; the
+    # entries before it are whatever the caller wrote, so the audit takes the last one.
     forwarded = req.headers.get("x-forwarded-for") or req.headers.get("x-client-ip") or ""
-    address = forwarded.split(",")[0].strip()[:64] or None
+    address = forwarded.split(",")[-1].strip()[:64] or None
     return RequestInfo(request_id=invocation_id or str(uuid.uuid4()), client_address=address)
 
 

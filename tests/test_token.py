@@ -115,7 +115,8 @@ def test_expired_token_gets_403(monkeypatch: pytest.MonkeyPatch, azurite: Azurit
 
 def test_every_issued_token_is_audited_without_the_token(stack: Stack, pki: Pki) -> None:
     stack.register(pki.client, permissions="r")
-    first = stack.call({**forwarded(pki.client), "X-Forwarded-For": "203.0.113.9:51234"}).body
+    spoofed_then_real = "198.51.100.1, 203.0.113.9:51234"
+    first = stack.call({**forwarded(pki.client), "X-Forwarded-For": spoofed_then_real}).body
     second = stack.token(pki.client, {"blob": "x.bin"}).body
     records = stack.audit_records()
     assert len(records) == 2
