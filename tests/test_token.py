@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 from datetime import UTC, datetime, timedelta
+from urllib.parse import parse_qs
 
 import pytest
 from azure.core.exceptions import HttpResponseError
 from azure.storage.blob import BlobClient, ContainerClient
+from cryptography.hazmat.primitives import hashes
 
 from certsas.devpki import SERVER_AUTH
 from tests.conftest import Azurite, Pki, free_port
@@ -120,9 +123,6 @@ def test_every_issued_token_is_audited_without_the_token(stack: Stack, pki: Pki)
     second = stack.token(pki.client, {"blob": "x.bin"}).body
     records = stack.audit_records()
     assert len(records) == 2
-    import hashlib
-    from urllib.parse import parse_qs
-
     digests = {hashlib.sha256(parse_qs(b["token"])["sig"][0].encode()).hexdigest()
                for b in (first, second)}
     assert {r["SignatureSha256"] for r in records} == digests
@@ -130,9 +130,7 @@ def test_every_issued_token_is_audited_without_the_token(stack: Stack, pki: Pki)
     assert blobs == {"", "x.bin"}
     record = next(r for r in records if r["Blob"] == "")
     assert record["ClientAddress"] == "203.0.113.9:51234"
-    assert record["Thumbprint"] == pki.client.certificate.fingerprint(
-        __import__("cryptography.hazmat.primitives.hashes", fromlist=["SHA256"]).SHA256()
-    ).hex().upper()
+    assert record["Thumbprint"] == pki.client.certificate.fingerprint(hashes.SHA256()).hex().upper()
     assert record["RequestId"] == "test-invocation"
     for r in records:
         assert not any(first["token"] in str(v) or second["token"] in str(v) for v in r.values())
