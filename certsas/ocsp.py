@@ -28,10 +28,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import AuthorityInformationAccessOID
 
+from certsas.cache import ExpiringLru, FlightAbandoned, SingleFlight
 from certsas.clock import Clock, system_clock
 from certsas.config import OcspMode, Settings
 from certsas.errors import CertificateRevoked, RevocationStatusUnknown, RevocationUnavailable
-from certsas.ocsp_cache import ExpiringLru, FlightAbandoned, SingleFlight
 from certsas.ocsp_fetch import OcspFetcher, OcspFetchError, RequestsFetcher
 from certsas.ocsp_validation import OcspAnswer, key_hash, validate_response
 from certsas.revocation import RevocationOutcome

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import hmac
-import threading
-from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -22,6 +20,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509.oid import NameOID
 
+from certsas.cache import ExpiringLru
 from certsas.clock import Clock, system_clock
 from certsas.errors import CertificateNotRegistered, DependencyUnavailable
 from certsas.permissions import normalize_permissions
@@ -231,25 +230,18 @@ class CachedRegistry:
         self._inner = inner
         self._ttl = timedelta(seconds=seconds)
         self._clock = clock
-        self._max_entries = max_entries
-        self._entries: OrderedDict[str, tuple[Registration | None, datetime]] = OrderedDict()
-        self._lock = threading.Lock()
+        # A 1-tuple, so that a cached miss (None) differs from nothing cached.
+        self._cache: ExpiringLru[str, tuple[Registration | None]] = ExpiringLru(max_entries)
 
     def get(self, thumbprint: str) -> Registration | None:
         if self._ttl <= timedelta(0):
             return self._inner.get(thumbprint)
         now = self._clock()
-        with self._lock:
-            entry = self._entries.get(thumbprint)
-            if entry is not None and now < entry[1]:
-                self._entries.move_to_end(thumbprint)
-                return entry[0]
+        cached = self._cache.get(thumbprint, now)
+        if cached is not None:
+            return cached[0]
         registration = self._inner.get(thumbprint)
-        with self._lock:
-            self._entries[thumbprint] = (registration, now + self._ttl)
-            self._entries.move_to_end(thumbprint)
-            while len(self._entries) > self._max_entries:
-                self._entries.popitem(last=False)
+        self._cache.put(thumbprint, (registration,), now + self._ttl)
         return registration
 
 

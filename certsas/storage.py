@@ -17,7 +17,6 @@ from azure.storage.blob import BlobServiceClient
 
 from certsas.config import AccountKeyAccess, ManagedIdentityAccess, StorageAccess
 
-
 # The Functions Python worker runs sync functions in a thread pool; urllib3's default
 # of 10 pooled connections would make the rest reconnect on every call.
 POOL_SIZE = 64

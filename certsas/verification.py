@@ -11,8 +11,6 @@ verified certificate asks for that type, and only :class:`ChainValidator` makes 
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -28,6 +26,7 @@ from cryptography.x509.verification import (
     VerificationError,
 )
 
+from certsas.cache import ExpiringLru
 from certsas.clientcert import PresentedCertificate
 from certsas.clock import Clock, system_clock
 from certsas.errors import CertificateExpired, CertificateNotTrusted
@@ -99,13 +98,11 @@ class ChainValidator:
         self._ca_policy, self._ee_policy = client_extension_policies()
         self._clock = clock
         self._cache_seconds = cache_seconds
-        self._cache_size = cache_size
-        self._cache: OrderedDict[str, tuple[VerifiedCertificate, datetime]] = OrderedDict()
-        self._lock = threading.Lock()
+        self._cache: ExpiringLru[str, VerifiedCertificate] = ExpiringLru(cache_size)
 
     def verify(self, presented: PresentedCertificate) -> VerifiedCertificate:
         now = self._clock()
-        cached = self._cached(presented.thumbprint, now)
+        cached = self._cache.get(presented.thumbprint, now)
         if cached is not None and cached.presented.der == presented.der:
             return VerifiedCertificate(presented, cached.chain)
         try:
@@ -127,23 +124,7 @@ class ChainValidator:
             .build_client_verifier()
         )
 
-    def _cached(self, thumbprint: str, now: datetime) -> VerifiedCertificate | None:
-        with self._lock:
-            entry = self._cache.get(thumbprint)
-            if entry is None:
-                return None
-            result, until = entry
-            if now >= until:
-                del self._cache[thumbprint]
-                return None
-            self._cache.move_to_end(thumbprint)
-            return result
-
     def _remember(self, result: VerifiedCertificate, now: datetime) -> None:
         earliest_expiry = min(cert.not_valid_after_utc for cert in result.chain)
         until = min(now + timedelta(seconds=self._cache_seconds), earliest_expiry)
-        with self._lock:
-            self._cache[result.presented.thumbprint] = (result, until)
-            self._cache.move_to_end(result.presented.thumbprint)
-            while len(self._cache) > self._cache_size:
-                self._cache.popitem(last=False)
+        self._cache.put(result.presented.thumbprint, result, until)

@@ -141,4 +141,4 @@ def test_cache_is_bounded() -> None:
     cached = CachedRegistry(CountingRegistry(None), 30, max_entries=5)
     for i in range(20):
         cached.get(str(i))
-    assert len(cached._entries) == 5
+    assert len(cached._cache) == 5

@@ -1,7 +1,8 @@
-"""Two small concurrency tools for OCSP: a bounded expiring cache and single-flight.
+"""Two small concurrency tools: a bounded expiring cache and single-flight.
 
-Both are generic and know nothing about OCSP; :mod:`certsas.ocsp` decides what is
-cached (valid answers only) and for how long (until nextUpdate, capped).
+Both are generic; their users decide what is cached and for how long: the chain
+validator (verified chains), the registry (reads) and OCSP (valid answers, until
+nextUpdate, capped).
 """
 
 from __future__ import annotations
