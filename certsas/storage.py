@@ -62,34 +62,23 @@ class StorageClients:
             )
         return self._credential
 
+    def _build(self, client_class: Any, endpoint: str) -> Any:
+        """A Table or Blob service client: both take the same two constructions."""
+        options = {**self._options, "transport": pooled_transport(self._timeout)}
+        if isinstance(self.access, AccountKeyAccess):
+            return client_class.from_connection_string(self.access.connection_string, **options)
+        return client_class(endpoint, credential=self._token_credential(), **options)
+
     def table_service(self) -> TableServiceClient:
         with self._lock:
             if self._tables is None:
-                if isinstance(self.access, AccountKeyAccess):
-                    self._tables = TableServiceClient.from_connection_string(
-                        self.access.connection_string, transport=pooled_transport(self._timeout),
-                        **self._options,
-                    )
-                else:
-                    self._tables = TableServiceClient(
-                        self.access.table_endpoint, credential=self._token_credential(),
-                        transport=pooled_transport(self._timeout), **self._options,
-                    )
+                self._tables = self._build(TableServiceClient, self.access.table_endpoint)
             return self._tables
 
     def blob_service(self) -> BlobServiceClient:
         with self._lock:
             if self._blobs is None:
-                if isinstance(self.access, AccountKeyAccess):
-                    self._blobs = BlobServiceClient.from_connection_string(
-                        self.access.connection_string, transport=pooled_transport(self._timeout),
-                        **self._options,
-                    )
-                else:
-                    self._blobs = BlobServiceClient(
-                        self.access.blob_endpoint, credential=self._token_credential(),
-                        transport=pooled_transport(self._timeout), **self._options,
-                    )
+                self._blobs = self._build(BlobServiceClient, self.access.blob_endpoint)
             return self._blobs
 
     def table(self, name: str) -> TableClient:
