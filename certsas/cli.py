@@ -18,7 +18,7 @@ from azure.core.exceptions import AzureError, ResourceExistsError
 from cryptography import x509
 
 from certsas.config import load_local_settings, storage_from_env
-from certsas.errors import ConfigurationError
+from certsas.errors import ConfigurationError, Refusal
 from certsas.permissions import normalize_permissions
 from certsas.registry import Registration, TableRegistry
 from certsas.scope import valid_container_name
@@ -42,6 +42,14 @@ def registry_from_env(env: Mapping[str, str]) -> TableRegistry:
     access = storage_from_env(env)
     table = env.get("CERT_TABLE_NAME", "").strip() or "ClientCertificates"
     return TableRegistry(StorageClients(access).table(table))
+
+
+def ensure_tables(env: Mapping[str, str]) -> None:
+    """Create the registry and audit tables if missing (Bicep creates them in Azure)."""
+    service = StorageClients(storage_from_env(env)).table_service()
+    for setting, default in (("CERT_TABLE_NAME", "ClientCertificates"),
+                             ("AUDIT_TABLE_NAME", "TokenAudit")):
+        service.create_table_if_not_exists(env.get(setting, "").strip() or default)
 
 
 def thumbprint_arg(value: str) -> str:
@@ -88,8 +96,9 @@ def cmd_register(args: argparse.Namespace) -> int:
         certificates[0], container=args.container, permissions=args.permissions,
         prefix=args.prefix, max_ttl_minutes=args.max_ttl_minutes, description=args.description,
     )
-    registry = registry_from_env(settings_env())
-    registry.create_table()
+    env = settings_env()
+    ensure_tables(env)
+    registry = registry_from_env(env)
     if args.replace:
         registry.put(registration)
     else:
@@ -216,6 +225,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return result
     except (CliError, ConfigurationError) as exc:
         print(f"certsas {args.command}: error: {exc}", file=sys.stderr)
+    except Refusal as exc:  # e.g. the registry table does not exist yet
+        print(f"certsas {args.command}: error: {exc.detail}", file=sys.stderr)
     except AzureError as exc:
         print(f"certsas {args.command}: error: storage request failed ({type(exc).__name__})",
               file=sys.stderr)
