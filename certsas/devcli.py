@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import os
 import signal
 import sys
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 if TYPE_CHECKING:
     import azure.functions as func
@@ -46,6 +47,9 @@ def _add_dev_pki(commands: Subparsers) -> None:
     parser.add_argument("--ocsp-url", default=DEFAULT_OCSP_URL, type=_http_url,
                         help=f"OCSP URL written into the client certificates "
                              f"(default: {DEFAULT_OCSP_URL})")
+    parser.add_argument("--settings", type=Path, metavar="PATH",
+                        help="also write a local.settings.json there: local.settings.json.example "
+                             "with TRUSTED_CA_CERTS set to this PKI's CAs")
     parser.set_defaults(func=cmd_dev_pki)
 
 
@@ -59,8 +63,11 @@ def cmd_dev_pki(args: argparse.Namespace) -> int:
     from certsas.cli import CliError
     from certsas.devpki import DevPki
 
+    if args.settings is not None and args.settings.exists() and not args.force:
+        raise CliError(f"{args.settings} exists (use --force to overwrite)")
+    pki = DevPki.create(args.ocsp_url)
     try:
-        written = DevPki.create(args.ocsp_url).write(args.dir, force=args.force)
+        written = pki.write(args.dir, force=args.force)
     except FileExistsError as exc:
         raise CliError(str(exc)) from None
     except OSError as exc:
@@ -69,7 +76,29 @@ def cmd_dev_pki(args: argparse.Namespace) -> int:
     width = max(len(str(path)) for path, _ in written)
     for path, purpose in written:
         print(f"  {path!s:<{width}}  {purpose}")
+    if args.settings is not None:
+        write_local_settings(args.settings, pki.trust_bundle.decode("ascii"))
+        print(f"wrote {args.settings}: TRUSTED_CA_CERTS trusts this PKI's issuing and root CAs")
     return 0
+
+
+def write_local_settings(path: Path, trust_bundle: str) -> None:
+    """local.settings.json from the example beside it (or the essentials), trusting ``trust_bundle``."""
+    from certsas.cli import CliError
+
+    example = Path("local.settings.json.example")
+    document: dict[str, Any] = {"IsEncrypted": False, "Values": {
+        "FUNCTIONS_WORKER_RUNTIME": "python",
+        "AzureWebJobsStorage": "UseDevelopmentStorage=true",
+        "STORAGE_CONNECTION_STRING": "UseDevelopmentStorage=true",
+    }}
+    if example.exists():
+        document = json.loads(example.read_text(encoding="utf-8"))
+    document["Values"]["TRUSTED_CA_CERTS"] = trust_bundle
+    try:
+        path.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+    except OSError as exc:
+        raise CliError(f"cannot write {path}: {exc.strerror}") from None
 
 
 # --- serve -------------------------------------------------------------------------------

@@ -280,3 +280,23 @@ def test_register_creates_the_audit_table_too(capsys: pytest.CaptureFixture[str]
     names = {t.name for t in TableServiceClient.from_connection_string(
         azurite.connection_string).list_tables()}
     assert {storage, audit} <= names
+
+
+def test_dev_pki_writes_local_settings_that_start_the_app_and_trust_the_pki(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from certsas.config import Settings, load_local_settings
+    from tests.conftest import ROOT
+
+    monkeypatch.chdir(ROOT)  # where local.settings.json.example lives
+    settings_path = tmp_path / "local.settings.json"
+    code, out, _ = run(capsys, "dev-pki", str(tmp_path / "pki"), "--settings", str(settings_path))
+    assert code == 0 and out[-1].startswith(f"wrote {settings_path}")
+    values = load_local_settings(settings_path)
+    settings = Settings.from_env(values)
+    bundle = (tmp_path / "pki" / "trusted-ca-certs.pem").read_text()
+    assert values["TRUSTED_CA_CERTS"] == bundle
+    assert len(settings.trust_anchors) == 2
+    assert values["OCSP_MODE"] == "require"  # the rest comes from the example
+    code, _, err = run(capsys, "dev-pki", str(tmp_path / "other"), "--settings", str(settings_path))
+    assert code == 1 and "exists" in err
