@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -19,6 +20,9 @@ from certsas.config import AZURITE_ACCOUNT, AZURITE_KEY
 from certsas.devpki import OCSP_SIGNING, CertificateAuthority, Issued
 from certsas.ocsp_responder import OcspResponder
 from certsas.verification import VerifiedCertificate
+
+if TYPE_CHECKING:
+    from tests.devtools import DevFiles, Served
 
 ROOT = Path(__file__).resolve().parent.parent
 SETTINGS = (
@@ -161,6 +165,27 @@ def fresh_tables() -> tuple[str, str]:
     """Table names no other test uses: registry, audit."""
     suffix = os.urandom(4).hex()
     return f"Certs{suffix}", f"Audit{suffix}"
+
+
+# --- developer tools: a written dev PKI, the app served on real sockets ---------------
+
+
+@pytest.fixture(scope="session")
+def files(tmp_path_factory: pytest.TempPathFactory) -> DevFiles:
+    """What ``certsas dev-pki`` writes, in a folder (OCSP URL points nowhere)."""
+    from tests.devtools import write_dev_pki  # imported here: devtools imports this module
+
+    return write_dev_pki(tmp_path_factory.mktemp("pki"))
+
+
+@pytest.fixture
+def served(monkeypatch: pytest.MonkeyPatch, azurite: Azurite, files: DevFiles,
+           fresh_tables: tuple[str, str]) -> Iterator[Served]:
+    """The app behind ``DevServer``: plain HTTP and the TLS front end, on free ports."""
+    from tests.devtools import served_app
+
+    with served_app(monkeypatch, azurite, files, fresh_tables) as served:
+        yield served
 
 
 # --- OCSP responder ------------------------------------------------------------------

@@ -23,6 +23,7 @@ from certsas.devserver import DevServer, LocalApp, TlsOptions
 from certsas.registry import Registration, TableRegistry
 from certsas.runtime import reset_broker
 from tests.conftest import Azurite
+from tests.stack import app_env
 
 CONTAINER = "devtools"
 
@@ -81,21 +82,10 @@ class Served:
         return registration
 
 
-def app_env(azurite: Azurite, files: DevFiles, tables: tuple[str, str]) -> dict[str, str]:
-    return {
-        "TRUSTED_CA_CERTS": files.pki.trust_bundle.decode("ascii"),
-        "STORAGE_CONNECTION_STRING": azurite.connection_string,
-        "CERT_TABLE_NAME": tables[0],
-        "AUDIT_TABLE_NAME": tables[1],
-        "OCSP_MODE": "off",
-        "REGISTRY_CACHE_SECONDS": "0",
-    }
-
-
 @contextmanager
 def served_app(monkeypatch: pytest.MonkeyPatch, azurite: Azurite, files: DevFiles,
                tables: tuple[str, str]) -> Iterator[Served]:
-    env = app_env(azurite, files, tables)
+    env = app_env(azurite, files.pki.trust_bundle.decode("ascii"), tables)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     reset_broker()

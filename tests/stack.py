@@ -17,6 +17,7 @@ from certsas.devpki import Issued
 from certsas.registry import Registration, TableRegistry
 from certsas.routes import find_route
 from certsas.runtime import reset_broker
+from tests.conftest import Azurite
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,21 @@ class Stack:
 @dataclass(frozen=True)
 class _Context:
     invocation_id: str
+
+
+def app_env(azurite: Azurite, trust_bundle: str, tables: tuple[str, str], **extra: str
+            ) -> dict[str, str]:
+    """Settings for the app against ``azurite``; OCSP off and no registry cache unless ``extra``."""
+    env = {
+        "TRUSTED_CA_CERTS": trust_bundle,
+        "STORAGE_CONNECTION_STRING": azurite.connection_string,
+        "CERT_TABLE_NAME": tables[0],
+        "AUDIT_TABLE_NAME": tables[1],
+        "OCSP_MODE": "off",
+        "REGISTRY_CACHE_SECONDS": "0",
+    }
+    env.update(extra)
+    return env
 
 
 def build_stack(monkeypatch: pytest.MonkeyPatch, env: dict[str, str], connection_string: str

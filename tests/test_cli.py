@@ -3,19 +3,13 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from certsas.cli import main
 from tests.conftest import Azurite, free_port
-from tests.devtools import CONTAINER, DevFiles, Served, served_app, write_dev_pki
-
-
-@pytest.fixture(scope="module")
-def files(tmp_path_factory: pytest.TempPathFactory) -> DevFiles:
-    return write_dev_pki(tmp_path_factory.mktemp("pki"))
+from tests.devtools import CONTAINER, DevFiles, Served
 
 
 @pytest.fixture
@@ -26,13 +20,6 @@ def storage(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, azurite: Azurite,
     monkeypatch.setenv("STORAGE_CONNECTION_STRING", azurite.connection_string)
     monkeypatch.setenv("CERT_TABLE_NAME", fresh_tables[0])
     return fresh_tables[0]
-
-
-@pytest.fixture
-def served(monkeypatch: pytest.MonkeyPatch, azurite: Azurite, files: DevFiles,
-           fresh_tables: tuple[str, str]) -> Iterator[Served]:
-    with served_app(monkeypatch, azurite, files, fresh_tables) as served:
-        yield served
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, list[str], str]:

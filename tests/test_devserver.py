@@ -17,19 +17,7 @@ from azure.storage.blob import ContainerClient
 
 from certsas.devserver import DevServer, LocalApp, TlsOptions
 from tests.conftest import ROOT, Azurite
-from tests.devtools import CONTAINER, DevFiles, Served, b64, served_app, write_dev_pki
-
-
-@pytest.fixture(scope="module")
-def files(tmp_path_factory: pytest.TempPathFactory) -> DevFiles:
-    return write_dev_pki(tmp_path_factory.mktemp("pki"))
-
-
-@pytest.fixture
-def served(monkeypatch: pytest.MonkeyPatch, azurite: Azurite, files: DevFiles,
-           fresh_tables: tuple[str, str]) -> Iterator[Served]:
-    with served_app(monkeypatch, azurite, files, fresh_tables) as served:
-        yield served
+from tests.devtools import CONTAINER, DevFiles, Served, b64
 
 
 def _echo_app() -> func.FunctionApp:

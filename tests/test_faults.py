@@ -21,8 +21,7 @@ from certsas.broker import TokenBroker
 from certsas.config import Settings
 from certsas.sas import UserDelegationSigner
 from tests.conftest import Azurite, Pki, free_port
-from tests.stack import Stack, build_stack, forwarded
-from tests.test_token import stack_env
+from tests.stack import Stack, app_env, build_stack, forwarded
 
 
 @pytest.fixture
@@ -48,7 +47,7 @@ def prepare(stack: Stack, pki: Pki) -> None:
 def test_storage_down_mid_run_then_back_without_restarting_the_app(
         monkeypatch: pytest.MonkeyPatch, own_azurite: Azurite, pki: Pki,
         fresh_tables: tuple[str, str]) -> None:
-    stack = build_stack(monkeypatch, stack_env(own_azurite, pki, fresh_tables),
+    stack = build_stack(monkeypatch, app_env(own_azurite, pki.trust_bundle, fresh_tables),
                         own_azurite.connection_string)
     prepare(stack, pki)
     assert stack.token(pki.client).status == 200
@@ -69,7 +68,7 @@ def test_storage_down_mid_run_then_back_without_restarting_the_app(
 def test_table_up_but_blob_down_for_the_delegation_key_is_503(
         monkeypatch: pytest.MonkeyPatch, azurite: Azurite, pki: Pki,
         fresh_tables: tuple[str, str]) -> None:
-    stack = build_stack(monkeypatch, stack_env(azurite, pki, fresh_tables),
+    stack = build_stack(monkeypatch, app_env(azurite, pki.trust_bundle, fresh_tables),
                         azurite.connection_string)
     stack.register(pki.client)
     from azure.storage.blob import BlobServiceClient
@@ -125,7 +124,7 @@ def test_slow_storage_gives_a_bounded_503(monkeypatch: pytest.MonkeyPatch, azuri
     hole = Blackhole()
     try:
         slow = azurite.connection_string.replace(str(azurite.table_port), str(hole.port))
-        env = stack_env(azurite, pki, fresh_tables, STORAGE_TIMEOUT_SECONDS="1")
+        env = app_env(azurite, pki.trust_bundle, fresh_tables, STORAGE_TIMEOUT_SECONDS="1")
         stack = build_stack(monkeypatch, env, azurite.connection_string)
         monkeypatch.setenv("STORAGE_CONNECTION_STRING", slow)
         runtime.reset_broker()
@@ -141,7 +140,7 @@ def test_slow_storage_gives_a_bounded_503(monkeypatch: pytest.MonkeyPatch, azuri
 
 def test_audit_table_lost_mid_run_stops_issuing(monkeypatch: pytest.MonkeyPatch, azurite: Azurite,
                                                 pki: Pki, fresh_tables: tuple[str, str]) -> None:
-    stack = build_stack(monkeypatch, stack_env(azurite, pki, fresh_tables),
+    stack = build_stack(monkeypatch, app_env(azurite, pki.trust_bundle, fresh_tables),
                         azurite.connection_string)
     stack.register(pki.client)
     assert stack.token(pki.client).status == 200

@@ -14,8 +14,7 @@ import pytest
 
 from certsas.devpki import Issued
 from tests.conftest import Azurite, Pki
-from tests.stack import Answer, build_stack, forwarded
-from tests.test_token import stack_env
+from tests.stack import Answer, app_env, build_stack, forwarded
 
 REQUESTS = 1000
 THREADS = 16
@@ -24,7 +23,7 @@ THREADS = 16
 def test_a_thousand_requests_from_sixteen_threads(monkeypatch: pytest.MonkeyPatch,
                                                   azurite: Azurite, pki: Pki,
                                                   fresh_tables: tuple[str, str]) -> None:
-    env = stack_env(azurite, pki, fresh_tables, REGISTRY_CACHE_SECONDS="30")
+    env = app_env(azurite, pki.trust_bundle, fresh_tables, REGISTRY_CACHE_SECONDS="30")
     stack = build_stack(monkeypatch, env, azurite.connection_string)
     registered = [pki.issuing.issue(f"load-{i}") for i in range(4)]
     for issued in registered:

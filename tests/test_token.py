@@ -14,26 +14,14 @@ from cryptography.hazmat.primitives import hashes
 
 from certsas.devpki import SERVER_AUTH
 from tests.conftest import Azurite, Pki, free_port
-from tests.stack import Stack, build_stack, forwarded
-
-
-def stack_env(azurite: Azurite, pki: Pki, tables: tuple[str, str], **extra: str) -> dict[str, str]:
-    env = {
-        "TRUSTED_CA_CERTS": pki.trust_bundle,
-        "STORAGE_CONNECTION_STRING": azurite.connection_string,
-        "CERT_TABLE_NAME": tables[0],
-        "AUDIT_TABLE_NAME": tables[1],
-        "OCSP_MODE": "off",
-        "REGISTRY_CACHE_SECONDS": "0",
-    }
-    env.update(extra)
-    return env
+from tests.stack import Stack, app_env, build_stack, forwarded
 
 
 @pytest.fixture
 def stack(monkeypatch: pytest.MonkeyPatch, azurite: Azurite, pki: Pki,
           fresh_tables: tuple[str, str]) -> Stack:
-    return build_stack(monkeypatch, stack_env(azurite, pki, fresh_tables), azurite.connection_string)
+    env = app_env(azurite, pki.trust_bundle, fresh_tables)
+    return build_stack(monkeypatch, env, azurite.connection_string)
 
 
 def refused(code: int, error: str, stack: Stack, *args: object, **kwargs: object) -> None:
@@ -100,7 +88,7 @@ def test_token_gets_403_outside_its_scope(stack: Stack, pki: Pki) -> None:
 
 def test_expired_token_gets_403(monkeypatch: pytest.MonkeyPatch, azurite: Azurite, pki: Pki,
                                 fresh_tables: tuple[str, str]) -> None:
-    stack = build_stack(monkeypatch, stack_env(azurite, pki, fresh_tables),
+    stack = build_stack(monkeypatch, app_env(azurite, pki.trust_bundle, fresh_tables),
                         azurite.connection_string)
     stack.register(pki.client, permissions="rl")
     from certsas import runtime
@@ -152,7 +140,7 @@ def test_header_name_is_case_insensitive(stack: Stack, pki: Pki) -> None:
 
 def test_only_the_configured_header_is_read(monkeypatch: pytest.MonkeyPatch, azurite: Azurite,
                                             pki: Pki, fresh_tables: tuple[str, str]) -> None:
-    env = stack_env(azurite, pki, fresh_tables, CLIENT_CERT_HEADER="X-ARR-ClientCert-AGW")
+    env = app_env(azurite, pki.trust_bundle, fresh_tables, CLIENT_CERT_HEADER="X-ARR-ClientCert-AGW")
     stack = build_stack(monkeypatch, env, azurite.connection_string)
     stack.register(pki.client)
     refused(401, "client_certificate_missing", stack, forwarded(pki.client))
@@ -216,7 +204,7 @@ def test_same_subject_from_another_trusted_issuer_does_not_match(
         monkeypatch: pytest.MonkeyPatch, azurite: Azurite, pki: Pki,
         fresh_tables: tuple[str, str]) -> None:
     second = pki.root.intermediate("second issuing CA")
-    env = stack_env(azurite, pki, fresh_tables)
+    env = app_env(azurite, pki.trust_bundle, fresh_tables)
     env["TRUSTED_CA_CERTS"] += second.issued.pem.decode()
     stack = build_stack(monkeypatch, env, azurite.connection_string)
     stack.register(pki.client)
@@ -255,7 +243,7 @@ def test_invalid_body_is_400(stack: Stack, pki: Pki) -> None:
 
 def test_storage_unreachable_is_503(monkeypatch: pytest.MonkeyPatch, azurite: Azurite, pki: Pki,
                                     fresh_tables: tuple[str, str]) -> None:
-    stack = build_stack(monkeypatch, stack_env(azurite, pki, fresh_tables),
+    stack = build_stack(monkeypatch, app_env(azurite, pki.trust_bundle, fresh_tables),
                         azurite.connection_string)
     dead = azurite.connection_string.replace(str(azurite.table_port), str(free_port()))
     monkeypatch.setenv("STORAGE_CONNECTION_STRING", dead)
@@ -267,7 +255,7 @@ def test_storage_unreachable_is_503(monkeypatch: pytest.MonkeyPatch, azurite: Az
 
 def test_missing_registry_table_is_503(monkeypatch: pytest.MonkeyPatch, azurite: Azurite,
                                        pki: Pki, fresh_tables: tuple[str, str]) -> None:
-    stack = build_stack(monkeypatch, stack_env(azurite, pki, fresh_tables),
+    stack = build_stack(monkeypatch, app_env(azurite, pki.trust_bundle, fresh_tables),
                         azurite.connection_string)
     stack.tables.delete_table(fresh_tables[0])
     refused(503, "dependency_unavailable", stack, forwarded(pki.client))
