@@ -166,12 +166,13 @@ def parse_connection_string(value: str) -> AccountKeyAccess:
     """Parse a Storage connection string into what SAS signing and the clients need."""
     name = "STORAGE_CONNECTION_STRING"
     parts: dict[str, str] = {}
-    for segment in value.split(";"):
+    for number, segment in enumerate(value.split(";"), start=1):
         if not segment.strip():
             continue
         key, sep, val = segment.partition("=")
         if not sep:
-            raise ConfigurationError(name, f"segment {key.strip()!r} has no '='")
+            # Numbered, not quoted: a mangled segment may be part of the account key.
+            raise ConfigurationError(name, f"segment {number} has no '=' (Name=value expected)")
         parts[key.strip().lower()] = val.strip()
     if parts.get("usedevelopmentstorage", "").lower() == "true":
         return AccountKeyAccess(

@@ -81,6 +81,14 @@ def test_escaped_newlines_in_pem_are_accepted(pki: Pki) -> None:
     assert len(Settings.from_env(env(pki, TRUSTED_CA_CERTS=one_line)).trust_anchors) == 2
 
 
+def test_a_malformed_connection_string_is_not_echoed(pki: Pki) -> None:
+    secret = "c2VjcmV0LWtleS1tYXRlcmlhbA"
+    with pytest.raises(ConfigurationError) as caught:
+        Settings.from_env(env(pki, STORAGE_CONNECTION_STRING=f"AccountName=a;AccountKey{secret}"))
+    assert "segment 2" in str(caught.value)
+    assert secret not in str(caught.value)
+
+
 def test_connection_string_forms() -> None:
     azurite = parse_connection_string(AZURITE)
     assert azurite.blob_endpoint == "http://127.0.0.1:10000/devstoreaccount1"
