@@ -25,7 +25,7 @@ EXIT_REFUSED = 3
 
 
 @dataclass(frozen=True)
-class TokenRequest:
+class TokenCall:
     url: str
     cert: Path
     key: Path
@@ -53,7 +53,7 @@ class Answer:
         return f"{self.status} {code}: {self.payload.get('message', '')}".rstrip(": ")
 
 
-def check_files(request: TokenRequest) -> None:
+def check_files(request: TokenCall) -> None:
     """Fail with one line on a file that is missing or not what it claims to be."""
     from certsas.cli import CliError
 
@@ -97,7 +97,7 @@ def _spki(public_key: Any) -> bytes:
     return bytes(public_key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo))
 
 
-def request_token(request: TokenRequest) -> Answer:
+def request_token(request: TokenCall) -> Answer:
     """POST to the token endpoint over mTLS; network and TLS failures become one-line errors."""
     from certsas.cli import CliError
 
@@ -132,7 +132,7 @@ def request_token(request: TokenRequest) -> Answer:
     return Answer(response.status_code, payload)
 
 
-def run(request: TokenRequest, *, url_only: bool = False) -> int:
+def run(request: TokenCall, *, url_only: bool = False) -> int:
     """What ``certsas token`` does: print the answer, or the refusal on one line."""
     check_files(request)
     answer = request_token(request)

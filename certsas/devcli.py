@@ -262,7 +262,7 @@ def _add_token(commands: Subparsers) -> None:
 def cmd_token(args: argparse.Namespace) -> int:
     from certsas import client
 
-    request = client.TokenRequest(
+    request = client.TokenCall(
         url=args.url, cert=args.cert, key=args.key, ca=args.ca, container=args.container,
         blob=args.blob, permissions=args.permissions, ttl_minutes=args.ttl_minutes,
         timeout_seconds=args.timeout,
