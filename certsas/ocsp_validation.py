@@ -23,6 +23,9 @@ from certsas.errors import RevocationUnavailable
 
 # Responder and relying party clocks disagree a little; OpenSSL allows the same leeway.
 CLOCK_SKEW = timedelta(minutes=5)
+# An answer with no nextUpdate and no echoed nonce says nothing about when it stops being
+# true; over plain HTTP an old one could be replayed, so it must have been made just now.
+UNDATED_MAX_AGE = timedelta(minutes=10)
 
 # SHA-1 and MD5 signatures are refused: a forged "good" is exactly what a collision buys.
 _ACCEPTED_SIGNATURES: dict[type, frozenset[x509.ObjectIdentifier]] = {
@@ -76,7 +79,8 @@ def validate_response(
         verify_signature(response, signer)
         single = matching_single_response(response, request)
         check_freshness(single, now)
-        check_nonce(response, nonce)
+        if not check_nonce(response, nonce):
+            check_undated_age(single, now)
     except ValueError as exc:  # a field that parsed lazily turned out malformed
         raise RevocationUnavailable(f"OCSP response is malformed: {exc}") from None
     return OcspAnswer(
@@ -209,11 +213,25 @@ def check_freshness(single: ocsp.OCSPSingleResponse, now: datetime) -> None:
         )
 
 
-def check_nonce(response: ocsp.OCSPResponse, sent: bytes | None) -> None:
-    """An echoed nonce must be ours; an omitted one is fine (most CAs pre-sign answers)."""
+def check_nonce(response: ocsp.OCSPResponse, sent: bytes | None) -> bool:
+    """An echoed nonce must be ours; an omitted one is fine (most CAs pre-sign answers).
+
+    True when the response echoed our nonce, which proves it was made for this request.
+    """
     try:
         echoed = response.extensions.get_extension_for_class(x509.OCSPNonce).value.nonce
     except x509.ExtensionNotFound:
-        return
+        return False
     if sent is None or not hmac.compare_digest(echoed, sent):
         raise RevocationUnavailable("OCSP nonce in the response does not match the request's")
+    return True
+
+
+def check_undated_age(single: ocsp.OCSPSingleResponse, now: datetime) -> None:
+    """Without nextUpdate or our nonce, only a just-made answer is believed (no replays)."""
+    if single.next_update_utc is None and single.this_update_utc < now - UNDATED_MAX_AGE:
+        raise RevocationUnavailable(
+            f"OCSP answer has no nextUpdate, no nonce, and a thisUpdate "
+            f"{single.this_update_utc:%Y-%m-%dT%H:%M:%SZ} older than "
+            f"{int(UNDATED_MAX_AGE.total_seconds() // 60)} minutes"
+        )

@@ -238,6 +238,22 @@ def test_a_responder_that_omits_the_nonce_is_accepted(
     assert checker().check(ocsp_pki.verified(ocsp_pki.good)) is GOOD
 
 
+def test_an_old_undated_answer_without_our_nonce_is_refused_as_a_possible_replay(
+    ocsp_pki: OcspPki, ocsp_responder: OcspResponder, checker: MakeChecker,
+    ocsp_clock: ManualClock,
+) -> None:
+    old = ocsp_clock() - timedelta(hours=2)
+    ocsp_responder.fault = PlanFault(
+        lambda plan: plan.replace(nonce=None, next_update=None, this_update=old))
+    with pytest.raises(RevocationUnavailable, match="no nextUpdate, no nonce"):
+        checker().check(ocsp_pki.verified(ocsp_pki.good))
+    # The same undated answer, just made, or carrying our nonce, is believed.
+    ocsp_responder.fault = PlanFault(lambda plan: plan.replace(nonce=None, next_update=None))
+    assert checker().check(ocsp_pki.verified(ocsp_pki.good)) is GOOD
+    ocsp_responder.fault = PlanFault(lambda plan: plan.replace(next_update=None, this_update=old))
+    assert checker().check(ocsp_pki.verified(ocsp_pki.good)) is GOOD
+
+
 def test_a_hang_is_cut_at_the_timeout(
     ocsp_pki: OcspPki, ocsp_responder: OcspResponder, checker: MakeChecker
 ) -> None:
