@@ -86,9 +86,10 @@ class Settings:
             raise ConfigurationError(
                 "SAS_DEFAULT_TTL_MINUTES", f"{default_ttl} is above SAS_MAX_TTL_MINUTES ({max_ttl})"
             )
-        # A user delegation key lives at most seven days; no SAS can outlive it.
-        if max_ttl > 7 * 24 * 60:
-            raise ConfigurationError("SAS_MAX_TTL_MINUTES", "must be at most 10080 (seven days)")
+        # Short-lived means at most a day; it also leaves a user delegation key (seven days
+        # at most) room to be reused for a day before it must be refreshed.
+        if max_ttl > 24 * 60:
+            raise ConfigurationError("SAS_MAX_TTL_MINUTES", "must be at most 1440 (one day)")
         header = text("CLIENT_CERT_HEADER") or "X-ARR-ClientCert"
         if not _HEADER_NAME.match(header):
             raise ConfigurationError("CLIENT_CERT_HEADER", f"{header!r} is not an HTTP header name")

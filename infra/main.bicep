@@ -55,10 +55,12 @@ param appGatewayIpCidr string = ''
 
 @description('SAS_DEFAULT_TTL_MINUTES: lifetime of a token when the caller asks for none.')
 @minValue(1)
+@maxValue(1440)
 param sasDefaultTtlMinutes int = 15
 
-@description('SAS_MAX_TTL_MINUTES: hard cap on a token\'s lifetime.')
+@description('SAS_MAX_TTL_MINUTES: hard cap on a token\'s lifetime (certsas allows at most one day).')
 @minValue(1)
+@maxValue(1440)
 param sasMaxTtlMinutes int = 60
 
 @description('Containers certsas may issue tokens for; they are created and the blob role is scoped to them. Empty: the whole data account.')
