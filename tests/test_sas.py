@@ -124,3 +124,17 @@ def test_signature_digest_is_of_sig_only() -> None:
 
     signed = AccountKeySigner("acct", "a2V5", "https://x").sign(CONTAINER, NOW)
     assert signed.signature_sha256 == hashlib.sha256(fields(signed.token)["sig"].encode()).hexdigest()
+
+
+def test_at_the_longest_allowed_lifetime_one_key_still_serves_many_tokens() -> None:
+    source = FakeKeySource()
+    signer = UserDelegationSigner("acct", "https://acct.blob.core.windows.net", source,
+                                  max_ttl_minutes=1440)
+    for hour in range(0, 72):
+        now = NOW + timedelta(hours=hour)
+        f = fields(signer.sign(Grant("reports", None, "r", 1440), now).token)
+        assert f["se"] <= f["ske"]
+    # Keys of about two days, refreshed once less than a day and ten minutes remain.
+    assert 2 <= len(source.requests) <= 4
+    for start, expiry in source.requests:
+        assert expiry - start <= timedelta(days=7)
