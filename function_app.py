@@ -20,6 +20,9 @@ Settings.from_env(os.environ)
 # The SDKs log every storage request's headers at INFO: noise in Application Insights and
 # about 0.4 ms of CPU per call on the token path. Their warnings and errors still come through.
 logging.getLogger("azure.core.pipeline.policies.http_logging_policy").setLevel(logging.WARNING)
+# Decision lines are INFO (issued) and WARNING (refused): emit them whatever the worker's
+# root level is; host.json decides what Application Insights keeps.
+logging.getLogger("certsas").setLevel(logging.INFO)
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 
