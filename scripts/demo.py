@@ -40,6 +40,7 @@ from cryptography.hazmat.primitives import hashes  # noqa: E402
 from cryptography.hazmat.primitives.serialization import Encoding  # noqa: E402
 
 from certsas.config import AZURITE_ACCOUNT, AZURITE_KEY  # noqa: E402
+from certsas.ocsp import responder_url_of  # noqa: E402
 
 CONTAINER = "demo"
 PKI_FILES = ("trusted-ca-certs.pem", "issuing-ca.pem", "issuing-ca.key", "ocsp-signer.pem",
@@ -225,17 +226,6 @@ def pki_problem(directory: Path) -> str | None:
     return None
 
 
-def ocsp_url_of(cert_path: Path) -> str | None:
-    cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
-    try:
-        aia = cert.extensions.get_extension_for_class(x509.AuthorityInformationAccess).value
-    except x509.ExtensionNotFound:
-        return None
-    urls = [str(d.access_location.value) for d in aia
-            if d.access_method == x509.oid.AuthorityInformationAccessOID.OCSP]
-    return urls[0] if urls else None
-
-
 def prepare_pki(demo: Demo) -> None:
     problem = pki_problem(demo.pki) if demo.pki.exists() else "it does not exist yet"
     if problem is None:
@@ -252,7 +242,8 @@ def prepare_pki(demo: Demo) -> None:
 
 
 def start_ocsp_responder(demo: Demo) -> None:
-    url = ocsp_url_of(demo.pki / "client.pem") or "http://127.0.0.1:7080/ocsp"
+    client = x509.load_pem_x509_certificate((demo.pki / "client.pem").read_bytes())
+    url = responder_url_of(client) or "http://127.0.0.1:7080/ocsp"
     port = urlsplit(url).port or 80
     if not port_is_free(port):
         port = pick_port(port, "OCSP responder")
@@ -287,11 +278,10 @@ def write_settings(demo: Demo, connection_string: str) -> Path:
 
 
 def prepare_storage(demo: Demo) -> None:
-    say(f"creating the container '{CONTAINER}' and the audit table, registering the clients")
+    say(f"creating the container '{CONTAINER}' and registering the clients "
+        "(register creates the registry and audit tables)")
     connection = demo.env["STORAGE_CONNECTION_STRING"]
     BlobServiceClient.from_connection_string(connection).create_container(CONTAINER)
-    TableServiceClient.from_connection_string(connection).create_table_if_not_exists(
-        demo.env["AUDIT_TABLE_NAME"])
     # The revoked certificate is registered too, so it gets as far as the OCSP check.
     for name in ("client.pem", "revoked-client.pem"):
         done = demo.certsas("register", str(demo.pki.resolve() / name), "--container", CONTAINER,
