@@ -103,6 +103,3 @@ class SingleFlight(Generic[K, V]):
             raise FlightAbandoned("the concurrent call failed unexpectedly")
         return flight.value
 
-    def in_flight(self) -> int:
-        with self._lock:
-            return len(self._flights)

@@ -8,7 +8,6 @@ arguments for every deviation a test needs (expired, wrong EKU, no SAN, ...).
 from __future__ import annotations
 
 import ipaddress
-import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -288,7 +287,3 @@ def _ca_extensions(
         (x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key.public_key()), False),
     ]
 
-
-def random_serial() -> int:
-    """A positive serial of 159 bits, as RFC 5280 allows."""
-    return secrets.randbits(159) | 1

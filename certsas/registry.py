@@ -6,7 +6,6 @@ and RowKey the constant ``"certificate"``, so a lookup is one point read.
 
 from __future__ import annotations
 
-import contextlib
 import hmac
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
@@ -14,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from typing import Any, Protocol
 
-from azure.core.exceptions import AzureError, ResourceExistsError, ResourceNotFoundError
+from azure.core.exceptions import AzureError, ResourceNotFoundError
 from azure.data.tables import TableClient, UpdateMode
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -188,10 +187,6 @@ class TableRegistry:
             return Registration.from_entity(dict(entity))
         except (KeyError, ValueError, TypeError) as exc:
             raise CertificateNotRegistered(f"registration entity is malformed: {exc!r}") from None
-
-    def create_table(self) -> None:
-        with contextlib.suppress(ResourceExistsError):
-            self._table.create_table()
 
     def add(self, registration: Registration) -> None:
         """Insert; raises ``ResourceExistsError`` if the thumbprint is registered."""

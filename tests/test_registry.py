@@ -16,9 +16,7 @@ from tests.conftest import Azurite, Pki, free_port
 @pytest.fixture
 def registry(azurite: Azurite, fresh_tables: tuple[str, str]) -> TableRegistry:
     service = TableServiceClient.from_connection_string(azurite.connection_string)
-    table = TableRegistry(service.get_table_client(fresh_tables[0]))
-    table.create_table()
-    return table
+    return TableRegistry(service.create_table(fresh_tables[0]))
 
 
 def test_round_trip_and_point_read(registry: TableRegistry, pki: Pki) -> None:
