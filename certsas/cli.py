@@ -38,18 +38,21 @@ def settings_env() -> dict[str, str]:
     return env
 
 
-def registry_from_env(env: Mapping[str, str]) -> TableRegistry:
-    access = storage_from_env(env)
-    table = env.get("CERT_TABLE_NAME", "").strip() or "ClientCertificates"
-    return TableRegistry(StorageClients(access).table(table))
+def table_names(env: Mapping[str, str]) -> tuple[str, str]:
+    """(registry, audit) table names, as the app reads them."""
+    return (env.get("CERT_TABLE_NAME", "").strip() or "ClientCertificates",
+            env.get("AUDIT_TABLE_NAME", "").strip() or "TokenAudit")
 
 
-def ensure_tables(env: Mapping[str, str]) -> None:
-    """Create the registry and audit tables if missing (Bicep creates them in Azure)."""
-    service = StorageClients(storage_from_env(env)).table_service()
-    for setting, default in (("CERT_TABLE_NAME", "ClientCertificates"),
-                             ("AUDIT_TABLE_NAME", "TokenAudit")):
-        service.create_table_if_not_exists(env.get(setting, "").strip() or default)
+def registry_from_env(env: Mapping[str, str], *, create_tables: bool = False) -> TableRegistry:
+    """The registry the app reads; ``create_tables`` also makes both tables if missing
+    (Bicep creates them in Azure; locally, ``register`` is the first thing to need them)."""
+    clients = StorageClients(storage_from_env(env))
+    names = table_names(env)
+    if create_tables:
+        for name in names:
+            clients.table_service().create_table_if_not_exists(name)
+    return TableRegistry(clients.table(names[0]))
 
 
 def thumbprint_arg(value: str) -> str:
@@ -96,9 +99,7 @@ def cmd_register(args: argparse.Namespace) -> int:
         certificates[0], container=args.container, permissions=args.permissions,
         prefix=args.prefix, max_ttl_minutes=args.max_ttl_minutes, description=args.description,
     )
-    env = settings_env()
-    ensure_tables(env)
-    registry = registry_from_env(env)
+    registry = registry_from_env(settings_env(), create_tables=True)
     if args.replace:
         registry.put(registration)
     else:
