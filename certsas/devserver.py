@@ -145,11 +145,11 @@ def _json_reply(status: int, error: str, message: str) -> Reply:
 # --- the HTTP side ------------------------------------------------------------------
 
 
-class _Handler(BaseHTTPRequestHandler):
+class AppHandler(BaseHTTPRequestHandler):
     server_version = "certsas-serve"
     sys_version = ""
     timeout = IO_TIMEOUT_SECONDS  # a silent client frees its thread
-    server: _HttpServer
+    server: AppServer
 
     def do_GET(self) -> None:
         self._serve()
@@ -196,12 +196,12 @@ class _Handler(BaseHTTPRequestHandler):
         self.server.log(f"{self.client_address[0]} {format % args}")
 
 
-class _HttpServer(ThreadingHTTPServer):
+class AppServer(ThreadingHTTPServer):
     daemon_threads = True  # a stuck client must not hold up Ctrl-C
     scheme = "http"
 
     def __init__(self, address: tuple[str, int], app: LocalApp,
-                 handler: type[_Handler] = _Handler, *, log: TextIO | None = None) -> None:
+                 handler: type[AppHandler] = AppHandler, *, log: TextIO | None = None) -> None:
         self.app = app
         self.log_to = log
         super().__init__(address, handler)
@@ -239,7 +239,7 @@ class DevServer:
             from certsas import frontend
 
             context = frontend.tls_context(tls)  # bad files fail before anything binds
-        self._servers: list[_HttpServer] = [_HttpServer((host, port), app, log=log)]
+        self._servers: list[AppServer] = [AppServer((host, port), app, log=log)]
         if tls is not None:
             try:
                 self._servers.append(frontend.TlsServer((host, tls.port), app, context, log=log))
@@ -256,7 +256,7 @@ class DevServer:
     def tls_url(self) -> str | None:
         return self._base_url(self._servers[1]) if len(self._servers) > 1 else None
 
-    def _base_url(self, server: _HttpServer) -> str:
+    def _base_url(self, server: AppServer) -> str:
         prefix = f"{self.app.prefix}/" if self.app.prefix else ""
         return f"{server.scheme}://{server.server_name}:{server.server_port}/{prefix}"
 

@@ -22,11 +22,11 @@ from cryptography.hazmat.primitives import serialization
 from certsas.devserver import (
     DEFAULT_CERT_HEADER,
     IO_TIMEOUT_SECONDS,
+    AppHandler,
+    AppServer,
     Header,
     LocalApp,
     TlsOptions,
-    _Handler,
-    _HttpServer,
 )
 
 
@@ -85,7 +85,7 @@ class _TlsWriter(io.BufferedIOBase):
         return len(data)
 
 
-class _FrontEndHandler(_Handler):
+class _FrontEndHandler(AppHandler):
     def setup(self) -> None:
         self.rfile = io.BufferedReader(_TlsReader(self.request))
         self.wfile = _TlsWriter(self.request)
@@ -112,7 +112,7 @@ def front_end_headers(headers: Iterable[Header], cert_header: str, leaf_der: byt
     ]
 
 
-class TlsServer(_HttpServer):
+class TlsServer(AppServer):
     scheme = "https"
 
     def __init__(self, address: tuple[str, int], app: LocalApp, context: Any, *,
