@@ -44,7 +44,7 @@ def _app_child() -> dict[str, int]:
     imported = time.perf_counter_ns()
     import azure.functions as func
 
-    from certsas.routes import find_route
+    from certsas.devtools.routes import find_route
 
     handler = find_route(function_app.app, "token").handler
     request = func.HttpRequest(method="POST", url="http://localhost:7071/api/token",

@@ -54,7 +54,7 @@ def measure(services: Services, plan: Plan) -> tuple[dict[str, Any], str]:
     """Everything but cold start, in this process: (results, printed profile)."""
     os.environ.update(services.env)
     from certsas.config import Settings
-    from certsas.routes import find_route
+    from certsas.devtools.routes import find_route
     from certsas.runtime import get_broker, reset_broker
 
     settings = Settings.from_env(os.environ)

@@ -26,8 +26,8 @@ from certsas.audit import AuditRecord, TableAuditSink
 from certsas.broker import TokenBroker
 from certsas.clientcert import PresentedCertificate, read_forwarded_certificate
 from certsas.clock import system_clock
-from certsas.config import AccountKeyAccess, OcspMode, Settings
-from certsas.ocsp import OcspChecker
+from certsas.config import AccountKeyAccess, RevocationMode, Settings
+from certsas.ocsp.checker import OcspChecker
 from certsas.registry import TableRegistry
 from certsas.sas import AccountKeySigner
 from certsas.scope import Grant
@@ -50,7 +50,7 @@ class _NullAudit:
 
 
 def _account_key_signer(settings: Settings) -> AccountKeySigner:
-    access = settings.storage
+    access = settings.storage.access
     assert isinstance(access, AccountKeyAccess)
     return AccountKeySigner(access.account_name, access.account_key, access.blob_endpoint)
 
@@ -80,11 +80,11 @@ def components(services: Services, settings: Settings, *, cheap: int, io_count: 
     validator = ChainValidator(settings.trust_anchors, cache_seconds=0)
     verified = validator.verify(presented)
     signer = _account_key_signer(settings)
-    clients = StorageClients(settings.storage, timeout_seconds=settings.storage_timeout_seconds)
-    registry = TableRegistry(clients.table(settings.cert_table))
-    audit = TableAuditSink(clients.table(settings.audit_table))
-    ocsp = OcspChecker(mode=OcspMode.REQUIRE, responder_url=None,
-                       timeout_seconds=settings.ocsp_timeout_seconds, cache_max_seconds=0)
+    clients = StorageClients(settings.storage)
+    registry = TableRegistry(clients.registry_table())
+    audit = TableAuditSink(clients.audit_table())
+    ocsp = OcspChecker(mode=RevocationMode.REQUIRE, responder_url=None,
+                       timeout_seconds=settings.revocation.ocsp_timeout_seconds, cache_max_seconds=0)
     now = system_clock()
     signed = signer.sign(GRANT, now)
     record = AuditRecord(time=now, request_id="bench", thumbprint=presented.thumbprint,
@@ -141,7 +141,9 @@ def install(broker: TokenBroker) -> None:
 
 def naive_broker(settings: Settings) -> TokenBroker:
     """The per-request design: no registry, verification or OCSP reuse; clients still shared."""
-    uncached = dataclasses.replace(settings, registry_cache_seconds=0, ocsp_cache_max_seconds=0)
+    uncached = dataclasses.replace(
+        settings, registry_cache_seconds=0,
+        revocation=dataclasses.replace(settings.revocation, ocsp_cache_max_seconds=0))
     broker = runtime.build_broker(uncached)
     return dataclasses.replace(broker, validator=ChainValidator(settings.trust_anchors,
                                                                 cache_seconds=0))

@@ -16,10 +16,10 @@ from pathlib import Path
 
 from azure.data.tables import TableServiceClient
 
-from certsas.devpki import CertificateAuthority, Issued
-from certsas.ocsp_responder import OcspResponder
+from certsas.devtools.ocsp_responder import OcspResponder
+from certsas.devtools.pki import CertificateAuthority, Issued
 from certsas.registry import Registration, TableRegistry
-from tests.conftest import Azurite, free_port
+from tests.support.azurite import Azurite, free_port
 
 HEADER = "X-ARR-ClientCert"
 CONTAINER = "reports"

@@ -1,4 +1,4 @@
-"""``python -m certsas``."""
+"""``python -m certsas``: the command line. Part of the CLI wing; not deployed (SPEC §7)."""
 
 from __future__ import annotations
 

@@ -11,6 +11,7 @@ import json
 import logging
 import threading
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -18,6 +19,7 @@ from typing import Any, Protocol
 from azure.core.exceptions import AzureError
 from azure.data.tables import TableClient
 
+from certsas.clock import iso
 from certsas.errors import DependencyUnavailable
 
 logger = logging.getLogger("certsas.audit")
@@ -61,6 +63,32 @@ def audit_entity(record: AuditRecord) -> dict[str, Any]:
     }
 
 
+class TableAuditSink:
+    """Audit records in an Azure Table, one request per call.
+
+    :meth:`write` stores entities of one partition all or nothing: one insert, or one
+    entity-group transaction (the service's limit is 100 entities).
+    """
+
+    MAX_BATCH = 100
+
+    def __init__(self, table: TableClient) -> None:
+        self._table = table
+
+    def record(self, record: AuditRecord) -> None:
+        self.write([audit_entity(record)])
+
+    def write(self, entities: Sequence[dict[str, Any]]) -> None:
+        """Store every entity or none; ``DependencyUnavailable`` if the Table says no."""
+        try:
+            if len(entities) == 1:
+                self._table.create_entity(entities[0])
+            else:
+                self._table.submit_transaction([("create", entity) for entity in entities])
+        except AzureError as exc:
+            raise DependencyUnavailable(f"audit record not written: {type(exc).__name__}") from None
+
+
 class _Pending:
     """One caller's record, waiting for the batch that carries it."""
 
@@ -71,21 +99,29 @@ class _Pending:
         self.error: str | None = None  # why the batch failed; each caller raises its own
 
 
-class TableAuditSink:
-    """Audit records in an Azure Table, written with group commit.
+class GroupCommitAuditSink:
+    """Group commit in front of a :class:`TableAuditSink`: concurrent records share a write.
 
-    Every caller returns only once its own record is stored. Records that arrive
-    while a write is under way are stored together in one entity-group transaction
-    (same day partition, at most 100) by one of their callers, so under load the
-    Table sees one request per batch rather than one per token; alone, a caller
-    makes a single insert as before. If a batch fails, every caller in it gets
-    ``dependency_unavailable`` and no token.
+    Every caller returns only once its own record is stored. One caller at a time, the
+    leader, writes; records that arrive meanwhile queue up and are stored together (one
+    partition, at most ``MAX_BATCH``) by the next leader, so under load the Table sees
+    one request per batch rather than one per token, and alone a caller makes a single
+    insert. If a batch fails, every caller in it gets ``dependency_unavailable``.
+
+    Hand-off rules, enforced in :meth:`record` and :meth:`_lead_until`:
+
+    - the first caller to find no leader becomes it (``_writing`` set under the lock);
+    - a leader writes batches, oldest record first, until its own record is written;
+    - it then hands the lead to the oldest queued caller (waking it with ``lead`` set),
+      or clears ``_writing`` when the queue is empty; so no record waits without a leader;
+    - a write never raises into the leader (:meth:`_write`), so every caller in a batch is
+      always released, even on a bug.
     """
 
-    MAX_BATCH = 100  # the service's limit for one transaction
+    MAX_BATCH = TableAuditSink.MAX_BATCH
 
-    def __init__(self, table: TableClient) -> None:
-        self._table = table
+    def __init__(self, inner: TableAuditSink) -> None:
+        self._inner = inner
         self._lock = threading.Lock()
         self._queue: list[_Pending] = []
         self._writing = False
@@ -103,11 +139,11 @@ class TableAuditSink:
             mine.done.clear()
             mine.lead, lead = False, True
         if lead:
-            self._write_batches_until(mine)
+            self._lead_until(mine)
         if mine.error is not None:
             raise DependencyUnavailable(mine.error)
 
-    def _write_batches_until(self, mine: _Pending) -> None:
+    def _lead_until(self, mine: _Pending) -> None:
         """Write batches, oldest first, until ``mine`` is stored; then hand the lead on."""
         while not mine.done.is_set():
             with self._lock:
@@ -132,12 +168,9 @@ class TableAuditSink:
         """Store a batch; never raises, so every waiter in it is always released."""
         error = None
         try:
-            if len(batch) == 1:
-                self._table.create_entity(batch[0].entity)
-            else:
-                self._table.submit_transaction([("create", p.entity) for p in batch])
-        except AzureError as exc:
-            error = f"audit record not written: {type(exc).__name__}"
+            self._inner.write([pending.entity for pending in batch])
+        except DependencyUnavailable as exc:
+            error = exc.detail
         except Exception as exc:  # a bug must not strand the other callers: fail closed
             error = f"audit write failed unexpectedly: {type(exc).__name__}"
         for pending in batch:
@@ -166,7 +199,7 @@ class Decision:
 def log_decision(decision: Decision) -> None:
     fields = {key: value for key, value in decision.__dict__.items() if value is not None}
     if decision.expires_on is not None:
-        fields["expires_on"] = f"{decision.expires_on:%Y-%m-%dT%H:%M:%SZ}"
+        fields["expires_on"] = iso(decision.expires_on)
     level = logging.INFO if decision.outcome == "issued" else logging.WARNING
     logger.log(level, "certsas decision %s", json.dumps(fields, sort_keys=True),
                extra={"certsas": fields})

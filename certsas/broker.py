@@ -1,8 +1,9 @@
-"""The token path, as a list: read → dates → chain → registry → scope → OCSP → sign → audit.
+"""The token path, as a list: read → dates → chain → registry → scope → revocation → sign → audit.
 
-Cheapest checks first, so the first failing one names the error (SPEC §1), and the
-only call to the outside world before signing, OCSP, is made for a certificate
-that has passed everything else.
+Cheapest checks first, so the first failing one names the error (SPEC §1). Two calls
+leave the process before signing: the registry read (one Table point read, often
+cached) for a certificate whose chain is valid, and revocation (OCSP, CRL) only for a
+certificate that has passed everything else. The audit write follows signing.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 
 from certsas.audit import AuditRecord, AuditSink, Decision, log_decision
 from certsas.clientcert import PresentedCertificate, read_forwarded_certificate
-from certsas.clock import Clock, system_clock
+from certsas.clock import Clock, iso, system_clock
 from certsas.errors import Refusal
 from certsas.registry import Registry, match_registration
 from certsas.revocation import RevocationChecker, RevocationOutcome
@@ -40,7 +41,7 @@ class IssuedToken:
         return {
             "token": self.signed.token,
             "url": self.signed.url,
-            "expires_on": f"{self.signed.expires_on:%Y-%m-%dT%H:%M:%SZ}",
+            "expires_on": iso(self.signed.expires_on),
             "permissions": self.grant.permissions,
             "resource": self.grant.resource,
             "container": self.grant.container,

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from urllib.parse import unquote
 from cryptography import x509
 
 from certsas.errors import ClientCertificateMalformed, ClientCertificateMissing
+from certsas.thumbprints import sha256_thumbprint
 
 MAX_HEADER_BYTES = 16 * 1024
 _PEM_BLOCK = re.compile(r"-----BEGIN ([A-Z0-9 ]+)-----(.*?)-----END \1-----", re.DOTALL)
@@ -44,7 +44,7 @@ class PresentedCertificate:
             certificate = x509.load_der_x509_certificate(der)
         except ValueError:
             raise ClientCertificateMalformed("DER does not parse as one X.509 certificate") from None
-        return cls(der, certificate, hashlib.sha256(der).hexdigest().upper())
+        return cls(der, certificate, sha256_thumbprint(der))
 
     @property
     def subject(self) -> str:

@@ -1,13 +1,18 @@
-"""Settings: read once from the environment, checked, and frozen.
+"""Settings (SPEC §3): read once from the environment, checked, and frozen.
 
-Every problem is a :class:`ConfigurationError` naming the setting, raised when the
-app starts, so a misconfigured deployment fails loudly instead of refusing every
-request for a reason nobody can see.
+Every problem is a :class:`ConfigurationError` naming the setting and what is wrong
+with it, raised when the app starts, so a misconfigured deployment fails loudly
+instead of refusing every request for a reason nobody can see. A message never
+repeats a setting's value: a value pasted into the wrong setting may be a key.
+
+Each default lives here once; the app and the command line read the same settings
+through the same functions.
 """
 
 from __future__ import annotations
 
 import enum
+import ipaddress
 import json
 import re
 from collections.abc import Mapping
@@ -18,18 +23,34 @@ from cryptography import x509
 
 from certsas.errors import ConfigurationError
 
+DEFAULT_CERT_TABLE = "ClientCertificates"
+DEFAULT_AUDIT_TABLE = "TokenAudit"
+DEFAULT_CLIENT_CERT_HEADER = "X-ARR-ClientCert"
+DEFAULT_BLOCKED_NETWORKS = "169.254.0.0/16,fe80::/10,168.63.129.16/32"
+# Short-lived means at most a day; it also leaves a user delegation key (seven days at
+# most) room to be reused for a day before it must be refreshed.
+MAX_SAS_TTL_MINUTES = 24 * 60
+
 AZURITE_ACCOUNT = "devstoreaccount1"
 # Azurite's well-known development key: public, documented, and useless outside a laptop.
 AZURITE_KEY = (
     "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 )
 _HEADER_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+_KEY_VAULT_REFERENCE = re.compile(r"^\s*@Microsoft\.KeyVault\(", re.IGNORECASE)
+# Six fields, seconds first: the NCRONTAB form the Functions timer trigger takes.
+_NCRONTAB = re.compile(r"^\S+( \S+){5}$")
 
 
-class OcspMode(enum.Enum):
+class RevocationMode(enum.Enum):
     REQUIRE = "require"
     SOFT_FAIL = "soft-fail"
     OFF = "off"
+
+
+class RevocationSource(enum.Enum):
+    OCSP = "ocsp"
+    CRL = "crl"
 
 
 @dataclass(frozen=True)
@@ -57,72 +78,109 @@ StorageAccess = AccountKeyAccess | ManagedIdentityAccess
 
 
 @dataclass(frozen=True)
-class Settings:
-    trust_anchors: tuple[x509.Certificate, ...]
-    storage: StorageAccess
-    cert_table: str = "ClientCertificates"
-    audit_table: str = "TokenAudit"
-    client_cert_header: str = "X-ARR-ClientCert"
-    ocsp_mode: OcspMode = OcspMode.REQUIRE
+class StorageSettings:
+    """What the app and the command line share: the account, its tables, the timeout."""
+
+    access: StorageAccess
+    cert_table: str = DEFAULT_CERT_TABLE
+    audit_table: str = DEFAULT_AUDIT_TABLE
+    timeout_seconds: float = 5.0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> StorageSettings:
+        return cls(
+            access=_storage_access(_text(env, "STORAGE_CONNECTION_STRING"),
+                                   _text(env, "STORAGE_ACCOUNT_NAME"), _text(env, "AZURE_CLIENT_ID")),
+            cert_table=_table_name(env, "CERT_TABLE_NAME", DEFAULT_CERT_TABLE),
+            audit_table=_table_name(env, "AUDIT_TABLE_NAME", DEFAULT_AUDIT_TABLE),
+            timeout_seconds=_seconds(env, "STORAGE_TIMEOUT_SECONDS", 5.0),
+        )
+
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@dataclass(frozen=True)
+class RevocationSettings:
+    """SPEC §2a: which sources are asked, how, and within what budget."""
+
+    mode: RevocationMode = RevocationMode.REQUIRE
+    sources: tuple[RevocationSource, ...] = (RevocationSource.OCSP, RevocationSource.CRL)
     ocsp_responder_url: str | None = None
     ocsp_timeout_seconds: float = 3.0
     ocsp_cache_max_seconds: int = 3600
+    crl_url: str | None = None
+    crl_timeout_seconds: float = 10.0
+    crl_max_bytes: int = 20 * 1024 * 1024
+    blocked_networks: tuple[Network, ...] = field(
+        default_factory=lambda: _networks(DEFAULT_BLOCKED_NETWORKS, "REVOCATION_BLOCKED_NETWORKS"))
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> RevocationSettings:
+        return cls(
+            mode=_revocation_mode(env),
+            sources=_sources(_text(env, "REVOCATION_SOURCES")),
+            ocsp_responder_url=_url(env, "OCSP_RESPONDER_URL"),
+            ocsp_timeout_seconds=_seconds(env, "OCSP_TIMEOUT_SECONDS", 3.0),
+            ocsp_cache_max_seconds=_integer(env, "OCSP_CACHE_MAX_SECONDS", 3600, minimum=0),
+            crl_url=_url(env, "CRL_URL"),
+            crl_timeout_seconds=_seconds(env, "CRL_TIMEOUT_SECONDS", 10.0),
+            crl_max_bytes=_integer(env, "CRL_MAX_BYTES", 20 * 1024 * 1024, minimum=1024),
+            # Empty means the default: an operator opts out of a block by naming other networks.
+            blocked_networks=_networks(
+                _text(env, "REVOCATION_BLOCKED_NETWORKS") or DEFAULT_BLOCKED_NETWORKS,
+                "REVOCATION_BLOCKED_NETWORKS"),
+        )
+
+
+@dataclass(frozen=True)
+class Settings:
+    trust_anchors: tuple[x509.Certificate, ...]
+    storage: StorageSettings
+    client_cert_header: str = DEFAULT_CLIENT_CERT_HEADER
+    revocation: RevocationSettings = field(default_factory=RevocationSettings)
     sas_default_ttl_minutes: int = 15
     sas_max_ttl_minutes: int = 60
     registry_cache_seconds: int = 30
-    storage_timeout_seconds: float = 5.0
+    expiry_warning_days: int = 30
+    expiry_check_schedule: str = "0 0 6 * * *"
+    audit_partitions: int = 16
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
         """Read and check every setting of SPEC §3; raise on the first problem."""
-
-        def text(name: str) -> str | None:
-            value = env.get(name, "").strip()
-            return value or None
-
         default_ttl = _integer(env, "SAS_DEFAULT_TTL_MINUTES", 15, minimum=1)
-        max_ttl = _integer(env, "SAS_MAX_TTL_MINUTES", 60, minimum=1)
+        max_ttl = _integer(env, "SAS_MAX_TTL_MINUTES", 60, minimum=1, maximum=MAX_SAS_TTL_MINUTES)
         if default_ttl > max_ttl:
-            raise ConfigurationError(
-                "SAS_DEFAULT_TTL_MINUTES", f"{default_ttl} is above SAS_MAX_TTL_MINUTES ({max_ttl})"
-            )
-        # Short-lived means at most a day; it also leaves a user delegation key (seven days
-        # at most) room to be reused for a day before it must be refreshed.
-        if max_ttl > 24 * 60:
-            raise ConfigurationError("SAS_MAX_TTL_MINUTES", "must be at most 1440 (one day)")
-        header = text("CLIENT_CERT_HEADER") or "X-ARR-ClientCert"
-        if not _HEADER_NAME.match(header):
-            raise ConfigurationError("CLIENT_CERT_HEADER", f"{header!r} is not an HTTP header name")
-        responder = text("OCSP_RESPONDER_URL")
-        if responder is not None and not responder.startswith(("http://", "https://")):
-            raise ConfigurationError("OCSP_RESPONDER_URL", "must be an http:// or https:// URL")
+            raise ConfigurationError("SAS_DEFAULT_TTL_MINUTES", "is above SAS_MAX_TTL_MINUTES")
         return cls(
             trust_anchors=parse_trust_anchors(env.get("TRUSTED_CA_CERTS", "")),
-            storage=_storage_access(text("STORAGE_CONNECTION_STRING"), text("STORAGE_ACCOUNT_NAME"),
-                                    text("AZURE_CLIENT_ID")),
-            cert_table=_table_name(env, "CERT_TABLE_NAME", "ClientCertificates"),
-            audit_table=_table_name(env, "AUDIT_TABLE_NAME", "TokenAudit"),
-            client_cert_header=header,
-            ocsp_mode=_ocsp_mode(text("OCSP_MODE")),
-            ocsp_responder_url=responder,
-            ocsp_timeout_seconds=_number(env, "OCSP_TIMEOUT_SECONDS", 3.0),
-            ocsp_cache_max_seconds=_integer(env, "OCSP_CACHE_MAX_SECONDS", 3600, minimum=0),
+            storage=StorageSettings.from_env(env),
+            client_cert_header=client_cert_header(env),
+            revocation=RevocationSettings.from_env(env),
             sas_default_ttl_minutes=default_ttl,
             sas_max_ttl_minutes=max_ttl,
             registry_cache_seconds=_integer(env, "REGISTRY_CACHE_SECONDS", 30, minimum=0),
-            storage_timeout_seconds=_number(env, "STORAGE_TIMEOUT_SECONDS", 5.0),
+            expiry_warning_days=_integer(env, "EXPIRY_WARNING_DAYS", 30, minimum=1, maximum=3650),
+            expiry_check_schedule=expiry_check_schedule(env),
+            audit_partitions=_integer(env, "AUDIT_PARTITIONS", 16, minimum=1, maximum=100),
         )
 
 
-def storage_from_env(env: Mapping[str, str]) -> StorageAccess:
-    """Only the storage settings: what the admin CLI needs (no trust anchors)."""
+def client_cert_header(env: Mapping[str, str]) -> str:
+    header = _text(env, "CLIENT_CERT_HEADER") or DEFAULT_CLIENT_CERT_HEADER
+    if not _HEADER_NAME.match(header):
+        raise ConfigurationError("CLIENT_CERT_HEADER", "is not an HTTP header name")
+    return header
 
-    def text(name: str) -> str | None:
-        return env.get(name, "").strip() or None
 
-    return _storage_access(
-        text("STORAGE_CONNECTION_STRING"), text("STORAGE_ACCOUNT_NAME"), text("AZURE_CLIENT_ID")
-    )
+def expiry_check_schedule(env: Mapping[str, str]) -> str:
+    """``EXPIRY_CHECK_SCHEDULE``; the timer trigger reads it as ``%EXPIRY_CHECK_SCHEDULE%``."""
+    schedule = _text(env, "EXPIRY_CHECK_SCHEDULE") or "0 0 6 * * *"
+    if not _NCRONTAB.match(schedule):
+        raise ConfigurationError("EXPIRY_CHECK_SCHEDULE",
+                                 "is not an NCRONTAB expression of six fields")
+    return schedule
 
 
 def load_local_settings(path: Path) -> dict[str, str]:
@@ -131,8 +189,8 @@ def load_local_settings(path: Path) -> dict[str, str]:
         document = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         return {}
-    except (OSError, ValueError) as exc:
-        raise ConfigurationError(str(path), f"cannot be read as JSON ({exc})") from None
+    except (OSError, ValueError):
+        raise ConfigurationError(str(path), "cannot be read as JSON") from None
     values = document.get("Values", {}) if isinstance(document, dict) else {}
     if not isinstance(values, dict):
         raise ConfigurationError(str(path), "Values is not an object")
@@ -140,26 +198,32 @@ def load_local_settings(path: Path) -> dict[str, str]:
 
 
 def parse_trust_anchors(pem: str) -> tuple[x509.Certificate, ...]:
-    """Parse ``TRUSTED_CA_CERTS``: one or more PEM CA certificates."""
+    """Parse ``TRUSTED_CA_CERTS``: one or more PEM CA certificates, and nothing secret."""
     name = "TRUSTED_CA_CERTS"
+    _refuse_key_vault_reference(name, pem)
+    # Editors on Windows save a BOM; App Service passes it through.
+    pem = pem.lstrip("\ufeff")
     # App settings pasted from a one-line JSON value sometimes keep literal "\n".
     if "\n" not in pem and "\\n" in pem:
         pem = pem.replace("\\n", "\n")
     if not pem.strip():
         raise ConfigurationError(name, "is required: PEM text of one or more trust anchors")
+    if "PRIVATE KEY-----" in pem:
+        # A key has no business in an app setting; refuse it before anything logs it.
+        raise ConfigurationError(name, "holds a private key block; it must hold CA certificates only")
     try:
         anchors = x509.load_pem_x509_certificates(pem.encode("ascii"))
-    except (ValueError, UnicodeEncodeError) as exc:
-        raise ConfigurationError(name, f"is not PEM certificate text ({exc})") from None
+    except (ValueError, UnicodeEncodeError):
+        raise ConfigurationError(name, "is not PEM certificate text") from None
     for index, cert in enumerate(anchors, start=1):
         try:
             is_ca = cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
         except x509.ExtensionNotFound:
             is_ca = False
+        except ValueError:
+            raise ConfigurationError(name, f"certificate {index} has malformed extensions") from None
         if not is_ca:
-            raise ConfigurationError(
-                name, f"certificate {index} ({cert.subject.rfc4514_string()}) is not a CA"
-            )
+            raise ConfigurationError(name, f"certificate {index} is not a CA")
     return tuple(anchors)
 
 
@@ -190,9 +254,14 @@ def parse_connection_string(value: str) -> AccountKeyAccess:
             name, "needs AccountName and AccountKey (a SAS-only string cannot sign tokens)"
         )
     protocol = parts.get("defaultendpointsprotocol", "https")
+    if protocol not in ("http", "https"):
+        raise ConfigurationError(name, "DefaultEndpointsProtocol must be http or https")
     suffix = parts.get("endpointsuffix", "core.windows.net")
     blob = parts.get("blobendpoint") or f"{protocol}://{account}.blob.{suffix}"
     table = parts.get("tableendpoint") or f"{protocol}://{account}.table.{suffix}"
+    for setting, endpoint in (("BlobEndpoint", blob), ("TableEndpoint", table)):
+        if not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", endpoint):
+            raise ConfigurationError(name, f"{setting} is not an http(s) URL")
     return AccountKeyAccess(
         account_name=account,
         account_key=account_key,
@@ -200,6 +269,21 @@ def parse_connection_string(value: str) -> AccountKeyAccess:
         table_endpoint=table.rstrip("/"),
         connection_string=value,
     )
+
+
+def _text(env: Mapping[str, str], name: str) -> str | None:
+    value = env.get(name, "").strip()
+    if value:
+        _refuse_key_vault_reference(name, value)
+    return value or None
+
+
+def _refuse_key_vault_reference(name: str, value: str) -> None:
+    # App Service leaves the reference text as the value when it cannot resolve it.
+    if _KEY_VAULT_REFERENCE.match(value):
+        raise ConfigurationError(
+            name, "is an unresolved Key Vault reference (check the app's identity, its access "
+                  "to the vault, and the secret URI)")
 
 
 def _storage_access(
@@ -214,7 +298,10 @@ def _storage_access(
         return parse_connection_string(connection_string)
     if account_name:
         if not re.fullmatch(r"[a-z0-9]{3,24}", account_name):
-            raise ConfigurationError("STORAGE_ACCOUNT_NAME", f"{account_name!r} is not an account name")
+            raise ConfigurationError(
+                "STORAGE_ACCOUNT_NAME",
+                "is not a storage account name (3 to 24 lowercase letters and digits; "
+                "a connection string belongs in STORAGE_CONNECTION_STRING)")
         return ManagedIdentityAccess(
             account_name=account_name,
             blob_endpoint=f"https://{account_name}.blob.core.windows.net",
@@ -227,41 +314,91 @@ def _storage_access(
     )
 
 
-def _ocsp_mode(value: str | None) -> OcspMode:
+def _revocation_mode(env: Mapping[str, str]) -> RevocationMode:
+    current, older = _text(env, "REVOCATION_MODE"), _text(env, "OCSP_MODE")
+    modes = {
+        name: _mode(name, value)
+        for name, value in (("REVOCATION_MODE", current), ("OCSP_MODE", older))
+        if value is not None
+    }
+    if len(set(modes.values())) > 1:
+        raise ConfigurationError(
+            "REVOCATION_MODE", "and OCSP_MODE (its older name) are both set and differ; keep one")
+    return next(iter(modes.values()), RevocationMode.REQUIRE)
+
+
+def _mode(name: str, value: str) -> RevocationMode:
     try:
-        return OcspMode((value or "require").lower())
+        return RevocationMode(value.lower())
     except ValueError:
-        raise ConfigurationError("OCSP_MODE", f"{value!r} is not one of require, soft-fail, off") from None
+        raise ConfigurationError(name, "is not one of require, soft-fail, off") from None
 
 
-def _integer(env: Mapping[str, str], name: str, default: int, *, minimum: int) -> int:
-    raw = env.get(name, "").strip()
-    if not raw:
+def _sources(value: str | None) -> tuple[RevocationSource, ...]:
+    if value is None:
+        return (RevocationSource.OCSP, RevocationSource.CRL)
+    names = [part.strip().lower() for part in value.split(",")]
+    try:
+        sources = tuple(RevocationSource(name) for name in names)
+    except ValueError:
+        raise ConfigurationError("REVOCATION_SOURCES", "must list ocsp and/or crl, comma-separated"
+                                 ) from None
+    if len(set(sources)) != len(sources):
+        raise ConfigurationError("REVOCATION_SOURCES", "names a source twice")
+    return sources
+
+
+def _networks(value: str, name: str) -> tuple[Network, ...]:
+    networks = []
+    for part in value.split(","):
+        if not part.strip():
+            continue
+        try:
+            networks.append(ipaddress.ip_network(part.strip(), strict=False))
+        except ValueError:
+            raise ConfigurationError(name, "must be a comma-separated list of CIDRs") from None
+    return tuple(networks)
+
+
+def _url(env: Mapping[str, str], name: str) -> str | None:
+    value = _text(env, name)
+    if value is not None and not re.fullmatch(r"https?://[^\s/?#]+[^\s]*", value, re.IGNORECASE):
+        raise ConfigurationError(name, "must be an http:// or https:// URL")
+    return value
+
+
+def _integer(env: Mapping[str, str], name: str, default: int, *, minimum: int,
+             maximum: int | None = None) -> int:
+    raw = _text(env, name)
+    if raw is None:
         return default
     try:
         value = int(raw)
     except ValueError:
-        raise ConfigurationError(name, f"{raw!r} is not a whole number") from None
+        raise ConfigurationError(name, "is not a whole number") from None
     if value < minimum:
         raise ConfigurationError(name, f"must be at least {minimum}")
+    if maximum is not None and value > maximum:
+        raise ConfigurationError(name, f"must be at most {maximum}")
     return value
 
 
-def _number(env: Mapping[str, str], name: str, default: float) -> float:
-    raw = env.get(name, "").strip()
-    if not raw:
+def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = _text(env, name)
+    if raw is None:
         return default
     try:
         value = float(raw)
     except ValueError:
-        raise ConfigurationError(name, f"{raw!r} is not a number") from None
+        raise ConfigurationError(name, "is not a number") from None
     if not 0 < value <= 60:
         raise ConfigurationError(name, "must be above 0 and at most 60 seconds")
     return value
 
 
 def _table_name(env: Mapping[str, str], name: str, default: str) -> str:
-    value = env.get(name, "").strip() or default
+    value = _text(env, name) or default
     if not re.fullmatch(r"[A-Za-z][A-Za-z0-9]{2,62}", value):
-        raise ConfigurationError(name, f"{value!r} is not a valid table name")
+        raise ConfigurationError(name, "is not a valid table name (3 to 63 letters and digits, "
+                                       "starting with a letter)")
     return value

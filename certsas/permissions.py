@@ -3,14 +3,6 @@
 from __future__ import annotations
 
 ORDER = "racwdl"
-NAMES = {
-    "r": "read",
-    "a": "add",
-    "c": "create",
-    "w": "write",
-    "d": "delete",
-    "l": "list",
-}
 # Listing applies to a container, never to one blob.
 CONTAINER_ONLY = frozenset("l")
 

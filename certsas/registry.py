@@ -16,13 +16,14 @@ from typing import Any, Protocol
 from azure.core.exceptions import AzureError, ResourceNotFoundError
 from azure.data.tables import TableClient, UpdateMode
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import NameOID
 
 from certsas.cache import ExpiringLru
 from certsas.clock import Clock, system_clock
 from certsas.errors import CertificateNotRegistered, DependencyUnavailable
 from certsas.permissions import normalize_permissions
+from certsas.thumbprints import sha1_thumbprint, sha256_thumbprint
 
 ROW_KEY = "certificate"
 
@@ -60,7 +61,7 @@ class Registration:
     ) -> Registration:
         der = certificate.public_bytes(serialization.Encoding.DER)
         return cls(
-            thumbprint=certificate.fingerprint(hashes.SHA256()).hex().upper(),
+            thumbprint=sha256_thumbprint(der),
             certificate_pem=certificate.public_bytes(serialization.Encoding.PEM).decode("ascii"),
             subject=certificate.subject.rfc4514_string(),
             subject_cn=common_name(certificate.subject),
@@ -68,7 +69,7 @@ class Registration:
             serial=f"{certificate.serial_number:X}",
             not_before=certificate.not_valid_before_utc,
             not_after=certificate.not_valid_after_utc,
-            thumbprint_sha1=hashes_sha1(der),
+            thumbprint_sha1=sha1_thumbprint(der),
             container=container,
             prefix=prefix,
             permissions=normalize_permissions(permissions),
@@ -127,13 +128,6 @@ class Registration:
 def common_name(subject: x509.Name) -> str:
     values = subject.get_attributes_for_oid(NameOID.COMMON_NAME)
     return str(values[0].value) if values else ""
-
-
-def hashes_sha1(der: bytes) -> str:
-    # SHA-1 only as a label: it is what the Azure portal shows as "thumbprint".
-    digest = hashes.Hash(hashes.SHA1())  # noqa: S303
-    digest.update(der)
-    return digest.finalize().hex().upper()
 
 
 def match_registration(registration: Registration | None, certificate: x509.Certificate,
@@ -195,22 +189,34 @@ class TableRegistry:
     def put(self, registration: Registration) -> None:
         self._table.upsert_entity(registration.to_entity(), mode=UpdateMode.REPLACE)
 
+    def find(self, thumbprint: str) -> Registration | None:
+        """By SHA-256 (a point read) or by SHA-1, the portal's thumbprint (a query)."""
+        if len(thumbprint) == 64:
+            return self.get(thumbprint)
+        query = "RowKey eq @row and ThumbprintSha1 eq @sha1"
+        for entity in self._table.query_entities(
+                query, parameters={"row": ROW_KEY, "sha1": thumbprint}):
+            return Registration.from_entity(dict(entity))
+        return None
+
     def list(self) -> Iterator[Registration]:
         for entity in self._table.query_entities(f"RowKey eq '{ROW_KEY}'"):
             yield Registration.from_entity(dict(entity))
 
     def set_enabled(self, thumbprint: str, enabled: bool) -> Registration:
-        current = self.get(thumbprint)
+        current = self.find(thumbprint)
         if current is None:
             raise KeyError(thumbprint)
         updated = replace(current, enabled=enabled)
         self.put(updated)
         return updated
 
-    def remove(self, thumbprint: str) -> None:
-        if self.get(thumbprint) is None:
+    def remove(self, thumbprint: str) -> Registration:
+        current = self.find(thumbprint)
+        if current is None:
             raise KeyError(thumbprint)
-        self._table.delete_entity(partition_key=thumbprint, row_key=ROW_KEY)
+        self._table.delete_entity(partition_key=current.thumbprint, row_key=ROW_KEY)
+        return current
 
 
 class CachedRegistry:

@@ -2,6 +2,8 @@
 
 Nothing here runs at import: the first request (or the first caller of
 :func:`get_broker`) builds the clients, and every later invocation reuses them.
+Every choice the settings make (which signer, revocation or not) is made here once,
+so the parts themselves never read settings.
 """
 
 from __future__ import annotations
@@ -9,10 +11,11 @@ from __future__ import annotations
 import os
 import threading
 
-from certsas.audit import TableAuditSink
+from certsas.audit import GroupCommitAuditSink, TableAuditSink
 from certsas.broker import TokenBroker
 from certsas.clock import Clock, system_clock
-from certsas.config import AccountKeyAccess, OcspMode, Settings
+from certsas.config import AccountKeyAccess, RevocationMode, RevocationSettings, Settings
+from certsas.ocsp.checker import OcspChecker
 from certsas.registry import CachedRegistry, TableRegistry
 from certsas.revocation import NotChecked, RevocationChecker
 from certsas.sas import AccountKeySigner, SasSigner, UserDelegationSigner
@@ -20,16 +23,20 @@ from certsas.storage import StorageClients
 from certsas.verification import ChainValidator
 
 
-def build_revocation(settings: Settings, clock: Clock = system_clock) -> RevocationChecker:
-    if settings.ocsp_mode is OcspMode.OFF:
+def build_revocation(settings: RevocationSettings, clock: Clock = system_clock) -> RevocationChecker:
+    if settings.mode is RevocationMode.OFF:
         return NotChecked()
-    from certsas.ocsp import OcspChecker
-
-    return OcspChecker.from_settings(settings, clock=clock)
+    return OcspChecker(
+        mode=settings.mode,
+        responder_url=settings.ocsp_responder_url,
+        timeout_seconds=settings.ocsp_timeout_seconds,
+        cache_max_seconds=settings.ocsp_cache_max_seconds,
+        clock=clock,
+    )
 
 
 def build_signer(settings: Settings, clients: StorageClients) -> SasSigner:
-    access = settings.storage
+    access = settings.storage.access
     if isinstance(access, AccountKeyAccess):
         return AccountKeySigner(access.account_name, access.account_key, access.blob_endpoint)
     return UserDelegationSigner(
@@ -39,18 +46,17 @@ def build_signer(settings: Settings, clients: StorageClients) -> SasSigner:
 
 
 def build_broker(settings: Settings, *, clock: Clock = system_clock) -> TokenBroker:
-    clients = StorageClients(settings.storage, timeout_seconds=settings.storage_timeout_seconds)
+    clients = StorageClients(settings.storage)
     registry = CachedRegistry(
-        TableRegistry(clients.table(settings.cert_table)), settings.registry_cache_seconds,
-        clock=clock,
+        TableRegistry(clients.registry_table()), settings.registry_cache_seconds, clock=clock,
     )
     return TokenBroker(
         header_name=settings.client_cert_header,
         validator=ChainValidator(settings.trust_anchors, clock=clock),
         registry=registry,
-        revocation=build_revocation(settings, clock),
+        revocation=build_revocation(settings.revocation, clock),
         signer=build_signer(settings, clients),
-        audit=TableAuditSink(clients.table(settings.audit_table)),
+        audit=GroupCommitAuditSink(TableAuditSink(clients.audit_table())),
         default_ttl_minutes=settings.sas_default_ttl_minutes,
         max_ttl_minutes=settings.sas_max_ttl_minutes,
         clock=clock,

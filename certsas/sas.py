@@ -11,7 +11,7 @@ import hashlib
 import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 from urllib.parse import parse_qs, quote
 
 from azure.core.exceptions import AzureError
@@ -27,7 +27,6 @@ CLOCK_SKEW = timedelta(minutes=5)
 class SignedToken:
     token: str
     url: str
-    starts_on: datetime
     expires_on: datetime
 
     @property
@@ -49,16 +48,21 @@ class DelegationKeySource(Protocol):
     ) -> UserDelegationKey: ...
 
 
-def _window(grant: Grant, now: datetime) -> tuple[datetime, datetime]:
+def sign_grant(account_name: str, blob_endpoint: str, grant: Grant, now: datetime, *,
+               protocol: str | None, **credential: Any) -> SignedToken:
+    """A container or blob SAS for ``grant``, signed with ``credential`` (the SDK's
+    ``account_key=`` or ``user_delegation_key=``), valid from a little before ``now``."""
     now = now.replace(microsecond=0)
-    return now - CLOCK_SKEW, now + timedelta(minutes=grant.ttl_minutes)
-
-
-def _url(blob_endpoint: str, grant: Grant, token: str) -> str:
+    start, expiry = now - CLOCK_SKEW, now + timedelta(minutes=grant.ttl_minutes)
+    common = {"permission": grant.permissions, "start": start, "expiry": expiry,
+              "protocol": protocol, **credential}
     path = quote(grant.container, safe="")
-    if grant.blob is not None:
+    if grant.blob is None:
+        token = generate_container_sas(account_name, grant.container, **common)
+    else:
+        token = generate_blob_sas(account_name, grant.container, grant.blob, **common)
         path += "/" + quote(grant.blob, safe="/")
-    return f"{blob_endpoint}/{path}?{token}"
+    return SignedToken(token, f"{blob_endpoint.rstrip('/')}/{path}?{token}", expiry)
 
 
 class AccountKeySigner:
@@ -72,18 +76,8 @@ class AccountKeySigner:
         self._protocol = None if blob_endpoint.startswith("http://") else "https"
 
     def sign(self, grant: Grant, now: datetime) -> SignedToken:
-        start, expiry = _window(grant, now)
-        if grant.blob is None:
-            token = generate_container_sas(
-                self._account_name, grant.container, account_key=self._account_key,
-                permission=grant.permissions, start=start, expiry=expiry, protocol=self._protocol,
-            )
-        else:
-            token = generate_blob_sas(
-                self._account_name, grant.container, grant.blob, account_key=self._account_key,
-                permission=grant.permissions, start=start, expiry=expiry, protocol=self._protocol,
-            )
-        return SignedToken(token, _url(self._blob_endpoint, grant, token), start, expiry)
+        return sign_grant(self._account_name, self._blob_endpoint, grant, now,
+                          protocol=self._protocol, account_key=self._account_key)
 
 
 class UserDelegationSigner:
@@ -128,16 +122,5 @@ class UserDelegationSigner:
             return self._key
 
     def sign(self, grant: Grant, now: datetime) -> SignedToken:
-        key = self.delegation_key(now)
-        start, expiry = _window(grant, now)
-        if grant.blob is None:
-            token = generate_container_sas(
-                self._account_name, grant.container, user_delegation_key=key,
-                permission=grant.permissions, start=start, expiry=expiry, protocol="https",
-            )
-        else:
-            token = generate_blob_sas(
-                self._account_name, grant.container, grant.blob, user_delegation_key=key,
-                permission=grant.permissions, start=start, expiry=expiry, protocol="https",
-            )
-        return SignedToken(token, _url(self._blob_endpoint, grant, token), start, expiry)
+        return sign_grant(self._account_name, self._blob_endpoint, grant, now, protocol="https",
+                          user_delegation_key=self.delegation_key(now))

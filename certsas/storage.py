@@ -15,7 +15,7 @@ from azure.core.pipeline.transport import RequestsTransport
 from azure.data.tables import TableClient, TableServiceClient
 from azure.storage.blob import BlobServiceClient
 
-from certsas.config import AccountKeyAccess, ManagedIdentityAccess, StorageAccess
+from certsas.config import AccountKeyAccess, ManagedIdentityAccess, StorageSettings
 
 # The Functions Python worker runs sync functions in a thread pool; urllib3's default
 # of 10 pooled connections would make the rest reconnect on every call.
@@ -36,8 +36,10 @@ def pooled_transport(timeout_seconds: float) -> RequestsTransport:
 class StorageClients:
     """Lazily built, thread-safe, shared Table and Blob clients for one storage account."""
 
-    def __init__(self, access: StorageAccess, *, timeout_seconds: float = 5.0) -> None:
-        self.access = access
+    def __init__(self, settings: StorageSettings) -> None:
+        self.settings = settings
+        self.access = settings.access
+        timeout_seconds = settings.timeout_seconds
         self._timeout = timeout_seconds
         self._options: dict[str, Any] = {
             "connection_timeout": timeout_seconds,
@@ -83,3 +85,9 @@ class StorageClients:
 
     def table(self, name: str) -> TableClient:
         return self.table_service().get_table_client(name)
+
+    def registry_table(self) -> TableClient:
+        return self.table(self.settings.cert_table)
+
+    def audit_table(self) -> TableClient:
+        return self.table(self.settings.audit_table)

@@ -28,7 +28,7 @@ from cryptography.x509.verification import (
 
 from certsas.cache import ExpiringLru
 from certsas.clientcert import PresentedCertificate
-from certsas.clock import Clock, system_clock
+from certsas.clock import Clock, iso, system_clock
 from certsas.errors import CertificateExpired, CertificateNotTrusted
 
 
@@ -52,9 +52,9 @@ class VerifiedCertificate:
 def check_dates(certificate: x509.Certificate, now: datetime) -> None:
     """Refuse a certificate that is not yet valid or no longer valid at ``now``."""
     if now < certificate.not_valid_before_utc:
-        raise CertificateExpired(f"not valid before {certificate.not_valid_before_utc:%Y-%m-%dT%H:%M:%SZ}")
+        raise CertificateExpired(f"not valid before {iso(certificate.not_valid_before_utc)}")
     if now > certificate.not_valid_after_utc:
-        raise CertificateExpired(f"expired at {certificate.not_valid_after_utc:%Y-%m-%dT%H:%M:%SZ}")
+        raise CertificateExpired(f"expired at {iso(certificate.not_valid_after_utc)}")
 
 
 def client_extension_policies() -> tuple[ExtensionPolicy, ExtensionPolicy]:

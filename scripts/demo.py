@@ -40,7 +40,7 @@ from cryptography.hazmat.primitives import hashes  # noqa: E402
 from cryptography.hazmat.primitives.serialization import Encoding  # noqa: E402
 
 from certsas.config import AZURITE_ACCOUNT, AZURITE_KEY  # noqa: E402
-from certsas.ocsp import responder_url_of  # noqa: E402
+from certsas.ocsp.checker import responder_url_of  # noqa: E402
 
 CONTAINER = "demo"
 PKI_FILES = ("trusted-ca-certs.pem", "issuing-ca.pem", "issuing-ca.key", "ocsp-signer.pem",
@@ -252,7 +252,7 @@ def start_ocsp_responder(demo: Demo) -> None:
     say(f"starting the OCSP responder on 127.0.0.1:{port} (revoked-client.pem is revoked)")
     pki = demo.pki.resolve()
     demo.start("OCSP responder", [
-        sys.executable, "-m", "certsas.ocsp_responder",
+        sys.executable, "-m", "certsas.devtools.ocsp_responder",
         "--ca", str(pki / "issuing-ca.pem"), "--ca-key", str(pki / "issuing-ca.key"),
         "--signer", str(pki / "ocsp-signer.pem"), "--signer-key", str(pki / "ocsp-signer.key"),
         "--revoked", str(pki / "revoked-client.pem"), "--port", str(port)], (port,))

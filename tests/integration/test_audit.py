@@ -1,0 +1,146 @@
+"""The audit table sink against Azurite: group commit stores every record, loses none."""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from azure.data.tables import TableClient, TableServiceClient
+
+from certsas.audit import AuditRecord, GroupCommitAuditSink, TableAuditSink
+from certsas.errors import DependencyUnavailable
+from tests.support.azurite import Azurite
+
+DAY = datetime(2026, 11, 23, 23, 59, 59, tzinfo=UTC)
+
+
+def record(i: int, when: datetime = DAY) -> AuditRecord:
+    return AuditRecord(time=when, request_id=f"req-{i}", thumbprint="AB" * 32, subject="CN=x",
+                       container="reports", blob=None, permissions="r",
+                       expires_on=when + timedelta(minutes=15), client_address=None,
+                       signature_sha256=f"{i:064x}")
+
+
+class GatedTable:
+    """A real TableClient whose first write waits until ``waiting`` callers are queued."""
+
+    def __init__(self, table: TableClient, sink: GroupCommitAuditSink | None = None,
+                 waiting: int = 0) -> None:
+        self.table = table
+        self.sink = sink
+        self.waiting = waiting
+        self.calls: list[int] = []
+        self.gate_open = False
+
+    def _gate(self) -> None:
+        if not self.gate_open and self.sink is not None:
+            deadline = time.monotonic() + 10
+            while len(self.sink._queue) < self.waiting and time.monotonic() < deadline:
+                time.sleep(0.005)
+            self.gate_open = True
+
+    def create_entity(self, entity: dict[str, Any]) -> Any:
+        self._gate()
+        self.calls.append(1)
+        return self.table.create_entity(entity)
+
+    def submit_transaction(self, operations: list[tuple[str, dict[str, Any]]]) -> Any:
+        self._gate()
+        self.calls.append(len(operations))
+        return self.table.submit_transaction(operations)
+
+
+@pytest.fixture
+def table(azurite: Azurite, fresh_tables: tuple[str, str]) -> TableClient:
+    service = TableServiceClient.from_connection_string(azurite.connection_string)
+    return service.create_table(fresh_tables[1])
+
+
+def test_concurrent_records_share_transactions_and_all_are_stored(table: TableClient) -> None:
+    gated = GatedTable(table, waiting=31)
+    sink = GroupCommitAuditSink(TableAuditSink(gated))  # type: ignore[arg-type]
+    gated.sink = sink
+    with ThreadPoolExecutor(32) as pool:
+        list(pool.map(lambda i: sink.record(record(i)), range(32)))
+    stored = {e["RequestId"] for e in table.list_entities()}
+    assert stored == {f"req-{i}" for i in range(32)}
+    # The first caller wrote alone while 31 queued; they went in one transaction.
+    assert gated.calls == [1, 31]
+    assert sink._queue == [] and sink._writing is False
+
+
+def test_records_of_two_days_go_in_separate_transactions(table: TableClient) -> None:
+    gated = GatedTable(table, waiting=10)
+    sink = GroupCommitAuditSink(TableAuditSink(gated))  # type: ignore[arg-type]
+    gated.sink = sink
+    when = [DAY + timedelta(seconds=i % 2) for i in range(11)]  # 23:59:59 and 00:00:00
+    with ThreadPoolExecutor(11) as pool:
+        list(pool.map(lambda i: sink.record(record(i, when[i])), range(11)))
+    assert len(list(table.list_entities())) == 11
+    # One lone first write, then one transaction per day for the ten that queued.
+    assert len(gated.calls) == 3
+    assert gated.calls[0] == 1
+    assert sum(gated.calls) == 11
+    assert {e["PartitionKey"] for e in table.list_entities()} == {"2026-11-23", "2026-11-24"}
+
+
+def test_a_failed_batch_refuses_every_caller_and_strands_none(table: TableClient,
+                                                              azurite: Azurite) -> None:
+    service = TableServiceClient.from_connection_string(azurite.connection_string)
+    missing = service.get_table_client("NoSuchAuditTable")
+    sink = GroupCommitAuditSink(TableAuditSink(missing))
+    errors: list[str] = []
+
+    def attempt(i: int) -> None:
+        try:
+            sink.record(record(i))
+        except DependencyUnavailable as exc:
+            errors.append(exc.code)
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(attempt, range(24)))
+    assert errors == ["dependency_unavailable"] * 24
+    assert sink._writing is False
+
+
+def test_an_unexpected_error_also_fails_closed() -> None:
+    class Broken:
+        def create_entity(self, entity: dict[str, Any]) -> None:
+            raise RuntimeError("bug")
+
+    sink = GroupCommitAuditSink(TableAuditSink(Broken()))  # type: ignore[arg-type]
+    with pytest.raises(DependencyUnavailable):
+        sink.record(record(1))
+
+
+def test_single_caller_makes_a_plain_insert(table: TableClient) -> None:
+    gated = GatedTable(table)
+    sink = GroupCommitAuditSink(TableAuditSink(gated))  # type: ignore[arg-type]
+    for i in range(3):
+        sink.record(record(i))
+    assert gated.calls == [1, 1, 1]
+
+
+def test_no_waiter_is_left_behind_under_churn(table: TableClient) -> None:
+    sink = GroupCommitAuditSink(TableAuditSink(table))
+    count = 0
+    lock = threading.Lock()
+
+    def worker(offset: int) -> None:
+        nonlocal count
+        for i in range(25):
+            sink.record(record(offset * 100 + i))
+            with lock:
+                count += 1
+
+    threads = [threading.Thread(target=worker, args=(t,)) for t in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert count == 300
+    assert len(list(table.list_entities())) == 300

@@ -1,0 +1,94 @@
+"""The benchmark runs end to end (``--smoke``) and writes JSON of the documented shape.
+
+Only the shape is checked: keys present, figures positive, no errors. Never a timing.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+LOAD_KEYS = {"requests", "threads", "errors", "seconds", "rps", "p50_us", "p95_us", "p99_us",
+             "mean_us", "max_us", "ocsp_requests"}
+STEP_KEYS = LOAD_KEYS - {"ocsp_requests"}
+COMPONENTS = {"header_decode_parse_thumbprint", "parse_thumbprint", "chain_verify", "sas_sign",
+              "table_point_read", "audit_insert", "ocsp_round_trip"}
+COLD_FIGURES = ("import_function_app_ms", "first_token_ms", "app_process_ms",
+                "bare_dependency_import_ms", "own_import_ms")
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    out = tmp_path_factory.mktemp("bench") / "results.json"
+    completed = subprocess.run(
+        [sys.executable, "-m", "bench.run", "--smoke", "--out", str(out)],
+        cwd=ROOT, capture_output=True, text=True, timeout=300, check=False,
+    )
+    assert completed.returncode == 0, completed.stderr[-4000:]
+    assert "profile of one warm request" in completed.stdout
+    assert "cumulative" in completed.stdout
+    document: dict[str, Any] = json.loads(out.read_text(encoding="utf-8"))
+    return document
+
+
+def positive_load(row: dict[str, Any], keys: set[str], *, threads: int) -> None:
+    assert keys <= row.keys(), keys - row.keys()
+    assert row["errors"] == 0, row.get("first_error")
+    assert row["threads"] == threads
+    assert row["requests"] > 0
+    for key in ("seconds", "rps", "p50_us", "p95_us", "p99_us", "mean_us", "max_us"):
+        assert row[key] > 0, key
+    assert row["p50_us"] <= row["p95_us"] <= row["p99_us"] <= row["max_us"]
+
+
+@pytest.mark.slow
+def test_token_loads_have_rates_percentiles_and_no_errors(results: dict[str, Any]) -> None:
+    assert results["smoke"] is True
+    for design in ("warm", "naive"):
+        positive_load(results[design]["single"], LOAD_KEYS, threads=1)
+        positive_load(results[design]["threads_8"], LOAD_KEYS, threads=8)
+    for row in results["diagnostics"].values():
+        positive_load(row, LOAD_KEYS, threads=1)
+    # Shape of the caching, not a timing: warm answers come from the OCSP cache.
+    assert results["warm"]["single"]["ocsp_requests"] == 0
+    assert results["naive"]["single"]["ocsp_requests"] >= results["naive"]["single"]["requests"]
+
+
+@pytest.mark.slow
+def test_floor_and_components_are_measured(results: dict[str, Any]) -> None:
+    positive_load(results["floor"], STEP_KEYS, threads=1)
+    assert set(results["components"]) == COMPONENTS
+    for row in results["components"].values():
+        positive_load(row, STEP_KEYS, threads=1)
+
+
+@pytest.mark.slow
+def test_cold_start_has_medians_of_its_runs(results: dict[str, Any]) -> None:
+    cold = results["cold_start"]
+    assert cold["errors"] == 0
+    assert cold["runs"] == 2
+    for key in COLD_FIGURES:
+        assert cold[key] > 0, key
+    assert len(cold["samples_import_function_app_ms"]) == cold["runs"]
+    assert len(cold["samples_bare_dependency_import_ms"]) == cold["runs"]
+
+
+@pytest.mark.slow
+def test_top_level_ratios_and_targets(results: dict[str, Any]) -> None:
+    for key in ("warm_over_floor", "naive_over_warm", "naive_over_warm_8_threads",
+                "naive_over_warm_without_audit_write", "warm_over_floor_without_audit_write",
+                "import_over_deps"):
+        assert isinstance(results[key], float | int) and results[key] > 0, key
+    assert set(results["targets"]) == {"warm_over_floor", "naive_over_warm", "import_over_deps",
+                                       "errors_at_8_threads"}
+    for target in results["targets"].values():
+        assert isinstance(target["met"], bool)
+    assert results["targets"]["errors_at_8_threads"]["reached"] == 0
+    assert {"python", "cpus", "platform"} <= results["machine"].keys()
+    assert results["plan"]["cold_runs"] == 2

@@ -1,0 +1,302 @@
+"""The certsas command line, in process: what it prints, how it fails, its exit codes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives import hashes
+
+from certsas.cli import main
+from tests.support.azurite import Azurite, free_port
+from tests.support.served import CONTAINER, DevFiles, Served
+
+
+@pytest.fixture
+def storage(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, azurite: Azurite,
+            fresh_tables: tuple[str, str]) -> str:
+    """Storage settings for the admin commands; a folder with no local.settings.json."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("STORAGE_CONNECTION_STRING", azurite.connection_string)
+    monkeypatch.setenv("CERT_TABLE_NAME", fresh_tables[0])
+    return fresh_tables[0]
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, list[str], str]:
+    """Exit code, stdout lines, and stderr of ``certsas ARGV``."""
+    try:
+        code = main(list(argv))
+    except SystemExit as exc:  # argparse's usage errors
+        code = int(exc.code or 0)
+    out, err = capsys.readouterr()
+    return code, out.splitlines(), err
+
+
+def thumbprint(files: DevFiles, name: str = "client") -> str:
+    certificate = getattr(files.pki, name.replace("-", "_")).certificate
+    return str(certificate.fingerprint(hashes.SHA256()).hex().upper())
+
+
+# --- registrations ------------------------------------------------------------------------
+
+
+@pytest.mark.usefixtures("storage")
+def test_register_list_show_disable_enable_remove(capsys: pytest.CaptureFixture[str],
+                                                  files: DevFiles) -> None:
+    tp = thumbprint(files)
+    code, out, _ = run(capsys, "register", str(files.path("client.pem")), "--container", "reports",
+                       "--permissions", "lr", "--max-ttl-minutes", "30", "--description", "ci")
+    assert code == 0
+    assert out[0] == f"registered {tp}"
+    assert "  permissions  rl" in out and "  max ttl      30 minutes" in out
+
+    code, out, _ = run(capsys, "list")
+    assert code == 0 and out[-1] == "1 registration(s)"
+    assert out[1].startswith(f"{tp}  yes reports")
+
+    code, out, _ = run(capsys, "show", tp.lower())
+    assert code == 0 and f"  sha-256      {tp}" in out and "  description  ci" in out
+
+    assert run(capsys, "disable", tp)[:2] == (0, [f"disabled {tp}"])
+    assert "  enabled      no" in run(capsys, "show", tp)[1]
+    assert run(capsys, "enable", tp)[:2] == (0, [f"enabled {tp}"])
+    assert run(capsys, "remove", tp)[:2] == (0, [f"removed {tp}"])
+    assert run(capsys, "list")[1] == ["no registrations"]
+
+
+@pytest.mark.usefixtures("storage")
+def test_a_registration_is_found_by_its_sha1_as_the_portal_shows_it(
+        capsys: pytest.CaptureFixture[str], files: DevFiles) -> None:
+    tp = thumbprint(files)
+    sha1 = files.pki.client.certificate.fingerprint(hashes.SHA1()).hex()  # noqa: S303
+    assert run(capsys, "register", str(files.path("client.pem")), "--container", "reports")[0] == 0
+    portal_form = ":".join(sha1[i:i + 2] for i in range(0, 40, 2)).lower()
+    code, out, _ = run(capsys, "show", portal_form)
+    assert code == 0 and f"  sha-256      {tp}" in out and f"  sha-1        {sha1.upper()}" in out
+    assert run(capsys, "disable", sha1.upper())[:2] == (0, [f"disabled {tp}"])
+    assert run(capsys, "remove", sha1)[:2] == (0, [f"removed {tp}"])
+    assert run(capsys, "show", sha1)[0] == 1
+
+
+@pytest.mark.usefixtures("storage")
+def test_registering_twice_needs_replace(capsys: pytest.CaptureFixture[str],
+                                         files: DevFiles) -> None:
+    cert = str(files.path("client.pem"))
+    assert run(capsys, "register", cert, "--container", "reports")[0] == 0
+    code, _, err = run(capsys, "register", cert, "--container", "reports")
+    assert code == 1
+    assert err == f"certsas register: error: {thumbprint(files)} is already registered " \
+                  "(use --replace to overwrite)\n"
+    assert run(capsys, "register", cert, "--container", "other", "--replace")[0] == 0
+
+
+@pytest.mark.usefixtures("storage")
+def test_register_refuses_bad_files(capsys: pytest.CaptureFixture[str], files: DevFiles,
+                                    tmp_path: Path) -> None:
+    two = tmp_path / "two.pem"
+    two.write_bytes(files.path("client.pem").read_bytes() * 2)
+    cases = {
+        str(files.path("client.key")): f"{files.path('client.key')} is not a PEM certificate",
+        str(two): f"{two} holds 2 certificates; register one at a time",
+        str(tmp_path / "none.pem"): f"cannot read {tmp_path / 'none.pem'}: No such file or "
+                                    "directory",
+    }
+    for path, message in cases.items():
+        code, out, err = run(capsys, "register", path, "--container", "reports")
+        assert (code, out, err) == (1, [], f"certsas register: error: {message}\n")
+
+
+def test_register_refuses_bad_arguments(capsys: pytest.CaptureFixture[str],
+                                        files: DevFiles) -> None:
+    cert = str(files.path("client.pem"))
+    code, _, err = run(capsys, "register", cert, "--container", "Bad_Name")
+    assert code == 2 and "argument --container: 'Bad_Name' is not a valid container name" in err
+    code, _, err = run(capsys, "register", cert, "--container", "reports", "--permissions", "rxz")
+    assert code == 2 and "argument --permissions:" in err
+    code, _, err = run(capsys, "show", "abc")
+    assert code == 2 and "'abc' is not a SHA-256 (64 hex digits) or SHA-1" in err
+
+
+@pytest.mark.usefixtures("storage")
+def test_unknown_thumbprint_is_one_line(capsys: pytest.CaptureFixture[str],
+                                        files: DevFiles) -> None:
+    assert run(capsys, "register", str(files.path("client.pem")), "--container", "reports")[0] == 0
+    unknown = "AB" * 32
+    for command in ("show", "enable", "disable", "remove"):
+        code, out, err = run(capsys, command, unknown)
+        assert (code, out) == (1, [])
+        assert err == f"certsas {command}: error: {unknown} is not registered\n"
+
+
+def test_no_storage_settings_names_the_setting(capsys: pytest.CaptureFixture[str],
+                                               monkeypatch: pytest.MonkeyPatch,
+                                               tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run(capsys, "list")
+    assert code == 1
+    assert err.startswith("certsas list: error: STORAGE_ACCOUNT_NAME: ")
+    assert err.count("\n") == 1
+
+
+# --- dev-pki ------------------------------------------------------------------------------
+
+
+def test_dev_pki_writes_every_file_and_refuses_to_overwrite(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    target = tmp_path / "pki"
+    code, out, _ = run(capsys, "dev-pki", str(target), "--ocsp-url", "http://127.0.0.1:1/ocsp")
+    assert code == 0
+    assert out[0] == f"wrote a throw-away PKI to {target} (OCSP URL in the certificates: " \
+                     "http://127.0.0.1:1/ocsp)"
+    listed = {line.split()[0]: " ".join(line.split()[1:]) for line in out[1:]}
+    assert set(listed) == {str(p) for p in target.iterdir()}
+    assert listed[str(target / "trusted-ca-certs.pem")] == "value for TRUSTED_CA_CERTS"
+    assert all(purpose for purpose in listed.values())
+    assert (target / "client.key").stat().st_mode & 0o077 == 0
+    before = (target / "client.pem").read_bytes()
+
+    code, out, err = run(capsys, "dev-pki", str(target))
+    assert (code, out) == (1, [])
+    assert err.startswith("certsas dev-pki: error: ") and "use --force" in err
+    assert (target / "client.pem").read_bytes() == before
+
+    assert run(capsys, "dev-pki", str(target), "--force")[0] == 0
+    assert (target / "client.pem").read_bytes() != before
+
+
+def test_dev_pki_refuses_a_bad_url(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    code, _, err = run(capsys, "dev-pki", str(tmp_path), "--ocsp-url", "ldap://x")
+    assert code == 2 and "is not an http:// or https:// URL" in err
+
+
+# --- token --------------------------------------------------------------------------------
+
+
+def token_args(served: Served, name: str = "client") -> list[str]:
+    cert, key = served.files.pair(name)
+    return ["token", "--url", served.tls_token, "--cert", cert, "--key", key,
+            "--ca", served.files.ca]
+
+
+def test_token_prints_the_answer(capsys: pytest.CaptureFixture[str], served: Served) -> None:
+    served.register(served.files.pki.client)
+    code, out, _ = run(capsys, *token_args(served), "--permissions", "rl", "--ttl-minutes", "5")
+    assert code == 0
+    answer = json.loads("\n".join(out))
+    assert (answer["container"], answer["permissions"], answer["resource"]) == (
+        CONTAINER, "rl", "container")
+
+    code, out, _ = run(capsys, *token_args(served), "--blob", "a/b.txt", "--url-only")
+    assert code == 0 and len(out) == 1
+    assert out[0].startswith("http://127.0.0.1:") and f"/{CONTAINER}/a/b.txt?" in out[0]
+
+
+def test_token_refusal_is_exit_3_with_the_code(capsys: pytest.CaptureFixture[str],
+                                               served: Served) -> None:
+    code, out, err = run(capsys, *token_args(served, "untrusted-client"))
+    assert (code, out) == (3, [])
+    assert err == ("certsas token: refused: 403 certificate_not_trusted: The client certificate "
+                   "does not chain to a trusted certificate authority.\n")
+    served.register(served.files.pki.client, permissions="r")
+    code, _, err = run(capsys, *token_args(served), "--permissions", "w")
+    assert code == 3 and err.startswith("certsas token: refused: 403 scope_not_allowed: ")
+
+
+def test_token_local_problems_are_one_line(capsys: pytest.CaptureFixture[str],
+                                           served: Served, tmp_path: Path) -> None:
+    files = served.files
+    cert, key = files.pair("client")
+    missing = tmp_path / "missing.pem"
+    base = ["token", "--url", served.tls_token]
+    cases = [
+        ([*base, "--cert", str(missing), "--key", key],
+         f"cannot read certificate {missing}: No such file or directory"),
+        ([*base, "--cert", key, "--key", key], f"{key} is not a PEM certificate"),
+        ([*base, "--cert", cert, "--key", cert], f"{cert} is not a PEM private key"),
+        ([*base, "--cert", cert, "--key", key, "--ca", key], f"{key} is not a PEM certificate"),
+        (["token", "--url", f"https://localhost:{free_port()}/api/token", "--cert", cert,
+          "--key", key], "cannot connect to localhost:"),
+        ([*base, "--cert", cert, "--key", key, "--ca", str(files.path("client.pem"))],
+         f"TLS with {served.tls_token.split('/')[2]} failed: server certificate not trusted"),
+        ([*base, "--cert", cert, "--key", str(files.path("revoked-client.key")),
+          "--ca", files.ca], f"{files.path('revoked-client.key')} is not the key of {cert}"),
+    ]
+    for argv, message in cases:
+        code, out, err = run(capsys, *argv)
+        assert (code, out) == (1, []), argv
+        assert err.startswith(f"certsas token: error: {message}"), err
+        assert err.count("\n") == 1
+
+
+def test_token_refuses_bad_arguments(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "token", "--url", "https://x", "--cert", "c", "--key", "k",
+                       "--permissions", "q")
+    assert code == 2 and "argument --permissions" in err
+    code, _, err = run(capsys, "token", "--cert", "c", "--key", "k")
+    assert code == 2 and "--url" in err
+
+
+# --- serve (its happy path is in test_devserver) -----------------------------------------
+
+
+def test_serve_without_tls_files_is_one_line(capsys: pytest.CaptureFixture[str],
+                                             tmp_path: Path) -> None:
+    code, _, err = run(capsys, "serve", "--tls", "--tls-cert", str(tmp_path / "s.pem"),
+                       "--tls-key", str(tmp_path / "s.key"))
+    assert code == 1
+    assert err == (f"certsas serve: error: {tmp_path / 's.pem'} not found (run `certsas dev-pki "
+                   ".dev/pki`, or give --tls-cert/--tls-key)\n")
+
+
+def test_serve_needs_a_function_app(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    code, _, err = run(capsys, "serve", "--app-dir", str(tmp_path))
+    assert code == 1
+    assert err == (f"certsas serve: error: {tmp_path / 'function_app.py'} not found "
+                   "(use --app-dir)\n")
+    code, _, err = run(capsys, "serve", "--port", "70000")
+    assert code == 2 and "70000 is not a port number" in err
+
+
+@pytest.mark.usefixtures("storage")
+def test_commands_on_a_missing_registry_table_fail_in_one_line(
+        capsys: pytest.CaptureFixture[str], files: DevFiles) -> None:
+    tp = thumbprint(files)
+    for command in ("show", "enable", "disable", "remove"):
+        code, _, err = run(capsys, command, tp)
+        assert code == 1, command
+        assert err.count("\n") == 1 and "registry table does not exist" in err, err
+        assert "Traceback" not in err
+
+
+def test_register_creates_the_audit_table_too(capsys: pytest.CaptureFixture[str], files: DevFiles,
+                                              storage: str, azurite: Azurite,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    from azure.data.tables import TableServiceClient
+
+    audit = f"Audit{storage[5:]}"
+    monkeypatch.setenv("AUDIT_TABLE_NAME", audit)
+    assert run(capsys, "register", str(files.path("client.pem")), "--container", "reports")[0] == 0
+    names = {t.name for t in TableServiceClient.from_connection_string(
+        azurite.connection_string).list_tables()}
+    assert {storage, audit} <= names
+
+
+def test_dev_pki_writes_local_settings_that_start_the_app_and_trust_the_pki(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from certsas.config import Settings, load_local_settings
+    from tests.support import ROOT
+
+    monkeypatch.chdir(ROOT)  # where local.settings.json.example lives
+    settings_path = tmp_path / "local.settings.json"
+    code, out, _ = run(capsys, "dev-pki", str(tmp_path / "pki"), "--settings", str(settings_path))
+    assert code == 0 and out[-1].startswith(f"wrote {settings_path}")
+    values = load_local_settings(settings_path)
+    settings = Settings.from_env(values)
+    bundle = (tmp_path / "pki" / "trusted-ca-certs.pem").read_text()
+    assert values["TRUSTED_CA_CERTS"] == bundle
+    assert len(settings.trust_anchors) == 2
+    assert values["OCSP_MODE"] == "require"  # the rest comes from the example
+    code, _, err = run(capsys, "dev-pki", str(tmp_path / "other"), "--settings", str(settings_path))
+    assert code == 1 and "exists" in err

@@ -1,0 +1,154 @@
+"""The token path with in-memory seams: check order, and any input ends in a SPEC answer."""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from certsas.audit import AuditRecord
+from certsas.broker import RequestInfo, TokenBroker
+from certsas.errors import CertificateRevoked, DependencyUnavailable, Refusal
+from certsas.registry import Registration
+from certsas.revocation import RevocationOutcome
+from certsas.sas import AccountKeySigner
+from certsas.verification import ChainValidator, VerifiedCertificate
+from tests.support.pki import Pki
+
+SPEC_CODES = {
+    "client_certificate_missing", "client_certificate_malformed", "certificate_not_trusted",
+    "certificate_expired", "certificate_revoked", "revocation_status_unknown",
+    "certificate_not_registered", "scope_not_allowed", "invalid_request",
+    "revocation_unavailable", "dependency_unavailable",
+}
+
+
+class MemoryRegistry:
+    def __init__(self) -> None:
+        self.entries: dict[str, Registration] = {}
+        self.reads = 0
+
+    def get(self, thumbprint: str) -> Registration | None:
+        self.reads += 1
+        return self.entries.get(thumbprint)
+
+
+class RecordingRevocation:
+    def __init__(self, refusal: Refusal | None = None) -> None:
+        self.refusal = refusal
+        self.checked: list[str] = []
+
+    def check(self, verified: VerifiedCertificate) -> RevocationOutcome:
+        self.checked.append(verified.presented.thumbprint)
+        if self.refusal:
+            raise self.refusal
+        return RevocationOutcome.GOOD
+
+
+class MemoryAudit:
+    def __init__(self, fail: bool = False) -> None:
+        self.records: list[AuditRecord] = []
+        self.fail = fail
+
+    def record(self, record: AuditRecord) -> None:
+        if self.fail:
+            raise DependencyUnavailable("audit down")
+        self.records.append(record)
+
+
+def make_broker(pki: Pki, revocation: RecordingRevocation | None = None,
+                audit: MemoryAudit | None = None) -> tuple[TokenBroker, MemoryRegistry]:
+    registry = MemoryRegistry()
+    broker = TokenBroker(
+        header_name="X-ARR-ClientCert",
+        validator=ChainValidator((pki.issuing.certificate,)),
+        registry=registry,
+        revocation=revocation or RecordingRevocation(),
+        signer=AccountKeySigner("acct", "a2V5", "https://acct.blob.core.windows.net"),
+        audit=audit or MemoryAudit(),
+        default_ttl_minutes=15,
+        max_ttl_minutes=60,
+    )
+    return broker, registry
+
+
+def header(der: bytes) -> dict[str, str]:
+    return {"X-ARR-ClientCert": base64.b64encode(der).decode()}
+
+
+def refusal_code(broker: TokenBroker, headers: dict[str, str], body: bytes = b"") -> str:
+    with pytest.raises(Refusal) as caught:
+        broker.issue(headers, body, RequestInfo("r"))
+    return caught.value.code
+
+
+def test_first_failing_check_names_the_error(pki: Pki) -> None:
+    revocation = RecordingRevocation(CertificateRevoked("revoked"))
+    broker, registry = make_broker(pki, revocation)
+    now = datetime.now(UTC)
+    expired_stranger = pki.stranger.issue("x", not_before=now - timedelta(days=2),
+                                          not_after=now - timedelta(days=1))
+    # Dates before chain; chain before registry; registry before scope; scope before OCSP.
+    assert refusal_code(broker, header(expired_stranger.der)) == "certificate_expired"
+    assert refusal_code(broker, header(pki.stranger.issue("y").der)) == "certificate_not_trusted"
+    assert registry.reads == 0
+    assert refusal_code(broker, header(pki.client.der), b"not json") == "certificate_not_registered"
+    registry.entries[header_thumbprint(pki)] = Registration.for_certificate(
+        pki.client.certificate, container="reports", permissions="r")
+    assert refusal_code(broker, header(pki.client.der), b"not json") == "invalid_request"
+    assert refusal_code(broker, header(pki.client.der), b'{"permissions": "w"}') == "scope_not_allowed"
+    assert revocation.checked == []
+    assert refusal_code(broker, header(pki.client.der)) == "certificate_revoked"
+    assert revocation.checked == [header_thumbprint(pki)]
+
+
+def test_no_token_without_its_audit_record(pki: Pki) -> None:
+    audit = MemoryAudit(fail=True)
+    broker, registry = make_broker(pki, audit=audit)
+    registry.entries[header_thumbprint(pki)] = Registration.for_certificate(
+        pki.client.certificate, container="reports")
+    assert refusal_code(broker, header(pki.client.der)) == "dependency_unavailable"
+    audit.fail = False
+    issued = broker.issue(header(pki.client.der), b"", RequestInfo("r2", "198.51.100.7"))
+    (record,) = audit.records
+    assert (record.request_id, record.client_address) == ("r2", "198.51.100.7")
+    assert record.expires_on == issued.signed.expires_on
+    assert record.signature_sha256 == issued.signed.signature_sha256
+
+
+def header_thumbprint(pki: Pki) -> str:
+    from cryptography.hazmat.primitives import hashes
+
+    return pki.client.certificate.fingerprint(hashes.SHA256()).hex().upper()
+
+
+@settings(max_examples=300, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    headers=st.dictionaries(
+        st.sampled_from(["X-ARR-ClientCert", "x-arr-clientcert", "Other"]),
+        st.text(max_size=200) | st.just("VALID"), max_size=2),
+    body=st.binary(max_size=200) | st.dictionaries(
+        st.sampled_from(["container", "blob", "permissions", "ttl_minutes", "x"]),
+        st.none() | st.integers(-3, 90) | st.text(max_size=12), max_size=4,
+    ).map(lambda d: json.dumps(d).encode()),
+)
+def test_any_request_gets_a_token_or_a_spec_refusal(pki: Pki, headers: dict[str, str],
+                                                    body: bytes) -> None:
+    broker, registry = make_broker(pki)
+    registry.entries[header_thumbprint(pki)] = Registration.for_certificate(
+        pki.client.certificate, container="reports", permissions="rl", max_ttl_minutes=30)
+    real = base64.b64encode(pki.client.der).decode()
+    headers = {k: (real if v == "VALID" else v) for k, v in headers.items()}
+    try:
+        issued = broker.issue(headers, body, RequestInfo("r"))
+    except Refusal as refusal:
+        assert refusal.code in SPEC_CODES
+        assert 400 <= refusal.status < 600
+    else:
+        assert issued.grant.container == "reports"
+        assert set(issued.grant.permissions) <= set("rl")

@@ -1,0 +1,113 @@
+"""Settings: every problem fails at start-up with the setting's name."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from certsas.config import (
+    AccountKeyAccess,
+    ManagedIdentityAccess,
+    RevocationMode,
+    Settings,
+    parse_connection_string,
+)
+from certsas.errors import ConfigurationError
+from tests.support import ROOT
+from tests.support.pki import Pki
+
+AZURITE = "UseDevelopmentStorage=true"
+
+
+def env(pki: Pki, **extra: str) -> dict[str, str]:
+    return {"TRUSTED_CA_CERTS": pki.trust_bundle, "STORAGE_CONNECTION_STRING": AZURITE, **extra}
+
+
+def test_defaults(pki: Pki) -> None:
+    settings = Settings.from_env(env(pki))
+    assert len(settings.trust_anchors) == 2
+    assert isinstance(settings.storage.access, AccountKeyAccess)
+    assert (settings.storage.cert_table, settings.storage.audit_table) == (
+        "ClientCertificates", "TokenAudit")
+    assert settings.client_cert_header == "X-ARR-ClientCert"
+    assert settings.revocation.mode is RevocationMode.REQUIRE
+    assert (settings.revocation.ocsp_timeout_seconds, settings.sas_default_ttl_minutes,
+            settings.sas_max_ttl_minutes, settings.registry_cache_seconds) == (3.0, 15, 60, 30)
+
+
+def test_managed_identity(pki: Pki) -> None:
+    settings = Settings.from_env({"TRUSTED_CA_CERTS": pki.trust_bundle,
+                                  "STORAGE_ACCOUNT_NAME": "certsasdata", "AZURE_CLIENT_ID": "abc"})
+    assert settings.storage.access == ManagedIdentityAccess(
+        "certsasdata", "https://certsasdata.blob.core.windows.net",
+        "https://certsasdata.table.core.windows.net", "abc")
+
+
+@pytest.mark.parametrize(("values", "setting"), [
+    ({"TRUSTED_CA_CERTS": ""}, "TRUSTED_CA_CERTS"),
+    ({"TRUSTED_CA_CERTS": "-----BEGIN CERTIFICATE-----\nnope\n-----END CERTIFICATE-----"},
+     "TRUSTED_CA_CERTS"),
+    ({"TRUSTED_CA_CERTS": "hello"}, "TRUSTED_CA_CERTS"),
+    ({"STORAGE_CONNECTION_STRING": ""}, "STORAGE_ACCOUNT_NAME"),
+    ({"STORAGE_ACCOUNT_NAME": "both"}, "STORAGE_CONNECTION_STRING"),
+    ({"STORAGE_CONNECTION_STRING": "AccountName=x"}, "STORAGE_CONNECTION_STRING"),
+    ({"STORAGE_CONNECTION_STRING": "", "STORAGE_ACCOUNT_NAME": "Not_Valid"}, "STORAGE_ACCOUNT_NAME"),
+    ({"OCSP_MODE": "maybe"}, "OCSP_MODE"),
+    ({"OCSP_TIMEOUT_SECONDS": "soon"}, "OCSP_TIMEOUT_SECONDS"),
+    ({"OCSP_TIMEOUT_SECONDS": "0"}, "OCSP_TIMEOUT_SECONDS"),
+    ({"OCSP_RESPONDER_URL": "ftp://x"}, "OCSP_RESPONDER_URL"),
+    ({"SAS_DEFAULT_TTL_MINUTES": "0"}, "SAS_DEFAULT_TTL_MINUTES"),
+    ({"SAS_DEFAULT_TTL_MINUTES": "90"}, "SAS_DEFAULT_TTL_MINUTES"),
+    ({"SAS_MAX_TTL_MINUTES": "x"}, "SAS_MAX_TTL_MINUTES"),
+    ({"SAS_MAX_TTL_MINUTES": "1441"}, "SAS_MAX_TTL_MINUTES"),
+    ({"REGISTRY_CACHE_SECONDS": "-1"}, "REGISTRY_CACHE_SECONDS"),
+    ({"CERT_TABLE_NAME": "bad-name"}, "CERT_TABLE_NAME"),
+    ({"CLIENT_CERT_HEADER": "Bad Header"}, "CLIENT_CERT_HEADER"),
+])
+def test_bad_settings_name_the_setting(pki: Pki, values: dict[str, str], setting: str) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        Settings.from_env(env(pki, **values))
+    assert caught.value.setting == setting
+    assert str(caught.value).startswith(setting)
+
+
+def test_leaf_is_not_a_trust_anchor(pki: Pki) -> None:
+    with pytest.raises(ConfigurationError, match="is not a CA"):
+        Settings.from_env(env(pki, TRUSTED_CA_CERTS=pki.client.pem.decode()))
+
+
+def test_escaped_newlines_in_pem_are_accepted(pki: Pki) -> None:
+    one_line = pki.trust_bundle.replace("\n", "\\n")
+    assert len(Settings.from_env(env(pki, TRUSTED_CA_CERTS=one_line)).trust_anchors) == 2
+
+
+def test_a_malformed_connection_string_is_not_echoed(pki: Pki) -> None:
+    secret = "c2VjcmV0LWtleS1tYXRlcmlhbA"
+    with pytest.raises(ConfigurationError) as caught:
+        Settings.from_env(env(pki, STORAGE_CONNECTION_STRING=f"AccountName=a;AccountKey{secret}"))
+    assert "segment 2" in str(caught.value)
+    assert secret not in str(caught.value)
+
+
+def test_connection_string_forms() -> None:
+    azurite = parse_connection_string(AZURITE)
+    assert azurite.blob_endpoint == "http://127.0.0.1:10000/devstoreaccount1"
+    cloud = parse_connection_string(
+        "DefaultEndpointsProtocol=https;AccountName=acct;AccountKey=a2V5;EndpointSuffix=core.windows.net")
+    assert (cloud.blob_endpoint, cloud.table_endpoint) == (
+        "https://acct.blob.core.windows.net", "https://acct.table.core.windows.net")
+    assert "a2V5" not in repr(cloud)
+
+
+def test_local_settings_example_is_complete_and_starts() -> None:
+    document = json.loads(Path(ROOT / "local.settings.json.example").read_text())
+    values = document["Values"]
+    spec_settings = {"TRUSTED_CA_CERTS", "STORAGE_CONNECTION_STRING", "STORAGE_ACCOUNT_NAME",
+                     "CERT_TABLE_NAME", "AUDIT_TABLE_NAME", "CLIENT_CERT_HEADER", "OCSP_MODE",
+                     "OCSP_RESPONDER_URL", "OCSP_TIMEOUT_SECONDS", "SAS_DEFAULT_TTL_MINUTES",
+                     "SAS_MAX_TTL_MINUTES", "REGISTRY_CACHE_SECONDS"}
+    assert spec_settings <= set(values)
+    settings = Settings.from_env(values)
+    assert isinstance(settings.storage.access, AccountKeyAccess)
