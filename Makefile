@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test lint typecheck bench deploy clean deps
+.PHONY: demo test test-fast lint typecheck bench package deploy clean deps
 
 deps: $(VENV)/.installed node_modules/.installed
 
@@ -34,6 +34,14 @@ typecheck: deps
 
 test: deps lint typecheck
 	@$(BIN)/pytest
+
+# The suites that start no process and open no socket: seconds, not minutes.
+test-fast: deps
+	@$(BIN)/pytest tests/unit
+
+# dist/certsas.zip: the app and its Linux dependencies, nothing else (SPEC §7).
+package: deps
+	@$(BIN)/python scripts/build_package.py
 
 clean:
 	rm -rf $(VENV) node_modules .mypy_cache .ruff_cache .pytest_cache dist .dev

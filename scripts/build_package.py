@@ -1,10 +1,12 @@
-"""Build the zip that `az functionapp deploy --type zip` uploads for certsas.
+"""Build dist/certsas.zip, the package `az functionapp deploy` uploads (SPEC §7).
 
-The Python worker on Linux imports the app from the zip root (function_app.py, host.json,
-the certsas package) and its dependencies from `.python_packages/lib/site-packages`, so
-those are installed here for the platform Azure runs, not the one this script runs on.
-What is left out follows `.funcignore` (gitignore-style patterns), the same file Core Tools
-and azd read, so every deployment path ships the same files.
+What ships is an allow-list, never a deny-list over the working tree: the three files
+the worker needs at the zip root, and the runtime package `certsas/` less its two
+wings that do not run in Azure (`certsas/cli/`, `certsas/devtools/`) and
+`certsas/__main__.py`. Only files git tracks are considered, so an untracked
+`secrets.json`, key or `.azure/` folder can never ride along. Dependencies go under
+`.python_packages/lib/site-packages`, installed for the platform Azure runs (Linux
+x86_64, CPython 3.11), not the one this script runs on.
 
     python scripts/build_package.py [--root DIR] [--out dist/certsas.zip] [--no-deps]
 """
@@ -13,12 +15,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import subprocess
 import sys
 import tempfile
 import zipfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -26,183 +27,72 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = Path("dist") / "certsas.zip"
 SITE_PACKAGES = PurePosixPath(".python_packages/lib/site-packages")
 
-# The worker cannot start without these, so a package missing one is refused here rather
-# than after a deployment.
-REQUIRED_FILES = ("function_app.py", "host.json", "requirements.txt")
-
-# Left out even when .funcignore is missing or forgets them: a deployment package must never
-# carry keys, local secrets or a stale dependency tree built for another platform.
-ALWAYS_IGNORED = (
-    ".git/",
-    ".python_packages/",
-    "local.settings.json",
-    ".env",
-    "*.pem",
-    "*.key",
-    "*.pfx",
-    "*.p12",
-)
+# The worker imports function_app.py from the zip root and reads host.json beside it.
+ROOT_FILES = ("function_app.py", "host.json", "requirements.txt")
+APP_PACKAGE = "certsas/"
+# Inside the package but not the service: the operator's and the developer's wings.
+NOT_SHIPPED = ("certsas/cli/", "certsas/devtools/", "certsas/__main__.py")
 
 # Fixed timestamps make two builds of the same tree byte-identical.
 ZIP_DATE_TIME = (1980, 1, 1, 0, 0, 0)
 
 PIP_PLATFORM_ARGS = (
-    "--platform",
-    "manylinux2014_x86_64",
-    "--only-binary=:all:",
-    "--python-version",
-    "3.11",
-    "--implementation",
-    "cp",
+    "--platform", "manylinux2014_x86_64", "--only-binary=:all:",
+    "--python-version", "3.11", "--implementation", "cp",
 )
 
 
-@dataclass(frozen=True)
-class IgnoreRule:
-    """One `.funcignore` line."""
-
-    pattern: str
-    regex: re.Pattern[str]
-    negate: bool
-    dir_only: bool
-
-    def matches(self, rel_path: str, is_dir: bool) -> bool:
-        if self.dir_only and not is_dir:
-            return False
-        return self.regex.match(rel_path) is not None
-
-
-def _glob_to_regex(glob: str) -> str:
-    out: list[str] = []
-    i = 0
-    while i < len(glob):
-        char = glob[i]
-        if char == "*":
-            if glob.startswith("**", i):
-                if glob.startswith("**/", i):
-                    out.append("(?:.*/)?")
-                    i += 3
-                else:
-                    out.append(".*")
-                    i += 2
-                continue
-            out.append("[^/]*")
-        elif char == "?":
-            out.append("[^/]")
-        elif char == "[":
-            end = glob.find("]", i + 1)
-            if end == -1:
-                out.append(re.escape(char))
-            else:
-                body = glob[i + 1 : end]
-                if body.startswith("!"):
-                    body = "^" + body[1:]
-                out.append("[" + body.replace("\\", "\\\\") + "]")
-                i = end + 1
-                continue
-        elif char == "\\" and i + 1 < len(glob):
-            out.append(re.escape(glob[i + 1]))
-            i += 2
-            continue
-        else:
-            out.append(re.escape(char))
-        i += 1
-    return "".join(out)
+def tracked_files(root: Path) -> list[str]:
+    """Every file git tracks under ``root`` (root-relative POSIX paths); ValueError outside git."""
+    try:
+        listed = subprocess.run(
+            ["git", "-C", str(root), "ls-files", "-z", "--full-name", "--", "."],
+            capture_output=True, check=True,
+        ).stdout
+        top = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "--show-toplevel"],
+            capture_output=True, check=True, text=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        raise ValueError(f"{root} is not a git checkout: the package ships tracked files only"
+                         ) from None
+    prefix = Path(root).resolve().relative_to(Path(top).resolve()).as_posix()
+    names = [name.decode() for name in listed.split(b"\0") if name]
+    if prefix != ".":
+        names = [name[len(prefix) + 1:] for name in names if name.startswith(prefix + "/")]
+    return sorted(names)
 
 
-def parse_rule(line: str) -> IgnoreRule | None:
-    """Turn one gitignore-style line into a rule, or None for blanks and comments."""
-    text = line.rstrip("\n").rstrip()
-    if not text or text.startswith("#"):
-        return None
-    negate = text.startswith("!")
-    if negate:
-        text = text[1:]
-    dir_only = text.endswith("/")
-    text = text.rstrip("/")
-    if not text:
-        return None
-    # As in git: a slash anywhere but the end anchors the pattern to the root; otherwise it
-    # matches a name at any depth.
-    anchored = "/" in text
-    body = _glob_to_regex(text.lstrip("/"))
-    prefix = "^" if anchored else "^(?:.*/)?"
-    return IgnoreRule(
-        pattern=line.strip(),
-        regex=re.compile(prefix + body + "$"),
-        negate=negate,
-        dir_only=dir_only,
-    )
+def is_shipped(name: str) -> bool:
+    """The allow-list: the root files, and the runtime modules of ``certsas/``."""
+    if name in ROOT_FILES:
+        return True
+    return (name.startswith(APP_PACKAGE) and name.endswith(".py")
+            and not name.startswith(NOT_SHIPPED))
 
 
-def parse_ignore_file(text: str) -> list[IgnoreRule]:
-    """Rules of a whole `.funcignore`, in file order."""
-    return [rule for rule in map(parse_rule, text.splitlines()) if rule is not None]
-
-
-def load_rules(root: Path) -> list[IgnoreRule]:
-    """The built-in exclusions followed by the root's `.funcignore` (if any)."""
-    rules = parse_ignore_file("\n".join(ALWAYS_IGNORED))
-    funcignore = root / ".funcignore"
-    user_rules = parse_ignore_file(funcignore.read_text()) if funcignore.is_file() else []
-    # A `.funcignore` may not re-include what ALWAYS_IGNORED keeps out, so those rules are
-    # applied again after it.
-    return rules + user_rules + rules
-
-
-def is_ignored(rel_path: str, is_dir: bool, rules: Sequence[IgnoreRule]) -> bool:
-    """Whether a root-relative POSIX path is excluded; the last matching rule wins."""
-    ignored = False
-    for rule in rules:
-        if rule.matches(rel_path, is_dir):
-            ignored = not rule.negate
-    return ignored
-
-
-def iter_package_files(root: Path, rules: Sequence[IgnoreRule]) -> Iterator[PurePosixPath]:
-    """Root-relative paths of the files to ship, sorted, skipping ignored directories whole."""
-    for dirpath, dirnames, filenames in os.walk(root):
-        current = Path(dirpath)
-        rel_dir = current.relative_to(root).as_posix()
-        kept_dirs = []
-        for name in sorted(dirnames):
-            rel = name if rel_dir == "." else f"{rel_dir}/{name}"
-            # Symlinked directories could pull in files from outside the project.
-            if (current / name).is_symlink() or is_ignored(rel, True, rules):
-                continue
-            kept_dirs.append(name)
-        dirnames[:] = kept_dirs
-        for name in sorted(filenames):
-            rel = name if rel_dir == "." else f"{rel_dir}/{name}"
-            if (current / name).is_symlink() or is_ignored(rel, False, rules):
-                continue
-            yield PurePosixPath(rel)
+def app_files(root: Path) -> list[str]:
+    """What the package holds besides dependencies, in zip order; ValueError if incomplete."""
+    names = [name for name in tracked_files(root) if is_shipped(name)]
+    missing = [name for name in ROOT_FILES if name not in names]
+    if missing:
+        raise ValueError(f"{root} is not a function app project: missing {', '.join(missing)} "
+                         f"(or not tracked by git)")
+    return names
 
 
 def _add_file(archive: zipfile.ZipFile, source: Path, arcname: PurePosixPath) -> None:
     info = zipfile.ZipInfo(str(arcname), date_time=ZIP_DATE_TIME)
     info.compress_type = zipfile.ZIP_DEFLATED
-    mode = 0o755 if os.access(source, os.X_OK) else 0o644
-    info.external_attr = (0o100000 | mode) << 16
+    info.external_attr = (0o100000 | 0o644) << 16
     archive.writestr(info, source.read_bytes())
 
 
 def install_dependencies(requirements: Path, target: Path) -> None:
     """pip-install requirements for Linux x86_64 / CPython 3.11 into `target`."""
     subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            "--target",
-            str(target),
-            *PIP_PLATFORM_ARGS,
-            "-r",
-            str(requirements),
-        ],
+        [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+         "--target", str(target), *PIP_PLATFORM_ARGS, "-r", str(requirements)],
         check=True,
     )
 
@@ -216,72 +106,44 @@ class PackageSummary:
     dependency_files: int
 
 
-def build_package(
-    root: Path,
-    out: Path,
-    *,
-    dependencies_dir: Path | None = None,
-) -> PackageSummary:
+def build_package(root: Path, out: Path, *, dependencies_dir: Path | None = None
+                  ) -> PackageSummary:
     """Zip the project at `root` into `out`.
 
     `dependencies_dir`, when given, is a pip `--target` tree stored under
-    `.python_packages/lib/site-packages`. Raises ValueError when a file the worker needs is
-    missing.
+    `.python_packages/lib/site-packages`. Raises ValueError when `root` is not a git
+    checkout of a function app.
     """
     root = root.resolve()
+    names = app_files(root)
     out = out.resolve()
-    missing = [name for name in REQUIRED_FILES if not (root / name).is_file()]
-    if missing:
-        raise ValueError(f"{root} is not a function app project: missing {', '.join(missing)}")
-
-    rules = load_rules(root)
     out.parent.mkdir(parents=True, exist_ok=True)
-    app_files = 0
     dependency_files = 0
     partial = out.with_name(out.name + ".partial")
     with zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED) as archive:
-        for rel in iter_package_files(root, rules):
-            source = root / rel
-            # The output may live inside the tree being zipped (dist/ is usually ignored, but
-            # --out can point anywhere).
-            if source.resolve() in (out, partial):
-                continue
-            _add_file(archive, source, rel)
-            app_files += 1
+        for name in names:
+            _add_file(archive, root / name, PurePosixPath(name))
         if dependencies_dir is not None:
             for dirpath, dirnames, filenames in os.walk(dependencies_dir):
                 dirnames[:] = sorted(d for d in dirnames if d != "__pycache__")
-                for name in sorted(filenames):
-                    source = Path(dirpath) / name
+                for filename in sorted(filenames):
+                    source = Path(dirpath) / filename
                     rel_dep = PurePosixPath(source.relative_to(dependencies_dir).as_posix())
                     _add_file(archive, source, SITE_PACKAGES / rel_dep)
                     dependency_files += 1
     # Replace in one step so a failed build never leaves a half-written package behind.
     partial.replace(out)
-    return PackageSummary(path=out, app_files=app_files, dependency_files=dependency_files)
+    return PackageSummary(path=out, app_files=len(names), dependency_files=dependency_files)
 
 
 def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description="Build the certsas Azure Functions deployment zip.",
-    )
-    parser.add_argument(
-        "--root",
-        type=Path,
-        default=REPO_ROOT,
-        help="project directory (default: the repository)",
-    )
-    parser.add_argument(
-        "--out",
-        type=Path,
-        default=None,
-        help=f"zip to write (default: ROOT/{DEFAULT_OUT})",
-    )
-    parser.add_argument(
-        "--no-deps",
-        action="store_true",
-        help="do not pip-install requirements.txt into .python_packages",
-    )
+    parser = argparse.ArgumentParser(description="Build the certsas Azure Functions deployment zip.")
+    parser.add_argument("--root", type=Path, default=REPO_ROOT,
+                        help="project directory, a git checkout (default: the repository)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help=f"zip to write (default: ROOT/{DEFAULT_OUT})")
+    parser.add_argument("--no-deps", action="store_true",
+                        help="do not pip-install requirements.txt into .python_packages")
     return parser.parse_args(argv)
 
 
@@ -293,16 +155,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.no_deps:
             summary = build_package(root, out)
         else:
+            app_files(root)  # refuse a bad root before the slow install
             with tempfile.TemporaryDirectory(prefix="certsas-deps-") as tmp:
                 install_dependencies(root / "requirements.txt", Path(tmp))
                 summary = build_package(root, out, dependencies_dir=Path(tmp))
     except (ValueError, OSError, subprocess.CalledProcessError) as exc:
         print(f"build_package: error: {exc}", file=sys.stderr)
         return 1
-    print(
-        f"wrote {summary.path}: {summary.app_files} app files, "
-        f"{summary.dependency_files} dependency files"
-    )
+    print(f"wrote {summary.path}: {summary.app_files} app files, "
+          f"{summary.dependency_files} dependency files")
     return 0
 
 
