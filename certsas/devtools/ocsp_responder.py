@@ -46,8 +46,6 @@ from certsas.devtools.ocsp_signing import (
     unsuccessful,
 )
 
-__all__ = ["Fault", "OcspResponder", "Reply", "ResponsePlan", "main"]
-
 MAX_REQUEST_BYTES = 16 * 1024
 
 

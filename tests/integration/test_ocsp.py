@@ -21,7 +21,8 @@ from cryptography.x509 import ocsp
 
 from certsas.clientcert import PresentedCertificate
 from certsas.config import RevocationMode, RevocationSettings, Settings
-from certsas.devtools.ocsp_responder import Fault, OcspResponder, Reply, main
+from certsas.devtools.ocsp_responder import OcspResponder, main
+from certsas.devtools.ocsp_signing import Fault, Reply
 from certsas.devtools.pki import CLIENT_AUTH, OCSP_SIGNING, CertificateAuthority, Issued, new_key
 from certsas.errors import CertificateRevoked, RevocationStatusUnknown, RevocationUnavailable
 from certsas.ocsp.checker import OcspChecker, build_request
