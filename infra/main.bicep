@@ -232,7 +232,7 @@ module alerts 'app/alerts.bicep' = {
     namePrefix: 'certsas-${resourceToken}'
     applicationInsightsName: monitoring.outputs.applicationInsightsName
     functionAppName: functionApp.outputs.name
-    alertEmailAddresses: empty(trim(alertEmailAddresses)) ? [] : split(replace(alertEmailAddresses, ' ', ''), ',')
+    alertEmailAddresses: filter(split(replace(alertEmailAddresses, ' ', ''), ','), address => !empty(address))
     refusalRateThresholdPercent: alertRefusalRatePercent
   }
 }
