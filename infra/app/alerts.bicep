@@ -1,7 +1,8 @@
 // Alerts on certsas (docs/operations.md says what each one means and what to do).
 // Log search alerts read the decision and expiry lines the app writes to Application
-// Insights (traces); each query is a file under infra/queries, loaded here and nowhere
-// else rewritten. Health check failing is a metric alert on the site.
+// Insights (traces); each query is a file under infra/queries, loaded here as it is (the
+// refusal rate rule only puts its two parameters before it as `let` lines). Health check
+// failing is a metric alert on the site.
 // With no e-mail address given, no action group is made and the rules fire without actions:
 // they still show in Azure Monitor > Alerts, and an operator can attach a group later.
 
