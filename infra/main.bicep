@@ -103,6 +103,14 @@ param operatorPrincipalType string = 'User'
 @description('Install requirements.txt on the server at deploy time (azd). scripts/deploy.sh uploads a package with dependencies and leaves this false.')
 param remoteBuild bool = false
 
+@description('Comma-separated e-mail addresses alerts are sent to (azd: CERTSAS_ALERT_EMAILS). Empty: the alert rules are deployed without an action group.')
+param alertEmailAddresses string = ''
+
+@description('Refusal rate alert: percentage of refused decisions in 15 minutes above which it fires.')
+@minValue(1)
+@maxValue(100)
+param alertRefusalRatePercent int = 20
+
 var abbrs = loadJsonContent('abbreviations.json')
 var resourceToken = toLower(uniqueString(subscription().id, resourceGroup().id, environmentName, location))
 var tags = {
@@ -211,6 +219,30 @@ module functionApp 'app/function.bicep' = {
     appGatewaySubnetResourceId: appGatewaySubnetResourceId
     appGatewayIpCidr: appGatewayIpCidr
     remoteBuild: remoteBuild
+  }
+}
+
+// Alerts and the dashboard (docs/operations.md): log search rules and a workbook on the
+// Application Insights component, a metric rule on the site's Health check status.
+module alerts 'app/alerts.bicep' = {
+  name: 'alerts'
+  params: {
+    location: location
+    tags: tags
+    namePrefix: 'certsas-${resourceToken}'
+    applicationInsightsName: monitoring.outputs.applicationInsightsName
+    functionAppName: functionApp.outputs.name
+    alertEmailAddresses: filter(split(replace(alertEmailAddresses, ' ', ''), ','), address => !empty(address))
+    refusalRateThresholdPercent: alertRefusalRatePercent
+  }
+}
+
+module workbook 'app/workbook.bicep' = {
+  name: 'workbook'
+  params: {
+    location: location
+    tags: tags
+    applicationInsightsName: monitoring.outputs.applicationInsightsName
   }
 }
 
