@@ -31,7 +31,7 @@ from kusto_query_language_parser.parse_tools.KqlParser import (  # type: ignore[
 from certsas import errors
 from certsas.audit import Decision, log_decision
 from certsas.revocation import RevocationOutcome
-from tests.test_infra import (
+from tests.integration.test_infra import (
     INFRA,
     REPO_ROOT,
     Bicep,
