@@ -13,9 +13,9 @@ import azure.functions as func
 
 from certsas import http
 from certsas.config import Settings
-from certsas.runtime import get_broker
+from certsas.runtime import get_broker, run_expiry_check
 
-Settings.from_env(os.environ)
+settings = Settings.from_env(os.environ)
 
 # The SDKs log every storage request's headers at INFO: noise in Application Insights and
 # about 0.4 ms of CPU per call on the token path. Their warnings and errors still come through.
@@ -35,3 +35,13 @@ def token(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
 @app.route(route="health", methods=["GET"])
 def health(req: func.HttpRequest) -> func.HttpResponse:
     return http.health()
+
+
+# The schedule is the checked value of EXPIRY_CHECK_SCHEDULE (or SPEC §3's default), not
+# "%EXPIRY_CHECK_SCHEDULE%": a %...% name is looked up by the host in the app settings,
+# where our default does not exist. App settings are environment variables when the
+# worker imports this file, and changing one restarts the app (docs/audit-and-expiry.md).
+@app.timer_trigger(schedule=settings.expiry_check_schedule, arg_name="timer",
+                   run_on_startup=False)
+def expiry_check(timer: func.TimerRequest) -> None:
+    run_expiry_check(os.environ)

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import json
 import logging
+import secrets
 import threading
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from azure.core.exceptions import AzureError
@@ -45,10 +46,20 @@ class AuditSink(Protocol):
     def record(self, record: AuditRecord) -> None: ...
 
 
-def audit_entity(record: AuditRecord) -> dict[str, Any]:
-    """The Table entity for a record: PartitionKey is the UTC day, RowKey a fresh UUID."""
+def audit_day(record: AuditRecord) -> str:
+    """The UTC day of a record, ``YYYY-MM-DD``: what a batch of records has in common."""
+    return f"{record.time.astimezone(UTC):%Y-%m-%d}"
+
+
+def partition_key(day: str, shard: int) -> str:
+    """``YYYY-MM-DD.NN`` (SPEC §5); sorts after the plain ``YYYY-MM-DD`` of earlier versions."""
+    return f"{day}.{shard:02d}"
+
+
+def audit_entity(record: AuditRecord, shard: int) -> dict[str, Any]:
+    """The Table entity for a record: PartitionKey the UTC day and ``shard``, RowKey a UUID."""
     return {
-        "PartitionKey": f"{record.time:%Y-%m-%d}",
+        "PartitionKey": partition_key(audit_day(record), shard),
         "RowKey": uuid.uuid4().hex,
         "IssuedAt": record.time,
         "RequestId": record.request_id,
@@ -63,23 +74,62 @@ def audit_entity(record: AuditRecord) -> dict[str, Any]:
     }
 
 
+class ShardPicker:
+    """Which of ``partitions`` shards the next write goes to: the one that has taken the
+    fewest records from this process so far (ties: the next in turn from a random start).
+
+    Why per write and not per record (e.g. from the RowKey): a write is one insert or one
+    entity-group transaction, and a transaction must stay in one partition. Picking the
+    shard per record would scatter a batch of concurrent records over every shard and
+    shrink the group commit's transactions about ``partitions``-fold. Picking it per
+    write keeps the batch whole, and balancing by records (not by writes) keeps one day's
+    shards within one batch (at most ``MAX_BATCH`` records) of each other in this process,
+    whatever the callers ask for and however the batches vary in size. Every instance
+    balances its own writes, so the sum over instances is balanced too; the random start
+    keeps instances that start together from all beginning with shard 00.
+    """
+
+    def __init__(self, partitions: int) -> None:
+        if not 1 <= partitions <= 100:
+            raise ValueError("partitions must be 1 to 100")
+        self._taken = [0] * partitions
+        self._turn = secrets.randbelow(partitions)
+        self._lock = threading.Lock()
+
+    def pick(self, records: int) -> int:
+        """The shard for a write of ``records`` records, counted as taken."""
+        with self._lock:
+            n = len(self._taken)
+            order = [(self._turn + i) % n for i in range(n)]
+            shard = min(order, key=lambda s: self._taken[s])
+            self._taken[shard] += records
+            self._turn = (shard + 1) % n
+            return shard
+
+
 class TableAuditSink:
     """Audit records in an Azure Table, one request per call.
 
-    :meth:`write` stores entities of one partition all or nothing: one insert, or one
-    entity-group transaction (the service's limit is 100 entities).
+    :meth:`write` stores records of one UTC day all or nothing, in one shard of that day
+    (:class:`ShardPicker`): one insert, or one entity-group transaction (the service's
+    limit is 100 entities, all in one partition).
     """
 
     MAX_BATCH = 100
 
-    def __init__(self, table: TableClient) -> None:
+    def __init__(self, table: TableClient, partitions: int = 16) -> None:
         self._table = table
+        self._shards = ShardPicker(partitions)
 
     def record(self, record: AuditRecord) -> None:
-        self.write([audit_entity(record)])
+        self.write([record])
 
-    def write(self, entities: Sequence[dict[str, Any]]) -> None:
-        """Store every entity or none; ``DependencyUnavailable`` if the Table says no."""
+    def write(self, records: Sequence[AuditRecord]) -> None:
+        """Store every record or none; ``DependencyUnavailable`` if the Table says no."""
+        if len({audit_day(r) for r in records}) != 1 or len(records) > self.MAX_BATCH:
+            raise ValueError("a write holds 1 to MAX_BATCH records of one day")
+        shard = self._shards.pick(len(records))
+        entities = [audit_entity(r, shard) for r in records]
         try:
             if len(entities) == 1:
                 self._table.create_entity(entities[0])
@@ -92,8 +142,9 @@ class TableAuditSink:
 class _Pending:
     """One caller's record, waiting for the batch that carries it."""
 
-    def __init__(self, entity: dict[str, Any]) -> None:
-        self.entity = entity
+    def __init__(self, record: AuditRecord) -> None:
+        self.record = record
+        self.day = audit_day(record)
         self.done = threading.Event()
         self.lead = False  # woken to write the next batch, not because it was written
         self.error: str | None = None  # why the batch failed; each caller raises its own
@@ -104,9 +155,10 @@ class GroupCommitAuditSink:
 
     Every caller returns only once its own record is stored. One caller at a time, the
     leader, writes; records that arrive meanwhile queue up and are stored together (one
-    partition, at most ``MAX_BATCH``) by the next leader, so under load the Table sees
-    one request per batch rather than one per token, and alone a caller makes a single
-    insert. If a batch fails, every caller in it gets ``dependency_unavailable``.
+    UTC day, at most ``MAX_BATCH``; the inner sink puts the whole batch in one shard of
+    that day) by the next leader, so under load the Table sees one request per batch
+    rather than one per token, and alone a caller makes a single insert. If a batch
+    fails, every caller in it gets ``dependency_unavailable``.
 
     Hand-off rules, enforced in :meth:`record` and :meth:`_lead_until`:
 
@@ -127,7 +179,7 @@ class GroupCommitAuditSink:
         self._writing = False
 
     def record(self, record: AuditRecord) -> None:
-        mine = _Pending(audit_entity(record))
+        mine = _Pending(record)
         with self._lock:
             self._queue.append(mine)
             lead = not self._writing
@@ -158,8 +210,8 @@ class GroupCommitAuditSink:
                 self._writing = False
 
     def _take_batch(self) -> list[_Pending]:
-        partition = self._queue[0].entity["PartitionKey"]
-        batch = [p for p in self._queue if p.entity["PartitionKey"] == partition][: self.MAX_BATCH]
+        day = self._queue[0].day
+        batch = [p for p in self._queue if p.day == day][: self.MAX_BATCH]
         taken = set(map(id, batch))
         self._queue = [p for p in self._queue if id(p) not in taken]
         return batch
@@ -168,7 +220,7 @@ class GroupCommitAuditSink:
         """Store a batch; never raises, so every waiter in it is always released."""
         error = None
         try:
-            self._inner.write([pending.entity for pending in batch])
+            self._inner.write([pending.record for pending in batch])
         except DependencyUnavailable as exc:
             error = exc.detail
         except Exception as exc:  # a bug must not strand the other callers: fail closed

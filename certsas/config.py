@@ -175,7 +175,7 @@ def client_cert_header(env: Mapping[str, str]) -> str:
 
 
 def expiry_check_schedule(env: Mapping[str, str]) -> str:
-    """``EXPIRY_CHECK_SCHEDULE``; the timer trigger reads it as ``%EXPIRY_CHECK_SCHEDULE%``."""
+    """``EXPIRY_CHECK_SCHEDULE``; function_app.py gives the timer trigger this value."""
     schedule = _text(env, "EXPIRY_CHECK_SCHEDULE") or "0 0 6 * * *"
     if not _NCRONTAB.match(schedule):
         raise ConfigurationError("EXPIRY_CHECK_SCHEDULE",

@@ -125,6 +125,14 @@ class Registration:
         )
 
 
+@dataclass(frozen=True)
+class Unreadable:
+    """A registry entity that does not parse: its key and why (an exception type only)."""
+
+    thumbprint: str
+    reason: str
+
+
 def common_name(subject: x509.Name) -> str:
     values = subject.get_attributes_for_oid(NameOID.COMMON_NAME)
     return str(values[0].value) if values else ""
@@ -202,6 +210,16 @@ class TableRegistry:
     def list(self) -> Iterator[Registration]:
         for entity in self._table.query_entities(f"RowKey eq '{ROW_KEY}'"):
             yield Registration.from_entity(dict(entity))
+
+    def scan(self) -> Iterator[Registration | Unreadable]:
+        """Every registration; an entity that does not parse is an :class:`Unreadable`
+        rather than the end of the scan (the expiry check and ``list`` read on past it).
+        Storage errors (``AzureError``) are the caller's to handle."""
+        for entity in self._table.query_entities("RowKey eq @row", parameters={"row": ROW_KEY}):
+            try:
+                yield Registration.from_entity(dict(entity))
+            except (KeyError, ValueError, TypeError) as exc:
+                yield Unreadable(str(entity.get("PartitionKey", "")), type(exc).__name__)
 
     def set_enabled(self, thumbprint: str, enabled: bool) -> Registration:
         current = self.find(thumbprint)

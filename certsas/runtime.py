@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Iterator, Mapping
 
+from certsas import expiry
 from certsas.audit import GroupCommitAuditSink, TableAuditSink
 from certsas.broker import TokenBroker
 from certsas.clock import Clock, system_clock
 from certsas.config import AccountKeyAccess, RevocationMode, RevocationSettings, Settings
 from certsas.ocsp.checker import OcspChecker
-from certsas.registry import CachedRegistry, TableRegistry
+from certsas.registry import CachedRegistry, Registration, TableRegistry, Unreadable
 from certsas.revocation import NotChecked, RevocationChecker
 from certsas.sas import AccountKeySigner, SasSigner, UserDelegationSigner
 from certsas.storage import StorageClients
@@ -56,11 +58,29 @@ def build_broker(settings: Settings, *, clock: Clock = system_clock) -> TokenBro
         registry=registry,
         revocation=build_revocation(settings.revocation, clock),
         signer=build_signer(settings, clients),
-        audit=GroupCommitAuditSink(TableAuditSink(clients.audit_table())),
+        audit=GroupCommitAuditSink(
+            TableAuditSink(clients.audit_table(), settings.audit_partitions)),
         default_ttl_minutes=settings.sas_default_ttl_minutes,
         max_ttl_minutes=settings.sas_max_ttl_minutes,
         clock=clock,
     )
+
+
+def run_expiry_check(env: Mapping[str, str], *, clock: Clock = system_clock
+                     ) -> expiry.Summary | None:
+    """The daily expiry check (SPEC §5a) with the settings in ``env``: its own storage
+    clients (once a day, nothing worth sharing with the token path); never raises."""
+    try:
+        settings = Settings.from_env(env)
+    except Exception as exc:  # checked at start-up already; still, never into the host
+        expiry.log_error(exc)
+        return None
+
+    def read() -> Iterator[Registration | Unreadable]:
+        return TableRegistry(StorageClients(settings.storage).registry_table()).scan()
+
+    return expiry.check(read, settings.trust_anchors, now=clock(),
+                        warning_days=settings.expiry_warning_days)
 
 
 _lock = threading.Lock()

@@ -1,8 +1,8 @@
 """``certsas`` / ``python -m certsas``: the operator's and the developer's command line (SPEC §6).
 
 Every command prints what it did; bad input is one line on stderr and a non-zero exit.
-The registry commands are in :mod:`certsas.cli.admin`; ``dev-pki``, ``serve`` and
-``token`` in :mod:`certsas.cli.dev`.
+The registry commands are in :mod:`certsas.cli.admin`, ``audit`` in
+:mod:`certsas.cli.audit`; ``dev-pki``, ``serve`` and ``token`` in :mod:`certsas.cli.dev`.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from azure.core.exceptions import AzureError
 
 from certsas import __version__
-from certsas.cli import admin, dev
+from certsas.cli import admin, audit, dev
 from certsas.cli.errors import CliError
 from certsas.errors import ConfigurationError, Refusal
 
@@ -26,6 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"certsas {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     admin.add_commands(commands)
+    audit.add_commands(commands)
     dev.add_commands(commands)
     return parser
 

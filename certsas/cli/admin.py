@@ -7,19 +7,23 @@ current directory like ``func start`` reads them.
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import sys
 from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TypeAlias
+from typing import Any, TypeAlias
 
 from azure.core.exceptions import ResourceExistsError
 from cryptography import x509
 
 from certsas.cli.args import container_arg, permissions_arg, positive_int, thumbprint_arg
 from certsas.cli.errors import CliError
-from certsas.clock import iso
+from certsas.clock import iso, system_clock
 from certsas.config import StorageSettings, load_local_settings
-from certsas.registry import Registration, TableRegistry
+from certsas.expiry import days_left
+from certsas.registry import Registration, TableRegistry, Unreadable
 from certsas.storage import StorageClients
 
 Command = Callable[[argparse.Namespace], int]
@@ -74,17 +78,47 @@ def cmd_register(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    registrations = list(registry_from_env(settings_env()).list())
-    if not registrations:
-        print("no registrations")
+    """Every registration, or with ``--expiring DAYS`` those whose certificate expires
+    within DAYS or has expired (disabled ones too: the ON column tells), soonest first."""
+    now = system_clock()
+    registrations: list[Registration] = []
+    for item in registry_from_env(settings_env()).scan():
+        if isinstance(item, Unreadable):
+            print(f"certsas list: warning: {item.thumbprint} cannot be read ({item.reason})",
+                  file=sys.stderr)
+        else:
+            registrations.append(item)
+    if args.expiring is not None:
+        horizon = now + timedelta(days=args.expiring)
+        registrations = sorted((r for r in registrations if r.not_after <= horizon),
+                               key=lambda r: (r.not_after, r.thumbprint))
+    else:
+        registrations.sort(key=lambda r: (r.container, r.subject, r.thumbprint))
+    if args.json:
+        print(json.dumps([_listed(r, now) for r in registrations], indent=2))
         return 0
-    print(f"{'THUMBPRINT (SHA-256)':<64}  {'ON':<3} {'CONTAINER':<20} {'PERM':<6} SUBJECT")
-    for r in sorted(registrations, key=lambda r: (r.container, r.subject)):
+    if not registrations:
+        print("no registrations" if args.expiring is None
+              else f"no registrations expiring within {args.expiring} days")
+        return 0
+    print(f"{'THUMBPRINT (SHA-256)':<64}  {'ON':<3} {'CONTAINER':<20} {'PERM':<6} "
+          f"{'NOT AFTER':<20} {'DAYS':>5}  SUBJECT")
+    for r in registrations:
         print(f"{r.thumbprint:<64}  {'yes' if r.enabled else 'no':<3} "
               f"{(r.container + '/' + r.prefix if r.prefix else r.container):<20} "
-              f"{r.permissions:<6} {r.subject}")
+              f"{r.permissions:<6} {iso(r.not_after):<20} {days_left(r.not_after, now):>5}  "
+              f"{r.subject}")
     print(f"{len(registrations)} registration(s)")
     return 0
+
+
+def _listed(r: Registration, now: datetime) -> dict[str, Any]:
+    """One registration for ``list --json``: what a script needs, not the certificate."""
+    return {"thumbprint": r.thumbprint, "thumbprint_sha1": r.thumbprint_sha1,
+            "subject": r.subject, "container": r.container, "prefix": r.prefix,
+            "permissions": r.permissions, "not_after": iso(r.not_after),
+            "days_left": days_left(r.not_after, now), "enabled": r.enabled,
+            "description": r.description}
 
 
 def cmd_show(args: argparse.Namespace) -> int:
@@ -146,8 +180,12 @@ def add_commands(commands: Subparsers) -> None:
     register.add_argument("--replace", action="store_true", help="overwrite an existing one")
     register.set_defaults(func=cmd_register)
 
-    commands.add_parser("list", help="list registrations",
-                        description="List every registration.").set_defaults(func=cmd_list)
+    listing = commands.add_parser("list", help="list registrations",
+                                  description="List every registration.")
+    listing.add_argument("--expiring", type=positive_int, metavar="DAYS",
+                         help="only those expiring within DAYS days or already expired")
+    listing.add_argument("--json", action="store_true", help="one JSON array, for scripts")
+    listing.set_defaults(func=cmd_list)
     show = commands.add_parser("show", help="show one registration",
                                description="Show one registration.")
     show.add_argument("thumbprint", type=thumbprint_arg)

@@ -1,4 +1,5 @@
-"""The HTTP routes a Functions app declares, read once (the SDK refuses a second read)."""
+"""The functions and HTTP routes a Functions app declares, read once (the SDK refuses a
+second read: it counts every name it has seen as a duplicate)."""
 
 from __future__ import annotations
 
@@ -20,9 +21,23 @@ class Route:
 
 
 @functools.cache
+def app_functions(app: func.FunctionApp) -> tuple[func.Function, ...]:
+    return tuple(app.get_functions())
+
+
+def user_function(app: func.FunctionApp, name: str) -> Callable[..., Any]:
+    """The Python function the host calls for the function ``name`` (any trigger)."""
+    for function in app_functions(app):
+        if function.get_function_name() == name:
+            handler: Callable[..., Any] = function.get_user_function()
+            return handler
+    raise KeyError(name)
+
+
+@functools.cache
 def http_routes(app: func.FunctionApp) -> tuple[Route, ...]:
     routes = []
-    for function in app.get_functions():
+    for function in app_functions(app):
         if not function.is_http_function():
             continue
         trigger = function.get_trigger()

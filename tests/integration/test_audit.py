@@ -1,9 +1,12 @@
-"""The audit table sink against Azurite: group commit stores every record, loses none."""
+"""The audit table sink against Azurite: group commit stores every record, loses none, and
+spreads a day over its shards (SPEC §5) without splitting a transaction."""
 
 from __future__ import annotations
 
+import re
 import threading
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -34,6 +37,7 @@ class GatedTable:
         self.sink = sink
         self.waiting = waiting
         self.calls: list[int] = []
+        self.partitions: list[set[str]] = []  # the PartitionKeys of each write
         self.gate_open = False
 
     def _gate(self) -> None:
@@ -46,11 +50,13 @@ class GatedTable:
     def create_entity(self, entity: dict[str, Any]) -> Any:
         self._gate()
         self.calls.append(1)
+        self.partitions.append({entity["PartitionKey"]})
         return self.table.create_entity(entity)
 
     def submit_transaction(self, operations: list[tuple[str, dict[str, Any]]]) -> Any:
         self._gate()
         self.calls.append(len(operations))
+        self.partitions.append({entity["PartitionKey"] for _, entity in operations})
         return self.table.submit_transaction(operations)
 
 
@@ -85,7 +91,10 @@ def test_records_of_two_days_go_in_separate_transactions(table: TableClient) -> 
     assert len(gated.calls) == 3
     assert gated.calls[0] == 1
     assert sum(gated.calls) == 11
-    assert {e["PartitionKey"] for e in table.list_entities()} == {"2026-11-23", "2026-11-24"}
+    keys = {e["PartitionKey"] for e in table.list_entities()}
+    assert {key[:10] for key in keys} == {"2026-11-23", "2026-11-24"}
+    assert all(re.fullmatch(r"2026-11-2[34]\.(0\d|1[0-5])", key) for key in keys)
+    assert all(len(p) == 1 for p in gated.partitions)
 
 
 def test_a_failed_batch_refuses_every_caller_and_strands_none(table: TableClient,
@@ -144,3 +153,35 @@ def test_no_waiter_is_left_behind_under_churn(table: TableClient) -> None:
         t.join(timeout=60)
     assert count == 300
     assert len(list(table.list_entities())) == 300
+
+
+def test_a_days_records_spread_over_every_shard_and_still_share_transactions(
+        table: TableClient) -> None:
+    gated = GatedTable(table)
+    sink = GroupCommitAuditSink(TableAuditSink(gated, partitions=16))  # type: ignore[arg-type]
+    with ThreadPoolExecutor(32) as pool:
+        list(pool.map(lambda i: sink.record(record(i)), range(1000)))
+    per_partition = Counter(e["PartitionKey"] for e in table.list_entities())
+    assert set(per_partition) == {f"2026-11-23.{n:02d}" for n in range(16)}
+    assert sum(per_partition.values()) == 1000
+    share = 1000 / 16
+    assert max(per_partition.values()) <= 2 * share, per_partition
+    assert min(per_partition.values()) >= share / 2, per_partition
+    # Every write stayed in one partition, and concurrent records shared writes.
+    assert all(len(p) == 1 for p in gated.partitions)
+    assert sum(gated.calls) == 1000
+    assert len(gated.calls) <= 1000 / 4, f"{len(gated.calls)} writes for 1000 records"
+
+
+def test_single_inserts_take_the_shards_in_turn(table: TableClient) -> None:
+    sink = TableAuditSink(table, partitions=4)
+    for i in range(12):
+        sink.record(record(i))
+    per_partition = Counter(e["PartitionKey"] for e in table.list_entities())
+    assert per_partition == {f"2026-11-23.{n:02d}": 3 for n in range(4)}
+
+
+def test_one_partition_is_shard_00(table: TableClient) -> None:
+    sink = TableAuditSink(table, partitions=1)
+    sink.record(record(1))
+    assert [e["PartitionKey"] for e in table.list_entities()] == ["2026-11-23.00"]

@@ -29,6 +29,7 @@ SHIPPED = sorted([
     "certsas/clock.py",
     "certsas/config.py",
     "certsas/errors.py",
+    "certsas/expiry.py",
     "certsas/http.py",
     "certsas/ocsp/__init__.py",
     "certsas/ocsp/checker.py",
