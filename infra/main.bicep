@@ -89,7 +89,7 @@ param keyVaultPublicNetworkAccess string = 'Enabled'
 @description('Replication of the data storage account.')
 param dataStorageSku string = 'Standard_GRS'
 
-@description('Optional Entra object ID of the operator: gets Table Data Contributor on the registry table and Key Vault Secrets Officer (azd passes AZURE_PRINCIPAL_ID).')
+@description('Optional Entra object ID of the operator: gets Table Data Contributor on the registry table, Key Vault Secrets Officer, and Blob Data Contributor on the deployment container (azd passes AZURE_PRINCIPAL_ID).')
 param operatorPrincipalId string = ''
 
 @description('Type of operatorPrincipalId: ServicePrincipal when azd or az runs as one in CI (azd passes AZURE_PRINCIPAL_TYPE).')
