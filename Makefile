@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test test-fast lint typecheck bench package deploy clean deps
+.PHONY: demo test test-fast lint typecheck bench package deploy clean deps lock
 
 deps: $(VENV)/.installed node_modules/.installed
 
@@ -44,12 +44,40 @@ package: deps
 	@$(BIN)/python scripts/build_package.py
 
 clean:
-	rm -rf $(VENV) node_modules .mypy_cache .ruff_cache .pytest_cache dist .dev
+	rm -rf $(VENV) .venv-lock .venv-infra node_modules .mypy_cache .ruff_cache .pytest_cache dist .dev
 
 bench: deps
 	@$(BIN)/python -m bench.run
 
 # make deploy RG=<resource group> APP=<function app name>
-deploy: deps
+# Builds dist/certsas.zip (make package) and ships it the one documented way: upload to the
+# deployment container, restart, sync triggers (scripts/deploy.sh, docs/deploy.md). azd's
+# postprovision hook runs this same target.
+deploy: package
 	@test -n "$(RG)" -a -n "$(APP)" || { echo "usage: make deploy RG=<resource group> APP=<function app>"; exit 2; }
 	@scripts/deploy.sh "$(RG)" "$(APP)"
+
+# make lock: re-resolve requirements.in and requirements-dev.in against PyPI into the
+# hash-locked requirements.txt (shipped in the package) and requirements-dev.txt (make deps).
+# LOCK_ARGS="--upgrade-package cryptography" bumps one package and keeps the other pins.
+# pip-tools lives in its own .venv-lock: it pins pip itself, which the dev lock should not.
+# This machine's pip configuration (extra indexes, find-links) is ignored on purpose, so the
+# hashes are PyPI's, for every file of each release.
+LOCK_VENV  := .venv-lock
+LOCK_INDEX ?= https://pypi.org/simple
+LOCK_ARGS  ?= --upgrade
+PIP_COMPILE = env -u PIP_FIND_LINKS -u PIP_EXTRA_INDEX_URL -u PIP_INDEX_URL -u PIP_CONSTRAINT \
+	PIP_CONFIG_FILE=/dev/null CUSTOM_COMPILE_COMMAND="make lock" \
+	$(LOCK_VENV)/bin/pip-compile --quiet --generate-hashes --strip-extras \
+	--no-emit-index-url --no-emit-find-links --index-url $(LOCK_INDEX) $(LOCK_ARGS)
+
+lock:
+	@test -x $(LOCK_VENV)/bin/pip-compile || { \
+		echo "==> installing pip-tools into $(LOCK_VENV)"; \
+		$(PYTHON) -m venv $(LOCK_VENV) && \
+		env PIP_CONFIG_FILE=/dev/null $(LOCK_VENV)/bin/pip install --quiet --disable-pip-version-check \
+			--index-url $(LOCK_INDEX) pip-tools==7.6.2; }
+	@echo "==> locking requirements.in into requirements.txt (with hashes; takes a minute or two)"
+	@$(PIP_COMPILE) --output-file requirements.txt requirements.in
+	@echo "==> locking requirements-dev.in into requirements-dev.txt"
+	@$(PIP_COMPILE) --output-file requirements-dev.txt requirements-dev.in

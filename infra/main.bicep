@@ -89,10 +89,10 @@ param keyVaultPublicNetworkAccess string = 'Enabled'
 @description('Replication of the data storage account.')
 param dataStorageSku string = 'Standard_GRS'
 
-@description('Optional Entra object ID of the operator: gets Table Data Contributor on the registry table and Key Vault Secrets Officer (azd passes AZURE_PRINCIPAL_ID).')
+@description('Optional Entra object ID of the operator: gets Table Data Contributor on the registry table, Key Vault Secrets Officer, and Blob Data Contributor on the deployment container (azd passes AZURE_PRINCIPAL_ID).')
 param operatorPrincipalId string = ''
 
-@description('Type of operatorPrincipalId.')
+@description('Type of operatorPrincipalId: ServicePrincipal when azd or az runs as one in CI (azd passes AZURE_PRINCIPAL_TYPE).')
 @allowed([
   'User'
   'Group'
@@ -100,8 +100,8 @@ param operatorPrincipalId string = ''
 ])
 param operatorPrincipalType string = 'User'
 
-@description('Install requirements.txt on the server at deploy time (azd). scripts/deploy.sh uploads a package with dependencies and leaves this false.')
-param remoteBuild bool = false
+@description('Private container in the host storage account that holds the deployment package the app runs from (WEBSITE_RUN_FROM_PACKAGE).')
+param deploymentContainerName string = 'deployments'
 
 @description('Comma-separated e-mail addresses alerts are sent to (azd: CERTSAS_ALERT_EMAILS). Empty: the alert rules are deployed without an action group.')
 param alertEmailAddresses string = ''
@@ -142,6 +142,9 @@ module hostStorage 'app/storage-account.bicep' = {
     name: take('${abbrs.storageStorageAccounts}host${resourceToken}', 24)
     location: location
     tags: tags
+    containerNames: [
+      deploymentContainerName
+    ]
   }
 }
 
@@ -177,6 +180,7 @@ module rbac 'app/rbac.bicep' = {
   params: {
     appPrincipalId: identity.properties.principalId
     hostStorageAccountName: hostStorage.outputs.name
+    deploymentContainerName: deploymentContainerName
     dataStorageAccountName: dataStorage.outputs.name
     certTableName: certTableName
     auditTableName: auditTableName
@@ -206,6 +210,7 @@ module functionApp 'app/function.bicep' = {
     identityId: identity.id
     identityClientId: identity.properties.clientId
     hostStorageAccountName: hostStorage.outputs.name
+    packageUrl: '${hostStorage.outputs.blobEndpoint}${deploymentContainerName}/certsas.zip'
     dataStorageAccountName: dataStorage.outputs.name
     certTableName: certTableName
     auditTableName: auditTableName
@@ -218,7 +223,6 @@ module functionApp 'app/function.bicep' = {
     appGatewayClientCertHeader: appGatewayClientCertHeader
     appGatewaySubnetResourceId: appGatewaySubnetResourceId
     appGatewayIpCidr: appGatewayIpCidr
-    remoteBuild: remoteBuild
   }
 }
 
@@ -250,6 +254,7 @@ output AZURE_LOCATION string = location
 output AZURE_TENANT_ID string = tenant().tenantId
 output AZURE_RESOURCE_GROUP string = resourceGroup().name
 output AZURE_FUNCTION_APP_NAME string = functionApp.outputs.name
+output AZURE_DEPLOYMENT_PACKAGE_URL string = functionApp.outputs.packageUrl
 output SERVICE_API_NAME string = functionApp.outputs.name
 output SERVICE_API_ENDPOINT string = 'https://${functionApp.outputs.defaultHostName}'
 output AZURE_MANAGED_IDENTITY_CLIENT_ID string = identity.properties.clientId

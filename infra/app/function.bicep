@@ -91,8 +91,8 @@ param appGatewaySubnetResourceId string = ''
 @description('Public IP of the Application Gateway in CIDR form, e.g. 20.1.2.3/32, when the subnet rule cannot be used; frontEnd applicationGateway only.')
 param appGatewayIpCidr string = ''
 
-@description('Let Kudu/Oryx install requirements.txt at deploy time (azd deploys source without dependencies). scripts/deploy.sh ships them prebuilt and leaves this false.')
-param remoteBuild bool = false
+@description('Blob URL of the deployment package (a private container in the host storage account). The app runs from it through the user-assigned identity; scripts/deploy.sh uploads to it.')
+param packageUrl string
 
 var isElasticPremium = startsWith(planSku, 'EP')
 var behindGateway = frontEnd == 'applicationGateway'
@@ -252,13 +252,17 @@ resource site 'Microsoft.Web/sites@2023-12-01' = {
           name: 'SAS_MAX_TTL_MINUTES'
           value: string(sasMaxTtlMinutes)
         }
+        // Run from package at a blob URL, fetched with the user-assigned identity: the one
+        // deployment method that works on every plan allowed here, including Elastic Premium
+        // without an Azure Files content share (host storage is identity-only, and Azure Files
+        // needs an account key). The package carries its dependencies, so no remote build.
         {
-          name: 'SCM_DO_BUILD_DURING_DEPLOYMENT'
-          value: string(remoteBuild)
+          name: 'WEBSITE_RUN_FROM_PACKAGE'
+          value: packageUrl
         }
         {
-          name: 'ENABLE_ORYX_BUILD'
-          value: string(remoteBuild)
+          name: 'WEBSITE_RUN_FROM_PACKAGE_BLOB_MI_RESOURCE_ID'
+          value: identityId
         }
       ]
     }
@@ -285,3 +289,4 @@ resource scmPublishing 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2
 output name string = site.name
 output id string = site.id
 output defaultHostName string = site.properties.defaultHostName
+output packageUrl string = packageUrl

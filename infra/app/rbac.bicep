@@ -8,6 +8,9 @@ param appPrincipalId string
 @description('Host storage account (AzureWebJobsStorage).')
 param hostStorageAccountName string
 
+@description('Container in the host storage account holding the deployment package (WEBSITE_RUN_FROM_PACKAGE).')
+param deploymentContainerName string
+
 @description('Data storage account (registry, audit, SAS targets).')
 param dataStorageAccountName string
 
@@ -41,6 +44,7 @@ param operatorPrincipalType string = 'User'
 var roles = {
   storageBlobDataOwner: 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
   storageBlobDataContributor: 'ba92f5b4-2d11-453d-a403-e96b0029c9fe'
+  storageBlobDataReader: '2a2b9908-6ea1-4ae2-8e65-a410df84e7d1'
   storageBlobDelegator: 'db58b8e5-c6ad-4a2a-8342-4190687cbf4a'
   storageTableDataReader: '76199698-9eea-4c19-bc75-cec21354c6b6'
   storageTableDataContributor: '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3'
@@ -51,6 +55,7 @@ var roles = {
 
 var blobDataOwnerRoleId = subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageBlobDataOwner)
 var blobDataContributorRoleId = subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageBlobDataContributor)
+var blobDataReaderRoleId = subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageBlobDataReader)
 var blobDelegatorRoleId = subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageBlobDelegator)
 var tableDataReaderRoleId = subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageTableDataReader)
 var tableDataContributorRoleId = subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageTableDataContributor)
@@ -60,6 +65,16 @@ var metricsPublisherRoleId = subscriptionResourceId('Microsoft.Authorization/rol
 
 resource hostStorage 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
   name: hostStorageAccountName
+}
+
+resource hostBlobService 'Microsoft.Storage/storageAccounts/blobServices@2023-05-01' existing = {
+  parent: hostStorage
+  name: 'default'
+}
+
+resource deploymentContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' existing = {
+  parent: hostBlobService
+  name: deploymentContainerName
 }
 
 resource dataStorage 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
@@ -123,6 +138,20 @@ resource hostTableContributor 'Microsoft.Authorization/roleAssignments@2022-04-0
   scope: hostStorage
   properties: {
     roleDefinitionId: tableDataContributorRoleId
+    principalId: appPrincipalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+// Storage Blob Data Reader on the deployment container only: what Microsoft documents for
+// fetching a WEBSITE_RUN_FROM_PACKAGE blob URL with a managed identity. The host account's
+// Owner role above covers the same blobs today; this assignment keeps the package fetch
+// working if that role is ever narrowed, and says in the template why the app reads there.
+resource deploymentPackageReader 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(deploymentContainer.id, appPrincipalId, blobDataReaderRoleId)
+  scope: deploymentContainer
+  properties: {
+    roleDefinitionId: blobDataReaderRoleId
     principalId: appPrincipalId
     principalType: 'ServicePrincipal'
   }
@@ -236,6 +265,19 @@ resource operatorVaultSecretsOfficer 'Microsoft.Authorization/roleAssignments@20
   scope: vault
   properties: {
     roleDefinitionId: keyVaultSecretsOfficerRoleId
+    principalId: operatorPrincipalId
+    principalType: operatorPrincipalType
+  }
+}
+
+// Storage Blob Data Contributor on the deployment container: scripts/deploy.sh uploads the
+// package with `az storage blob upload --auth-mode login` under the operator's own identity
+// (the host account takes no keys). Nothing else in the host account.
+resource operatorDeploymentUploader 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(operatorPrincipalId)) {
+  name: guid(deploymentContainer.id, operatorPrincipalId, blobDataContributorRoleId)
+  scope: deploymentContainer
+  properties: {
+    roleDefinitionId: blobDataContributorRoleId
     principalId: operatorPrincipalId
     principalType: operatorPrincipalType
   }

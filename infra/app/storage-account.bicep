@@ -96,3 +96,5 @@ resource containers 'Microsoft.Storage/storageAccounts/blobServices/containers@2
 
 output name string = account.name
 output id string = account.id
+// Blob endpoint with a trailing slash, e.g. https://<name>.blob.core.windows.net/ (any cloud).
+output blobEndpoint string = account.properties.primaryEndpoints.blob

@@ -9,14 +9,20 @@ environment (its pins clash with the app's), with the skips in infra/.checkov.ya
 from __future__ import annotations
 
 import hashlib
+import json
+import re
 import subprocess
 import sys
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, cast
 
 import pycep
 import pytest
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+from packaging.version import Version
 
 REPO_ROOT = Path(__file__).resolve().parent.parent.parent
 INFRA = REPO_ROOT / "infra"
@@ -28,6 +34,7 @@ Bicep = dict[str, Any]
 BUILT_IN_ROLES = {
     "storageBlobDataOwner": "b7e6dc6d-f1e8-4753-8033-0f276bb0955b",
     "storageBlobDataContributor": "ba92f5b4-2d11-453d-a403-e96b0029c9fe",
+    "storageBlobDataReader": "2a2b9908-6ea1-4ae2-8e65-a410df84e7d1",
     "storageBlobDelegator": "db58b8e5-c6ad-4a2a-8342-4190687cbf4a",
     "storageTableDataReader": "76199698-9eea-4c19-bc75-cec21354c6b6",
     "storageTableDataContributor": "0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3",
@@ -47,6 +54,7 @@ FORBIDDEN_ROLES = {
 EXPECTED_ASSIGNMENTS = {
     "hostBlobOwner": ("storageBlobDataOwner", "hostStorage"),
     "hostTableContributor": ("storageTableDataContributor", "hostStorage"),
+    "deploymentPackageReader": ("storageBlobDataReader", "deploymentContainer"),
     "dataBlobDelegator": ("storageBlobDelegator", "dataStorage"),
     "dataBlobContributorAccount": ("storageBlobDataContributor", "dataStorage"),
     "dataBlobContributorContainers": ("storageBlobDataContributor", "sasContainers"),
@@ -56,6 +64,7 @@ EXPECTED_ASSIGNMENTS = {
     "insightsMetricsPublisher": ("monitoringMetricsPublisher", "applicationInsights"),
     "operatorCertTableContributor": ("storageTableDataContributor", "certTable"),
     "operatorVaultSecretsOfficer": ("keyVaultSecretsOfficer", "vault"),
+    "operatorDeploymentUploader": ("storageBlobDataContributor", "deploymentContainer"),
 }
 
 
@@ -365,3 +374,266 @@ def test_every_checkov_skip_has_a_reason() -> None:
             reason = lines[i - 1].strip()
             assert reason.startswith("#"), line
             assert len(reason) > 10, line
+
+
+# --- deployment: run from a package at a blob URL (docs/deploy.md, "4. Deploy the code") ----
+
+
+def app_settings(site: Bicep) -> dict[str, Any]:
+    return {s["name"]: s["value"] for s in site["properties"]["siteConfig"]["appSettings"]}
+
+
+def test_app_runs_from_the_package_blob_through_its_identity(site: Bicep) -> None:
+    settings = app_settings(site)
+    # Microsoft's recipe for an app without Azure Files: the package's blob URL, fetched with
+    # the user-assigned identity named by its resource ID, the same identity the app runs as.
+    assert settings["WEBSITE_RUN_FROM_PACKAGE"] == "packageUrl"
+    assert settings["WEBSITE_RUN_FROM_PACKAGE_BLOB_MI_RESOURCE_ID"] == "identityId"
+    assert list(site["identity"]["userAssignedIdentities"]) == ["'${identityId}'"]
+    # A remote build and run-from-package exclude each other; the package carries its deps.
+    assert "SCM_DO_BUILD_DURING_DEPLOYMENT" not in settings
+    assert "ENABLE_ORYX_BUILD" not in settings
+    assert "WEBSITE_CONTENTSHARE" not in settings
+
+
+def test_package_url_is_the_deployment_container_in_host_storage() -> None:
+    main = parse(INFRA / "main.bicep")
+    modules = main["modules"]
+    assert main["parameters"]["deploymentContainerName"]["default"] == "deployments"
+    # The container exists (private, like every container of the storage module) ...
+    assert modules["hostStorage"]["config"]["params"]["containerNames"] == ["deploymentContainerName"]
+    assert "deploymentContainerName" not in str(modules["dataStorage"]["config"]["params"])
+    # ... the app runs from a blob in it, never from the data account tokens are issued for ...
+    url = modules["functionApp"]["config"]["params"]["packageUrl"]
+    assert url == "${hostStorage.outputs.blobEndpoint}${deploymentContainerName}/certsas.zip"
+    # ... and the roles are granted on that same container.
+    assert modules["rbac"]["config"]["params"]["deploymentContainerName"] == "deploymentContainerName"
+    assert "AZURE_DEPLOYMENT_PACKAGE_URL" in main["outputs"]
+
+
+def dotted(value: Any) -> str:
+    """a.b.c back from pycep's nested property accessors."""
+    if isinstance(value, str):
+        return value
+    operands = operator(value, "property_accessor")
+    return f"{dotted(operands['operand_1'])}.{dotted(operands['operand_2'])}"
+
+
+def test_storage_module_exposes_the_blob_endpoint() -> None:
+    template = parse(INFRA / "app" / "storage-account.bicep")
+    # The account's own endpoint (right in every cloud), which already ends in '/'.
+    assert dotted(template["outputs"]["blobEndpoint"]["value"]) == "account.properties.primaryEndpoints.blob"
+
+
+def test_package_reader_role_is_scoped_to_the_deployment_container(rbac: Bicep) -> None:
+    resources = rbac["resources"]
+    container = resources["deploymentContainer"]
+    assert container["existing"] is True
+    assert container["type"] == "Microsoft.Storage/storageAccounts/blobServices/containers"
+    assert container["config"] == {"parent": "hostBlobService", "name": "deploymentContainerName"}
+    assert resources["hostBlobService"]["config"] == {"parent": "hostStorage", "name": "default"}
+    assignments = dict(declared(rbac, "Microsoft.Authorization/roleAssignments"))
+    reader = assignments["deploymentPackageReader"]
+    assert reader["scope"] == "deploymentContainer"
+    reader_role = BUILT_IN_ROLES["storageBlobDataReader"]
+    assert role_guid(rbac, reader["properties"]["roleDefinitionId"]) == reader_role
+    assert reader["properties"]["principalId"] == "appPrincipalId"
+    # Blob Data Reader is granted nowhere else: not on the host or the data account.
+    readers = [
+        name
+        for name, cfg in assignments.items()
+        if role_guid(rbac, cfg["properties"]["roleDefinitionId"]) == reader_role
+    ]
+    assert readers == ["deploymentPackageReader"]
+
+
+def test_operator_role_assignments_take_the_principal_type(rbac: Bicep) -> None:
+    operator_assignments = 0
+    for name, cfg in declared(rbac, "Microsoft.Authorization/roleAssignments"):
+        props = cfg["properties"]
+        if props["principalId"] == "operatorPrincipalId":
+            operator_assignments += 1
+            assert props["principalType"] == "operatorPrincipalType", name
+        else:
+            assert props["principalId"] == "appPrincipalId", name
+            assert props["principalType"] == "ServicePrincipal", name
+    assert operator_assignments == 3
+    main = parse(INFRA / "main.bicep")
+    assert main["modules"]["rbac"]["config"]["params"]["operatorPrincipalType"] == "operatorPrincipalType"
+    allowed = {"User", "Group", "ServicePrincipal"}
+    for template in (main, rbac):
+        param = template["parameters"]["operatorPrincipalType"]
+        assert param["default"] == "User"
+        decorators = {d["type"]: d["argument"] for d in param["decorators"]}
+        assert set(decorators["allowed"]) == allowed
+
+
+def test_parameters_file_passes_what_azd_knows_about_the_caller() -> None:
+    parameters = json.loads((INFRA / "main.parameters.json").read_text())["parameters"]
+    assert parameters["operatorPrincipalId"]["value"] == "${AZURE_PRINCIPAL_ID}"
+    # azd sets AZURE_PRINCIPAL_TYPE (ServicePrincipal in CI); older azd falls back to User.
+    assert parameters["operatorPrincipalType"]["value"] == "${AZURE_PRINCIPAL_TYPE=User}"
+    assert "remoteBuild" not in parameters
+    declared_params = parse(INFRA / "main.bicep")["parameters"]
+    assert set(parameters) <= set(declared_params)
+
+
+def test_azd_ships_code_through_make_deploy() -> None:
+    text = (REPO_ROOT / "azure.yaml").read_text()
+    lines = [line for line in text.splitlines() if not line.lstrip().startswith("#")]
+    # No azd service: azd would zip-deploy, which an app running from a package URL refuses.
+    assert not any(line.startswith("services:") for line in lines)
+    hook = 'run: make deploy RG="$AZURE_RESOURCE_GROUP" APP="$AZURE_FUNCTION_APP_NAME"'
+    assert hook in [line.strip() for line in lines]
+    outputs = parse(INFRA / "main.bicep")["outputs"]
+    assert {"AZURE_RESOURCE_GROUP", "AZURE_FUNCTION_APP_NAME"} <= set(outputs)
+    makefile = (REPO_ROOT / "Makefile").read_text()
+    assert "\ndeploy: package\n" in makefile
+    assert '@scripts/deploy.sh "$(RG)" "$(APP)"' in makefile
+
+
+# scripts/deploy.sh against a stand-in `az` (Azure itself cannot run here): it records each
+# call and answers the three queries the script makes.
+FAKE_AZ = """#!/bin/sh
+echo "$*" >> "$FAKE_AZ_LOG"
+case "$*" in
+  "functionapp config appsettings list"*) printf '%s\\n' "$FAKE_PACKAGE_URL" ;;
+  "functionapp show"*"--query id"*) echo "$FAKE_APP_ID" ;;
+  "functionapp show"*) echo app.azurewebsites.net ;;
+esac
+"""
+
+PACKAGE_URL = "https://sthostabc123.blob.core.windows.net/deployments/certsas.zip"
+APP_ID = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Web/sites/app"
+
+
+def run_deploy(tmp_path: Path, package_url: str, *, package: bool = True) -> tuple[int, str, list[str]]:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "az"
+    fake.write_text(FAKE_AZ)
+    fake.chmod(0o755)
+    zip_path = tmp_path / "certsas.zip"
+    if package:
+        zip_path.write_bytes(b"PK\x05\x06" + bytes(18))
+    log = tmp_path / "az.log"
+    env = {
+        "PATH": f"{bin_dir}:/usr/bin:/bin",
+        "PACKAGE": str(zip_path),
+        "FAKE_AZ_LOG": str(log),
+        "FAKE_PACKAGE_URL": package_url,
+        "FAKE_APP_ID": APP_ID,
+    }
+    result = subprocess.run(
+        ["bash", str(REPO_ROOT / "scripts" / "deploy.sh"), "rg", "app"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    calls = log.read_text().splitlines() if log.exists() else []
+    return result.returncode, result.stdout + result.stderr, calls
+
+
+def test_deploy_uploads_to_the_apps_package_url_then_restarts_and_syncs(tmp_path: Path) -> None:
+    code, output, calls = run_deploy(tmp_path, PACKAGE_URL)
+    assert code == 0, output
+    upload = next(i for i, call in enumerate(calls) if call.startswith("storage blob upload"))
+    restart = next(i for i, call in enumerate(calls) if call.startswith("functionapp restart"))
+    sync = next(i for i, call in enumerate(calls) if call.startswith("rest --method post"))
+    assert upload < restart < sync
+    args = calls[upload].split()
+    for flag, value in (
+        ("--auth-mode", "login"),
+        ("--account-name", "sthostabc123"),
+        ("--container-name", "deployments"),
+        ("--name", "certsas.zip"),
+        ("--file", str(tmp_path / "certsas.zip")),
+        ("--overwrite", "true"),
+    ):
+        assert args[args.index(flag) + 1] == value, flag
+    assert "--account-key" not in args and "--sas-token" not in args
+    assert calls[sync].split()[4] == f"{APP_ID}/syncfunctiontriggers?api-version=2023-12-01"
+    assert "app.azurewebsites.net" in output
+
+
+@pytest.mark.parametrize(
+    "package_url",
+    [
+        "",
+        "1",
+        PACKAGE_URL + "?sv=2024-01-01&sig=abc",
+        "http://sthostabc123.blob.core.windows.net/deployments/certsas.zip",
+    ],
+)
+def test_deploy_refuses_an_app_not_provisioned_from_infra(tmp_path: Path, package_url: str) -> None:
+    code, output, calls = run_deploy(tmp_path, package_url)
+    assert code == 1
+    assert "does not run from a blob URL" in output
+    assert not any(call.startswith(("storage blob upload", "functionapp restart")) for call in calls)
+
+
+def test_deploy_needs_the_built_package(tmp_path: Path) -> None:
+    code, output, calls = run_deploy(tmp_path, PACKAGE_URL, package=False)
+    assert code == 1
+    assert "make package" in output
+    assert calls == []
+
+
+# --- locked dependencies (docs/deploy.md, "Locked dependencies") ---------------------------
+
+
+def logical_lines(path: Path) -> list[str]:
+    """A pip requirements file's entries, continuation lines joined, comments dropped."""
+    text = path.read_text().replace("\\\n", " ")
+    entries = []
+    for line in text.splitlines():
+        line = line.split("#", 1)[0].strip() if line.lstrip().startswith("#") else line.strip()
+        if line:
+            entries.append(" ".join(line.split()))
+    return entries
+
+
+LOCKED_LINE = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;]+)(?: --hash=sha256:[0-9a-f]{64})+$")
+
+
+def locked_pins(path: Path) -> dict[str, Version]:
+    pins: dict[str, Version] = {}
+    for entry in logical_lines(path):
+        match = LOCKED_LINE.match(entry)
+        assert match, f"{path.name}: not an exact pin with hashes: {entry[:80]}"
+        pins[canonicalize_name(match.group(1))] = Version(match.group(2))
+    return pins
+
+
+def ranges(path: Path) -> list[Requirement]:
+    return [Requirement(entry) for entry in logical_lines(path) if not entry.startswith("-")]
+
+
+@pytest.mark.parametrize(
+    ("lock", "source"),
+    [("requirements.txt", "requirements.in"), ("requirements-dev.txt", "requirements-dev.in")],
+)
+def test_lock_pins_every_package_exactly_within_the_ranges(lock: str, source: str) -> None:
+    pins = locked_pins(REPO_ROOT / lock)
+    wanted = ranges(REPO_ROOT / source)
+    if source == "requirements-dev.in":
+        assert "-r requirements.in" in logical_lines(REPO_ROOT / source)
+        wanted += ranges(REPO_ROOT / "requirements.in")
+    for requirement in wanted:
+        name = canonicalize_name(requirement.name)
+        assert name in pins, f"{lock} does not pin {name}"
+        assert requirement.specifier.contains(pins[name], prereleases=True), (name, str(pins[name]))
+
+
+def test_tests_run_the_versions_the_package_ships() -> None:
+    runtime = locked_pins(REPO_ROOT / "requirements.txt")
+    dev = locked_pins(REPO_ROOT / "requirements-dev.txt")
+    assert {name: dev.get(name) for name in runtime} == runtime
+
+
+def test_project_metadata_reads_the_ranges_not_the_lock() -> None:
+    pyproject = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())
+    dynamic = pyproject["tool"]["setuptools"]["dynamic"]["dependencies"]
+    assert dynamic == {"file": ["requirements.in"]}
