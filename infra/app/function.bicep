@@ -237,7 +237,7 @@ resource site 'Microsoft.Web/sites@2023-12-01' = {
           value: '@Microsoft.KeyVault(VaultName=${keyVaultName};SecretName=${trustedCaSecretName})'
         }
         {
-          name: 'OCSP_MODE'
+          name: 'REVOCATION_MODE'
           value: 'require'
         }
         {

@@ -131,8 +131,11 @@ resource hostBlobOwner 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
 }
 
 // Storage Table Data Contributor: the host persists diagnostic events in tables of
-// AzureWebJobsStorage. No queue role: certsas has only HTTP triggers, and the docs ask for
-// Storage Queue Data Contributor only for queue- and blob-triggered functions.
+// AzureWebJobsStorage. No queue role: certsas has HTTP triggers and one timer trigger (the
+// expiry check), and the docs ask for Storage Queue Data Contributor only for queue- and
+// blob-triggered functions; the timer's one-execution locks are blobs, covered by the Blob
+// Data Owner role above ("Timer trigger: no change from default requirement",
+// https://learn.microsoft.com/azure/azure-functions/functions-reference#connecting-to-host-storage-with-an-identity).
 resource hostTableContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   name: guid(hostStorage.id, appPrincipalId, tableDataContributorRoleId)
   scope: hostStorage

@@ -171,7 +171,7 @@ def test_app_settings(site: Bicep, function_app: Bicep) -> None:
     settings = {s["name"]: s["value"] for s in site["properties"]["siteConfig"]["appSettings"]}
     assert settings["FUNCTIONS_EXTENSION_VERSION"] == "~4"
     assert settings["FUNCTIONS_WORKER_RUNTIME"] == "python"
-    assert settings["OCSP_MODE"] == "require"
+    assert settings["REVOCATION_MODE"] == "require"
     assert settings["AzureWebJobsStorage__credential"] == "managedidentity"
     assert settings["AzureWebJobsStorage__clientId"] == "identityClientId"
     assert settings["AZURE_CLIENT_ID"] == "identityClientId"
