@@ -14,14 +14,14 @@ import os
 import sys
 from collections.abc import Sequence
 
-from azure.core.exceptions import AzureError
+from azure.core.exceptions import AzureError, ServiceRequestError, ServiceResponseError
 
 from certsas import __version__
 from certsas.cli import admin, dev, failures
 from certsas.cli.errors import CliError
 from certsas.cli.settings import PRECEDENCE_HELP, settings_env
 from certsas.config import StorageSettings
-from certsas.errors import CertsasError, ConfigurationError, Refusal
+from certsas.errors import CertsasError, ConfigurationError, DependencyUnavailable, Refusal
 
 # What a shell reports for a command killed by SIGPIPE (128 + 13): `certsas list | head`
 # ends the way `yes | head` does, not with a traceback.
@@ -59,8 +59,8 @@ def _run(argv: Sequence[str] | None) -> int:
         return result
     except (CliError, ConfigurationError) as exc:
         _fail(args.command, str(exc))
-    except Refusal as exc:  # e.g. the registry table does not exist yet
-        _fail(args.command, exc.detail)
+    except Refusal as exc:  # the registry's own reads: table missing, storage unreachable
+        _fail(args.command, _refusal_line(exc))
     except AzureError as exc:
         _fail(args.command, failures.describe(exc, _table_endpoint()))
     except KeyboardInterrupt:
@@ -71,6 +71,16 @@ def _run(argv: Sequence[str] | None) -> int:
 
 def _fail(command: str, message: str) -> None:
     print(f"certsas {command}: error: {message}", file=sys.stderr)
+
+
+def _refusal_line(exc: Refusal) -> str:
+    """A storage failure the registry turned into a refusal (its detail names no endpoint)."""
+    cause = exc.__context__  # kept by ``raise ... from None``, only hidden from tracebacks
+    if isinstance(cause, ServiceRequestError | ServiceResponseError):
+        return failures.describe(cause, _table_endpoint())
+    if isinstance(exc, DependencyUnavailable):
+        return f"{exc.detail} (table storage at {_table_endpoint()})"
+    return exc.detail
 
 
 def _table_endpoint() -> str:

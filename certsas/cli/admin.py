@@ -16,6 +16,7 @@ from typing import TypeAlias
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
 from cryptography import x509
 
+from certsas.cli import failures
 from certsas.cli.args import container_arg, permissions_arg, positive_int, thumbprint_arg
 from certsas.cli.errors import CliError
 from certsas.cli.settings import PRECEDENCE_HELP, settings_env
@@ -58,7 +59,7 @@ def ensure_tables(clients: StorageClients) -> None:
         except HttpResponseError as exc:
             if exc.status_code != 403:
                 raise
-            code = getattr(exc, "error_code", None) or "Forbidden"
+            code = failures.error_code(exc) or "Forbidden"
             print(f"certsas: note: not allowed to create table {name} ({code}); "
                   "using it as it is", file=sys.stderr)
 
@@ -96,7 +97,7 @@ def cmd_register(args: argparse.Namespace) -> int:
             f"{registration.thumbprint} is already registered (use --replace to overwrite)"
         ) from None
     except ResourceNotFoundError as exc:
-        if getattr(exc, "error_code", None) != "TableNotFound":
+        if failures.error_code(exc) != "TableNotFound":
             raise
         settings = StorageSettings.from_env(env)
         raise CliError(f"table {settings.cert_table} does not exist at "
