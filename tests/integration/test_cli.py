@@ -482,8 +482,8 @@ def test_a_closed_stdout_ends_quietly_not_in_a_traceback(tmp_path: Path) -> None
         assert run_into_closed_pipe(*argv).stderr == b"", argv
 
     # And through a real pipe into head, as people type it.
-    result = subprocess.run(f"{sys.executable} -m certsas dev-pki --force {tmp_path / 'pki'} "
-                            "| head -1", shell=True, capture_output=True, cwd=tmp_path,
-                            timeout=60, check=False)
+    result = subprocess.run(["bash", "-c", f"'{sys.executable}' -m certsas dev-pki --force "
+                             f"'{tmp_path / 'pki'}' | head -1"], capture_output=True,
+                            cwd=tmp_path, timeout=60, check=False)
     assert result.stdout.decode().startswith("wrote a throw-away PKI to ")
     assert result.stdout.count(b"\n") == 1 and b"Traceback" not in result.stderr
