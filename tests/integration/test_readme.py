@@ -109,3 +109,20 @@ def _stop_group(pgid: int) -> None:
             except ProcessLookupError:
                 return
             time.sleep(0.1)
+
+
+LINK = re.compile(r"\]\(([^)#\s]+)(?:#[^)]*)?\)")
+
+
+def test_the_readmes_links_stay_inside_the_repository() -> None:
+    """A clone has only what git tracks: a link to ../shared/SPEC.md was dead in every one."""
+    tracked = set(subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True,
+                                 check=True).stdout.splitlines())
+    targets = [t for t in LINK.findall((ROOT / "README.md").read_text(encoding="utf-8"))
+               if "://" not in t]
+    assert "docs/contract.md" in targets
+    for target in targets:
+        resolved = (ROOT / target).resolve()
+        assert resolved.is_relative_to(ROOT), f"{target} is outside the repository"
+        inside = str(resolved.relative_to(ROOT))
+        assert inside in tracked or any(t.startswith(inside + "/") for t in tracked), target
