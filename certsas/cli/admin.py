@@ -60,7 +60,7 @@ def ensure_tables(clients: StorageClients) -> None:
             if exc.status_code != 403:
                 raise
             code = failures.error_code(exc) or "Forbidden"
-            print(f"certsas: note: not allowed to create table {name} ({code}); "
+            print(f"certsas register: note: not allowed to create table {name} ({code}); "
                   "using it as it is", file=sys.stderr)
 
 

@@ -412,7 +412,8 @@ def test_register_through_a_service_that_forbids_creating_tables(
                              "--container", "reports")
         assert code == 0 and out[0] == f"registered {thumbprint(files)}"
         assert err.splitlines() == [
-            f"certsas: note: not allowed to create table {name} (AuthorizationPermissionMismatch)"
+            f"certsas register: note: not allowed to create table {name} "
+            "(AuthorizationPermissionMismatch)"
             "; using it as it is" for name in fresh_tables]
         assert proxy.refused == 4 and proxy.forwarded >= 1
         assert run(capsys, "show", thumbprint(files))[0] == 0
@@ -487,3 +488,23 @@ def test_a_closed_stdout_ends_quietly_not_in_a_traceback(tmp_path: Path) -> None
                             cwd=tmp_path, timeout=60, check=False)
     assert result.stdout.decode().startswith("wrote a throw-away PKI to ")
     assert result.stdout.count(b"\n") == 1 and b"Traceback" not in result.stderr
+
+
+def test_list_into_a_closed_pipe_is_exit_141_without_a_traceback(
+        capsys: pytest.CaptureFixture[str], storage: str, files: DevFiles,
+        azurite: Azurite) -> None:
+    import os
+    import subprocess
+    import sys
+
+    assert run(capsys, "register", str(files.path("client.pem")), "--container", "reports")[0] == 0
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        result = subprocess.run([sys.executable, "-m", "certsas", "list"], stdout=write_end,
+                                stderr=subprocess.PIPE, timeout=60, check=False,
+                                env={**os.environ, "STORAGE_CONNECTION_STRING":
+                                     azurite.connection_string, "CERT_TABLE_NAME": storage})
+    finally:
+        os.close(write_end)
+    assert (result.returncode, result.stderr) == (141, b"")
