@@ -16,8 +16,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from urllib.parse import urlsplit
 
-# The Table service's error body ("Table service error codes", "Common REST API error
-# codes": AuthorizationPermissionMismatch, 403).
+# The Table service's OData error body, with the code and message of
+# https://learn.microsoft.com/rest/api/storageservices/common-rest-api-error-codes
+# (AuthorizationPermissionMismatch, 403).
 FORBIDDEN_BODY = json.dumps({"odata.error": {
     "code": "AuthorizationPermissionMismatch",
     "message": {"lang": "en-US", "value": "This request is not authorized to perform this "

@@ -164,3 +164,11 @@ def test_each_objection(ca: CertificateAuthority) -> None:
         "certificate_not_trusted)"]
     no_eku = ca.issue("none", eku=None, not_before=NOW - timedelta(days=1))
     assert len(objections(no_eku.certificate, NOW, ())) == 1
+
+
+def test_the_rule_is_in_the_help() -> None:
+    from certsas.cli import build_parser
+
+    text = " ".join(build_parser().format_help().split())
+    assert ("Setting STORAGE_CONNECTION_STRING or STORAGE_ACCOUNT_NAME in the environment "
+            "chooses the storage account") in text
