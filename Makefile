@@ -4,6 +4,7 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
+INFRA_VENV := .venv-infra
 
 .PHONY: demo test test-fast lint typecheck bench package deploy clean deps lock
 
@@ -32,8 +33,17 @@ lint: deps
 typecheck: deps
 	@$(BIN)/mypy
 
-test: deps lint typecheck
+test: deps lint typecheck $(INFRA_VENV)/.requirements-infra.sha256
 	@$(BIN)/pytest
+
+# checkov for the infra suite, in an environment of its own (its pins clash with the app's).
+# tests/integration/test_infra.py would build it as well, but silently inside pytest; here
+# a first `make test` says what the half-minute is for. The stamp is the one that test reads.
+$(INFRA_VENV)/.requirements-infra.sha256: requirements-infra.txt | $(VENV)/.installed
+	@echo "==> installing checkov into $(INFRA_VENV) for the infra suite (once; up to a minute)"
+	@test -x $(INFRA_VENV)/bin/python || $(BIN)/python -m venv $(INFRA_VENV)
+	@$(INFRA_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-infra.txt
+	@$(BIN)/python -c 'import hashlib, pathlib; print(hashlib.sha256(pathlib.Path("requirements-infra.txt").read_bytes()).hexdigest(), end="")' > $@
 
 # The suites that start no process and open no socket: seconds, not minutes.
 test-fast: deps

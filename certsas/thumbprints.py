@@ -25,9 +25,13 @@ def sha1_thumbprint(der: bytes) -> str:
 def normalize_thumbprint(text: str) -> str:
     """A SHA-256 (64 hex digits) or SHA-1 (40) thumbprint in canonical form.
 
-    Any case, colons or spaces between the bytes allowed; ValueError otherwise.
+    Any case, colons or spaces between the bytes allowed; ValueError otherwise. Invisible
+    direction marks are dropped too: Windows' certificate dialog puts a U+200E before the
+    thumbprint it lets you copy.
     """
-    cleaned = re.sub(r"[\s:]", "", text).upper()
+    cleaned = re.sub(r"[\s:\u200e\u200f\ufeff]", "", text)
+    # ASCII first: str.upper() would turn some letters into hex digits ("\ufb00" into "FF").
+    cleaned = cleaned.upper() if cleaned.isascii() else ""
     if len(cleaned) not in (40, 64) or not _HEX.fullmatch(cleaned):
         raise ValueError("not a SHA-256 (64 hex digits) or SHA-1 (40 hex digits) thumbprint")
     return cleaned

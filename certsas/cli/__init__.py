@@ -8,20 +8,30 @@ The registry commands are in :mod:`certsas.cli.admin`, ``audit`` in
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
+import os
 import sys
 from collections.abc import Sequence
 
-from azure.core.exceptions import AzureError
+from azure.core.exceptions import AzureError, ServiceRequestError, ServiceResponseError
 
 from certsas import __version__
-from certsas.cli import admin, audit, dev
+from certsas.cli import admin, audit, dev, failures
 from certsas.cli.errors import CliError
-from certsas.errors import ConfigurationError, Refusal
+from certsas.cli.settings import PRECEDENCE_HELP, settings_env
+from certsas.config import StorageSettings
+from certsas.errors import CertsasError, ConfigurationError, DependencyUnavailable, Refusal
+
+# What a shell reports for a command killed by SIGPIPE (128 + 13): `certsas list | head`
+# ends the way `yes | head` does, not with a traceback.
+EXIT_BROKEN_PIPE = 141
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="certsas", description="Trade a client certificate for a scoped Azure Blob SAS token.",
+        epilog=PRECEDENCE_HELP,
     )
     parser.add_argument("--version", action="version", version=f"certsas {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -32,19 +42,60 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        try:
+            code = _run(argv)
+        finally:  # argparse's --help and --version end in SystemExit: flush for them too
+            sys.stdout.flush()  # here, so a closed pipe is seen while we can still handle it
+        return code
+    except BrokenPipeError:
+        _silence_stdout()
+        return EXIT_BROKEN_PIPE
+
+
+def _run(argv: Sequence[str] | None) -> int:
+    args = build_parser().parse_args(argv)
     try:
         result: int = args.func(args)
         return result
     except (CliError, ConfigurationError) as exc:
-        print(f"certsas {args.command}: error: {exc}", file=sys.stderr)
-    except Refusal as exc:  # e.g. the registry table does not exist yet
-        print(f"certsas {args.command}: error: {exc.detail}", file=sys.stderr)
+        _fail(args.command, str(exc))
+    except Refusal as exc:  # the registry's own reads: table missing, storage unreachable
+        _fail(args.command, _refusal_line(exc))
     except AzureError as exc:
-        print(f"certsas {args.command}: error: storage request failed ({type(exc).__name__})",
-              file=sys.stderr)
+        _fail(args.command, failures.describe(exc, _table_endpoint()))
     except KeyboardInterrupt:
         print(f"certsas {args.command}: interrupted", file=sys.stderr)
         return 130
     return 1
+
+
+def _fail(command: str, message: str) -> None:
+    print(f"certsas {command}: error: {message}", file=sys.stderr)
+
+
+def _refusal_line(exc: Refusal) -> str:
+    """A storage failure the registry turned into a refusal (its detail names no endpoint)."""
+    cause = exc.__context__  # kept by ``raise ... from None``, only hidden from tracebacks
+    if isinstance(cause, ServiceRequestError | ServiceResponseError):
+        return failures.describe(cause, _table_endpoint())
+    if isinstance(exc, DependencyUnavailable):
+        return f"{exc.detail} (table storage at {_table_endpoint()})"
+    return exc.detail
+
+
+def _table_endpoint() -> str:
+    """The endpoint the failed call went to: the settings loaded fine a moment ago."""
+    try:
+        return StorageSettings.from_env(settings_env()).access.table_endpoint
+    except CertsasError:
+        return "(the configured account)"
+
+
+def _silence_stdout() -> None:
+    """Python's documented recipe: point stdout at devnull so that the interpreter's own
+    flush at exit does not raise again (https://docs.python.org/3/library/signal.html,
+    "Note on SIGPIPE")."""
+    with contextlib.suppress(AttributeError, OSError, io.UnsupportedOperation, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())

@@ -1,27 +1,29 @@
 """The registry commands: register, list, show, enable, disable, remove (SPEC §6).
 
-Storage settings come from the environment, or from ``local.settings.json`` in the
-current directory like ``func start`` reads them.
+Settings come from the environment, then ``local.settings.json`` in the current
+directory like ``func start`` reads them (:mod:`certsas.cli.settings`).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from collections.abc import Callable, Mapping
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeAlias
 
-from azure.core.exceptions import ResourceExistsError
+from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
 from cryptography import x509
 
+from certsas.cli import failures
 from certsas.cli.args import container_arg, permissions_arg, positive_int, thumbprint_arg
 from certsas.cli.errors import CliError
+from certsas.cli.settings import PRECEDENCE_HELP, settings_env
+from certsas.cli.vetting import objections
 from certsas.clock import iso, system_clock
-from certsas.config import StorageSettings, load_local_settings
+from certsas.config import AccountKeyAccess, StorageSettings, parse_trust_anchors
 from certsas.expiry import days_left
 from certsas.registry import Registration, TableRegistry, Unreadable
 from certsas.storage import StorageClients
@@ -30,22 +32,36 @@ Command = Callable[[argparse.Namespace], int]
 Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
 
-def settings_env() -> dict[str, str]:
-    """The environment, over the Values of ./local.settings.json when there is one."""
-    env = load_local_settings(Path("local.settings.json"))
-    env.update(os.environ)
-    return env
-
-
 def registry_from_env(env: Mapping[str, str], *, create_tables: bool = False) -> TableRegistry:
-    """The registry the app reads; ``create_tables`` also makes both tables if missing
-    (Bicep creates them in Azure; locally, ``register`` is the first thing to need them)."""
+    """The registry the app reads; ``create_tables``: see :func:`ensure_tables`."""
     settings = StorageSettings.from_env(env)
     clients = StorageClients(settings)
     if create_tables:
-        for name in (settings.cert_table, settings.audit_table):
-            clients.table_service().create_table_if_not_exists(name)
+        ensure_tables(clients)
     return TableRegistry(clients.registry_table())
+
+
+def tables_to_create(settings: StorageSettings) -> tuple[str, ...]:
+    """Locally (a connection string: Azurite, or an account key) both tables, made if
+    missing. In Azure (``STORAGE_ACCOUNT_NAME``) none: the Bicep makes them, and the
+    operator's role (Storage Table Data Contributor on the registry table) cannot."""
+    if isinstance(settings.access, AccountKeyAccess):
+        return settings.cert_table, settings.audit_table
+    return ()
+
+
+def ensure_tables(clients: StorageClients) -> None:
+    """Create what :func:`tables_to_create` names. A 403 on a create is not the command's
+    business: the table may well exist, and the write that follows will tell."""
+    for name in tables_to_create(clients.settings):
+        try:
+            clients.table_service().create_table_if_not_exists(name)
+        except HttpResponseError as exc:
+            if exc.status_code != 403:
+                raise
+            code = failures.error_code(exc) or "Forbidden"
+            print(f"certsas register: note: not allowed to create table {name} ({code}); "
+                  "using it as it is", file=sys.stderr)
 
 
 def cmd_register(args: argparse.Namespace) -> int:
@@ -58,21 +74,41 @@ def cmd_register(args: argparse.Namespace) -> int:
         raise CliError(f"{path} is not a PEM certificate") from None
     if len(certificates) != 1:
         raise CliError(f"{path} holds {len(certificates)} certificates; register one at a time")
+    certificate = certificates[0]
+    env = settings_env()
+    anchors_pem = env.get("TRUSTED_CA_CERTS", "").strip()
+    anchors = parse_trust_anchors(anchors_pem) if anchors_pem else ()
+    now = datetime.now(UTC)
+    problems = objections(certificate, now, anchors)
+    if problems and not args.force:
+        raise CliError(f"{path}: {'; '.join(problems)} (--force registers it anyway)")
     registration = Registration.for_certificate(
-        certificates[0], container=args.container, permissions=args.permissions,
+        certificate, container=args.container, permissions=args.permissions,
         prefix=args.prefix, max_ttl_minutes=args.max_ttl_minutes, description=args.description,
     )
-    registry = registry_from_env(settings_env(), create_tables=True)
-    if args.replace:
-        registry.put(registration)
-    else:
-        try:
+    registry = registry_from_env(env, create_tables=True)
+    try:
+        if args.replace:
+            registry.put(registration)
+        else:
             registry.add(registration)
-        except ResourceExistsError:
-            raise CliError(
-                f"{registration.thumbprint} is already registered (use --replace to overwrite)"
-            ) from None
-    print(f"registered {registration.thumbprint}")
+    except ResourceExistsError:
+        raise CliError(
+            f"{registration.thumbprint} is already registered (use --replace to overwrite)"
+        ) from None
+    except ResourceNotFoundError as exc:
+        if failures.error_code(exc) != "TableNotFound":
+            raise
+        settings = StorageSettings.from_env(env)
+        raise CliError(f"table {settings.cert_table} does not exist at "
+                       f"{settings.access.table_endpoint} (in Azure the Bicep creates it)"
+                       ) from None
+    print(f"{'replaced' if args.replace else 'registered'} {registration.thumbprint}")
+    for problem in problems:
+        print(f"  forced past: {problem}")
+    if certificate.not_valid_before_utc > now:
+        print(f"  not valid until {iso(certificate.not_valid_before_utc)}: the app refuses it "
+              "until then (certificate_expired)")
     _print_registration(registration)
     return 0
 
@@ -168,8 +204,15 @@ def _print_registration(r: Registration) -> None:
 
 def add_commands(commands: Subparsers) -> None:
     """Add the registry commands to the ``certsas`` parser."""
-    register = commands.add_parser("register", help="register a client certificate",
-                                   description="Register a PEM client certificate and its scope.")
+    register = commands.add_parser(
+        "register", help="register a client certificate",
+        description="Register a PEM client certificate and its scope. Refused, unless --force: "
+                    "a CA certificate, an expired one, one whose extended key usage lacks "
+                    "clientAuth, and (when TRUSTED_CA_CERTS is set) one that does not chain to "
+                    "it. A certificate not yet valid is accepted (register a successor before "
+                    "it starts). With a connection string both tables are created if missing; "
+                    "with STORAGE_ACCOUNT_NAME none is (the Bicep makes them).",
+        epilog=PRECEDENCE_HELP)
     register.add_argument("cert", metavar="CERT.pem")
     register.add_argument("--container", required=True, type=container_arg)
     register.add_argument("--permissions", default="rl", type=permissions_arg,
@@ -178,6 +221,8 @@ def add_commands(commands: Subparsers) -> None:
     register.add_argument("--prefix", default="", help="only blobs whose names start with this")
     register.add_argument("--description", default="")
     register.add_argument("--replace", action="store_true", help="overwrite an existing one")
+    register.add_argument("--force", action="store_true",
+                          help="register a certificate the app would refuse (see above)")
     register.set_defaults(func=cmd_register)
 
     listing = commands.add_parser("list", help="list registrations",

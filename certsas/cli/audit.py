@@ -21,9 +21,10 @@ from typing import Any
 from azure.core.exceptions import ResourceNotFoundError
 from azure.data.tables import TableClient
 
-from certsas.cli.admin import Subparsers, registry_from_env, settings_env
+from certsas.cli.admin import Subparsers, registry_from_env
 from certsas.cli.args import container_arg, thumbprint_arg
 from certsas.cli.errors import CliError
+from certsas.cli.settings import settings_env
 from certsas.clock import iso, system_clock
 from certsas.config import StorageSettings
 from certsas.storage import StorageClients

@@ -8,6 +8,7 @@ import json
 import os
 import signal
 import sys
+import textwrap
 import threading
 from pathlib import Path
 from typing import Any, TypeAlias
@@ -17,6 +18,7 @@ import azure.functions as func
 from certsas.cli.args import container_arg, http_url, permissions_arg, port, positive_int
 from certsas.cli.client import TokenCall, run_token_call
 from certsas.cli.errors import CliError
+from certsas.cli.settings import PRECEDENCE_HELP, file_values_to_use
 from certsas.config import DEFAULT_CLIENT_CERT_HEADER, load_local_settings
 from certsas.devtools.frontend import ssl_reason
 from certsas.devtools.host import LocalApp, route_prefix
@@ -103,7 +105,7 @@ def _add_serve(commands: Subparsers) -> None:
         description=(
             "Run the app locally like `func start`: plain HTTP on --port (7071) under\n"
             "/api/<route>, headers passed through unchanged, settings from local.settings.json\n"
-            "(the environment wins).\n\n"
+            "(the environment wins; see below).\n\n"
             "With --tls, also emulate the App Service front end on --tls-port (7443): TLS that\n"
             "requires a client certificate, checks only that the caller holds its key, and\n"
             "forwards it as base64 DER in CLIENT_CERT_HEADER (X-ARR-ClientCert), overwriting\n"
@@ -116,7 +118,9 @@ def _add_serve(commands: Subparsers) -> None:
             "       -H \"X-ARR-ClientCert: $(openssl x509 -in client.pem -outform DER | base64 -w0)\"\n"
             "  certsas serve --tls\n"
             "  certsas token --url https://localhost:7443/api/token --cert .dev/pki/client.pem \\\n"
-            "       --key .dev/pki/client.key --ca .dev/pki/trusted-ca-certs.pem"))
+            "       --key .dev/pki/client.key --ca .dev/pki/trusted-ca-certs.pem\n\n"
+            "settings:\n" + textwrap.fill(PRECEDENCE_HELP, 78, initial_indent="  ",
+                                          subsequent_indent="  ")))
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
     parser.add_argument("--port", type=port, default=7071, help="plain HTTP port (default: 7071)")
     parser.add_argument("--tls", action="store_true", help="also run the mTLS front end")
@@ -144,8 +148,8 @@ def load_function_app(app_dir: Path, settings_file: Path | None) -> tuple[func.F
     if settings_file is not None and not path.is_file():
         raise CliError(f"cannot read settings file {path}")
     values = load_local_settings(path)
-    for name, value in values.items():
-        os.environ.setdefault(name, value)
+    # The same precedence as the registry commands (certsas.cli.settings).
+    os.environ.update(file_values_to_use(os.environ, values))
     sys.path.insert(0, str(app_dir.resolve()))
     app = getattr(importlib.import_module("function_app"), "app", None)
     if not isinstance(app, func.FunctionApp):

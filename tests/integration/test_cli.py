@@ -300,3 +300,211 @@ def test_dev_pki_writes_local_settings_that_start_the_app_and_trust_the_pki(
     assert values["OCSP_MODE"] == "require"  # the rest comes from the example
     code, _, err = run(capsys, "dev-pki", str(tmp_path / "other"), "--settings", str(settings_path))
     assert code == 1 and "exists" in err
+
+
+# --- issue 13 and SPEC §6: version, settings precedence, rights, vetting, failures ---------
+
+
+def test_version_prints_the_package_version(capsys: pytest.CaptureFixture[str]) -> None:
+    from certsas import __version__
+
+    assert run(capsys, "--version") == (0, [f"certsas {__version__}"], "")
+
+
+def write_pem(path: Path, *issued: object) -> str:
+    from certsas.devtools.pki import Issued
+
+    path.write_bytes(b"".join(i.pem for i in issued if isinstance(i, Issued)))
+    return str(path)
+
+
+def test_register_refuses_what_the_app_would_refuse_unless_forced(
+        capsys: pytest.CaptureFixture[str], storage: str, files: DevFiles, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    monkeypatch.setenv("TRUSTED_CA_CERTS", files.pki.trust_bundle.decode())
+    now = datetime.now(UTC)
+    issuing = files.pki.issuing
+    expired = issuing.issue("expired", not_before=now - timedelta(days=9),
+                            not_after=now - timedelta(days=1))
+    refused = {
+        str(files.path("issuing-ca.pem")): "it is a CA certificate, not a client certificate",
+        write_pem(tmp_path / "expired.pem", expired): "it expired at ",
+        str(files.path("untrusted-client.pem")): "it does not chain to TRUSTED_CA_CERTS "
+                                                 "(chain validation failed: ",
+        str(files.path("server.pem")): "the extended key usage does not include clientAuth",
+    }
+    for cert, reason in refused.items():
+        code, out, err = run(capsys, "register", cert, "--container", "reports")
+        assert (code, out) == (1, []), cert
+        assert err.startswith(f"certsas register: error: {cert}: {reason}"), err
+        assert err.endswith(" (--force registers it anyway)\n") and err.count("\n") == 1
+    code, _, err = run(capsys, "list")  # storage untouched: not even the table was made
+    assert code == 1 and err.endswith(" answered 404 TableNotFound\n"), err
+
+    code, out, _ = run(capsys, "register", str(files.path("untrusted-client.pem")),
+                       "--container", "reports", "--force")
+    assert code == 0 and out[0].startswith("registered ")
+    assert out[1].startswith("  forced past: it does not chain to TRUSTED_CA_CERTS")
+
+
+def test_register_accepts_a_successor_that_is_not_yet_valid(
+        capsys: pytest.CaptureFixture[str], storage: str, files: DevFiles, tmp_path: Path) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    # TRUSTED_CA_CERTS from local.settings.json this time (the storage fixture's cwd).
+    (tmp_path / "local.settings.json").write_text(json.dumps(
+        {"Values": {"TRUSTED_CA_CERTS": files.pki.trust_bundle.decode()}}))
+    start = datetime.now(UTC).replace(microsecond=0) + timedelta(days=3)
+    successor = files.pki.issuing.issue("successor", not_before=start,
+                                        not_after=start + timedelta(days=90))
+    code, out, err = run(capsys, "register", write_pem(tmp_path / "next.pem", successor),
+                         "--container", "reports")
+    assert (code, err) == (0, "")
+    assert out[1] == (f"  not valid until {start.strftime('%Y-%m-%dT%H:%M:%SZ')}: the app "
+                      "refuses it until then (certificate_expired)")
+    stranger = tmp_path / "stranger.pem"
+    stranger.write_bytes(files.path("untrusted-client.pem").read_bytes())
+    assert run(capsys, "register", str(stranger), "--container", "reports")[0] == 1
+
+
+@pytest.mark.usefixtures("storage")
+def test_thumbprints_with_spaces_and_an_invisible_mark(capsys: pytest.CaptureFixture[str],
+                                                      files: DevFiles) -> None:
+    tp = thumbprint(files)
+    assert run(capsys, "register", str(files.path("client.pem")), "--container", "reports")[0] == 0
+    spaced = " ".join(tp[i:i + 2] for i in range(0, 64, 2)).lower()
+    assert run(capsys, "show", spaced)[0] == 0
+    sha1 = files.pki.client.certificate.fingerprint(hashes.SHA1()).hex()  # noqa: S303
+    assert run(capsys, "disable", "\u200e" + sha1)[:2] == (0, [f"disabled {tp}"])
+    code, _, err = run(capsys, "show", tp[:-2])
+    assert code == 2 and "is not a SHA-256 (64 hex digits) or SHA-1 (40 hex digits)" in err
+
+
+def test_register_through_a_service_that_forbids_creating_tables(
+        capsys: pytest.CaptureFixture[str], files: DevFiles, azurite: Azurite,
+        fresh_tables: tuple[str, str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Issue 13 item 2: as in Azure, the operator may write the registry, not create tables."""
+    from azure.data.tables import TableServiceClient
+
+    from tests.support.forbidding_proxy import ForbiddingTableProxy
+
+    cert_table, audit_table = fresh_tables
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("CERT_TABLE_NAME", cert_table)
+    monkeypatch.setenv("AUDIT_TABLE_NAME", audit_table)
+    with ForbiddingTableProxy(azurite.table_endpoint) as proxy:
+        monkeypatch.setenv("STORAGE_CONNECTION_STRING", azurite.connection_string.replace(
+            azurite.table_endpoint, proxy.endpoint))
+        # Before the tables exist: the create is refused, the write says what is missing.
+        code, out, err = run(capsys, "register", str(files.path("client.pem")),
+                             "--container", "reports")
+        assert (code, out) == (1, [])
+        assert err.splitlines()[-1] == (f"certsas register: error: table {cert_table} does not "
+                                        f"exist at {proxy.endpoint} (in Azure the Bicep creates it)")
+        assert proxy.refused == 2
+        # Made by the deployment (here: straight on Azurite), register succeeds through it.
+        service = TableServiceClient.from_connection_string(azurite.connection_string)
+        for name in fresh_tables:
+            service.create_table(name)
+        code, out, err = run(capsys, "register", str(files.path("client.pem")),
+                             "--container", "reports")
+        assert code == 0 and out[0] == f"registered {thumbprint(files)}"
+        assert err.splitlines() == [
+            f"certsas register: note: not allowed to create table {name} "
+            "(AuthorizationPermissionMismatch)"
+            "; using it as it is" for name in fresh_tables]
+        assert proxy.refused == 4 and proxy.forwarded >= 1
+        assert run(capsys, "show", thumbprint(files))[0] == 0
+    assert service.get_table_client(cert_table).get_entity(thumbprint(files), "certificate")
+
+
+def test_the_environments_storage_choice_beats_local_settings_json(
+        capsys: pytest.CaptureFixture[str], files: DevFiles, azurite: Azurite,
+        fresh_tables: tuple[str, str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Issue 13 item 3: a folder set up for one account, the environment naming another."""
+    monkeypatch.chdir(tmp_path)
+    closed = f"http://127.0.0.1:{free_port()}/devstoreaccount1"
+    broken = azurite.connection_string.replace(azurite.table_endpoint, closed)
+    settings = tmp_path / "local.settings.json"
+    # The file names an account by name (as after deployment), the environment Azurite.
+    settings.write_text(json.dumps({"Values": {"STORAGE_ACCOUNT_NAME": "prodcerts",
+                                               "CERT_TABLE_NAME": fresh_tables[0]}}))
+    monkeypatch.setenv("STORAGE_CONNECTION_STRING", azurite.connection_string)
+    assert run(capsys, "register", str(files.path("client.pem")), "--container", "reports")[0] == 0
+    assert run(capsys, "list")[1][-1] == "1 registration(s)"  # the file's table name filled in
+    # The file holds a connection string, the environment another: the environment's is used.
+    settings.write_text(json.dumps({"Values": {"STORAGE_CONNECTION_STRING":
+                                               azurite.connection_string}}))
+    monkeypatch.setenv("STORAGE_CONNECTION_STRING", broken)
+    code, _, err = run(capsys, "list")
+    assert code == 1 and closed in err
+
+
+def test_unreachable_storage_is_one_line_naming_the_endpoint(
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+        files: DevFiles) -> None:
+    from certsas.config import AZURITE_ACCOUNT, AZURITE_KEY
+
+    monkeypatch.chdir(tmp_path)
+    endpoint = f"http://127.0.0.1:{free_port()}/{AZURITE_ACCOUNT}"  # nothing listens: refused
+    monkeypatch.setenv("STORAGE_CONNECTION_STRING", (
+        f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};AccountKey={AZURITE_KEY};"
+        f"BlobEndpoint={endpoint};TableEndpoint={endpoint};"))
+    monkeypatch.setenv("STORAGE_TIMEOUT_SECONDS", "2")
+    argvs = [["list"], ["show", thumbprint(files)], ["disable", thumbprint(files)],
+             ["register", str(files.path("client.pem")), "--container", "reports"]]
+    for argv in argvs:
+        code, out, err = run(capsys, *argv)
+        assert (code, out) == (1, []), argv
+        assert err == (f"certsas {argv[0]}: error: cannot reach table storage at {endpoint} "
+                       "(ServiceRequestError)\n")
+
+
+def test_a_closed_stdout_ends_quietly_not_in_a_traceback(tmp_path: Path) -> None:
+    """`certsas ... | head -1`: the reader goes away; no BrokenPipeError traceback."""
+    import os
+    import subprocess
+    import sys
+
+    def run_into_closed_pipe(*argv: str) -> subprocess.CompletedProcess[bytes]:
+        read_end, write_end = os.pipe()
+        os.close(read_end)  # the reader has gone, as `head` does after its line
+        try:
+            return subprocess.run([sys.executable, "-m", "certsas", *argv], stdout=write_end,
+                                  stderr=subprocess.PIPE, cwd=tmp_path, timeout=60, check=False)
+        finally:
+            os.close(write_end)
+
+    result = run_into_closed_pipe("dev-pki", str(tmp_path / "pki"))
+    assert (result.returncode, result.stderr) == (141, b"")
+    for argv in (["--help"], ["--version"]):  # argparse ignores a failed write: exit 0
+        assert run_into_closed_pipe(*argv).stderr == b"", argv
+
+    # And through a real pipe into head, as people type it.
+    result = subprocess.run(["bash", "-c", f"'{sys.executable}' -m certsas dev-pki --force "
+                             f"'{tmp_path / 'pki'}' | head -1"], capture_output=True,
+                            cwd=tmp_path, timeout=60, check=False)
+    assert result.stdout.decode().startswith("wrote a throw-away PKI to ")
+    assert result.stdout.count(b"\n") == 1 and b"Traceback" not in result.stderr
+
+
+def test_list_into_a_closed_pipe_is_exit_141_without_a_traceback(
+        capsys: pytest.CaptureFixture[str], storage: str, files: DevFiles,
+        azurite: Azurite) -> None:
+    import os
+    import subprocess
+    import sys
+
+    assert run(capsys, "register", str(files.path("client.pem")), "--container", "reports")[0] == 0
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        result = subprocess.run([sys.executable, "-m", "certsas", "list"], stdout=write_end,
+                                stderr=subprocess.PIPE, timeout=60, check=False,
+                                env={**os.environ, "STORAGE_CONNECTION_STRING":
+                                     azurite.connection_string, "CERT_TABLE_NAME": storage})
+    finally:
+        os.close(write_end)
+    assert (result.returncode, result.stderr) == (141, b"")
