@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives import hashes
 
-from certsas.cli import main
 from tests.support.azurite import Azurite, free_port
+from tests.support.cli import run
 from tests.support.served import CONTAINER, DevFiles, Served
 
 
@@ -21,16 +21,6 @@ def storage(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, azurite: Azurite,
     monkeypatch.setenv("STORAGE_CONNECTION_STRING", azurite.connection_string)
     monkeypatch.setenv("CERT_TABLE_NAME", fresh_tables[0])
     return fresh_tables[0]
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, list[str], str]:
-    """Exit code, stdout lines, and stderr of ``certsas ARGV``."""
-    try:
-        code = main(list(argv))
-    except SystemExit as exc:  # argparse's usage errors
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out.splitlines(), err
 
 
 def thumbprint(files: DevFiles, name: str = "client") -> str:

@@ -15,22 +15,13 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 from azure.data.tables import TableClient
 
-from certsas.cli import main
 from certsas.cli.audit import build_query, fetch
 from tests.support.azurite import Azurite
+from tests.support.cli import run
 from tests.support.pki import Pki
 from tests.support.stack import Stack, app_env, build_stack
 
 A, B = "A1" * 32, "B2" * 32
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, list[str], str]:
-    try:
-        code = main(list(argv))
-    except SystemExit as exc:  # argparse's usage errors
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out.splitlines(), err
 
 
 def run_json(capsys: pytest.CaptureFixture[str], *argv: str) -> Any:
