@@ -7,10 +7,15 @@ the code behind it. The DER codec is the one in :mod:`tests.support.ocsp_faults`
 
 from __future__ import annotations
 
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from datetime import UTC, datetime, timedelta
 
-from certsas.devtools.pki import PrivateKey
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import dsa, ec, padding, rsa
+from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.x509.oid import ExtensionOID
+
+from certsas.devtools.pki import CLIENT_AUTH, CertificateAuthority, PrivateKey, name
 from tests.support.ocsp_faults import BIT_STRING, SEQUENCE, der, der_children, der_content
 
 
@@ -36,3 +41,60 @@ def resign_with_edit(certificate_der: bytes, old: bytes, new: bytes, key: Privat
     tbs, algorithm = split_certificate(certificate_der)
     assert tbs.count(old) == 1, "the bytes to edit must occur exactly once"
     return sign_tbs(tbs.replace(old, new), algorithm, key)
+
+
+# --- leaves the dev PKI's ``issue`` does not make -----------------------------------
+
+AnyKey = PrivateKey | dsa.DSAPrivateKey
+
+
+def leaf(
+    ca: CertificateAuthority,
+    subject: x509.Name | None = None,
+    *,
+    san: list[x509.GeneralName] | None = None,
+    san_critical: bool = False,
+    key: AnyKey | None = None,
+    extensions: tuple[x509.ExtensionType, ...] = (),
+) -> bytes:
+    """The DER of a client-auth leaf signed by ``ca``, with exactly the subject, SAN and key
+    given (``subject=None`` is a CN; ``x509.Name([])`` is the empty subject)."""
+    key = key or ec.generate_private_key(ec.SECP256R1())
+    now = datetime.now(UTC)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(subject if subject is not None else name("forged leaf"))
+        .issuer_name(ca.certificate.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(hours=1))
+        .not_valid_after(now + timedelta(days=30))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([CLIENT_AUTH]), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.key.public_key()),
+                       critical=False)
+    )
+    if san is not None:
+        builder = builder.add_extension(x509.SubjectAlternativeName(san), critical=san_critical)
+    for extension in extensions:
+        builder = builder.add_extension(extension, critical=False)
+    return builder.sign(ca.key, hashes.SHA256()).public_bytes(Encoding.DER)
+
+
+def invalid_utf8_subject(ca: CertificateAuthority) -> bytes:
+    """CA-signed, with a CN whose UTF8String holds bytes that are not UTF-8."""
+    marker = b"utf8-XXXX"
+    der = leaf(ca, name(marker.decode()))
+    return resign_with_edit(der, marker, b"utf8-\xff\xfe\xfd\xfc", ca.key)
+
+
+def invalid_version(ca: CertificateAuthority) -> bytes:
+    """CA-signed, with version 6 (X.509 has v1 to v3)."""
+    return resign_with_edit(leaf(ca), b"\xa0\x03\x02\x01\x02", b"\xa0\x03\x02\x01\x05", ca.key)
+
+
+def nine_byte_ip_san(ca: CertificateAuthority) -> bytes:
+    """CA-signed, with a SAN iPAddress of 9 bytes (4 or 16, or 8 or 32 as a network)."""
+    raw = x509.UnrecognizedExtension(ExtensionOID.SUBJECT_ALTERNATIVE_NAME,
+                                      b"\x30\x0b\x87\x09" + bytes(range(9)))
+    return leaf(ca, extensions=(raw,))
