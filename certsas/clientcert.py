@@ -73,7 +73,8 @@ class PresentedCertificate:
             certificate.issuer.rfc4514_string()
             _ = (certificate.not_valid_before_utc, certificate.not_valid_after_utc,
                  certificate.serial_number, certificate.extensions)
-        except (ValueError, TypeError, x509.InvalidVersion, UnsupportedAlgorithm) as exc:
+        except (ValueError, TypeError, UnsupportedAlgorithm, x509.InvalidVersion,
+                x509.DuplicateExtension, x509.UnsupportedGeneralNameType) as exc:
             # The type says which rule failed; the message may quote certificate bytes.
             raise ClientCertificateMalformed(
                 f"DER does not parse as one X.509 certificate ({type(exc).__name__})") from None

@@ -31,7 +31,8 @@ def sign_tbs(tbs_der: bytes, algorithm_der: bytes, key: PrivateKey) -> bytes:
         signature = key.sign(tbs_der, padding.PKCS1v15(), hashes.SHA256())
     else:
         assert isinstance(key, ec.EllipticCurvePrivateKey)
-        signature = key.sign(tbs_der, ec.ECDSA(hashes.SHA256()))
+        # RFC 6979: the same bytes sign the same way, so a seeded fuzz reproduces exactly.
+        signature = key.sign(tbs_der, ec.ECDSA(hashes.SHA256(), deterministic_signing=True))
     return der(SEQUENCE, tbs_der + algorithm_der + der(BIT_STRING, b"\x00" + signature))
 
 
