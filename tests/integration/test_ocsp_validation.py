@@ -5,6 +5,8 @@ understand, on the response or on a SingleResponse, make the response unusable."
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 from cryptography import x509
 
@@ -53,7 +55,9 @@ def carrying(*certificates: x509.Certificate, **changes: object) -> Fault:
     return PlanFault(lambda plan: plan.replace(certificates=certificates, **changes))
 
 
-UNUSABLE = {
+MakeFault = Callable[[OcspPki], Fault]
+
+UNUSABLE: dict[str, tuple[MakeFault, str]] = {
     "unknown CertID hash algorithm": (
         lambda pki: EditSigned(SHA1_OID, UNKNOWN_HASH_OID), "could not be read"),
     "only an unreadable certificate in certs": (
@@ -98,7 +102,7 @@ def _lookalike_by_key(pki: OcspPki) -> Fault:
     return carrying(lookalike.certificate, pki.signer.certificate)
 
 
-USABLE = {
+USABLE: dict[str, MakeFault] = {
     "lookalike by name before the signer": _lookalike_by_name,
     "lookalike by key before the signer": _lookalike_by_key,
     "unreadable certificate before the signer": lambda pki: carrying(
