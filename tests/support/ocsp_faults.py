@@ -211,3 +211,13 @@ class SingleResponseExtension(Fault):
         single += der(0xA1, der(SEQUENCE, extension))
         tbs[index] = (SEQUENCE, der(SEQUENCE, single))
         return _resign_tbs(reply, plan.signer_key, tbs)
+
+
+def resign_edited_tbs(response_der: bytes, edit: Callable[[bytes], bytes], key: SignerKey) -> bytes:
+    """The response with ``edit`` applied to tbsResponseData's content, signed again by
+    ``key`` (for fuzzing: the edited bytes need not be DER)."""
+    elements = _basic_response(response_der)
+    content = edit(elements[0][1])
+    elements[0] = (SEQUENCE, content)
+    elements[2] = (BIT_STRING, b"\x00" + _signature(key, der(SEQUENCE, content)))
+    return _rewrap(response_der, elements)
