@@ -67,7 +67,8 @@ def check_dates(certificate: x509.Certificate, now: datetime) -> None:
 
 
 def client_extension_policies() -> tuple[ExtensionPolicy, ExtensionPolicy]:
-    """(CA policy, end-entity policy): webpki defaults, the leaf's SAN optional, EKU required.
+    """(CA policy, end-entity policy): webpki defaults, EKU required, and the leaf's SAN
+    optional only when its subject is not empty (:func:`_san_for_subject`).
 
     RFC 5280 reads a missing EKU as "any purpose" and the verifier accepts it; a
     certificate that trades for storage access must say it is for client auth.
