@@ -72,7 +72,10 @@ class PresentedCertificate:
             subject = certificate.subject.rfc4514_string()
             certificate.issuer.rfc4514_string()
             _ = (certificate.not_valid_before_utc, certificate.not_valid_after_utc,
-                 certificate.serial_number, certificate.extensions)
+                 certificate.extensions)
+            # RFC 5280 §4.1.2.2; cryptography only warns today and will refuse later.
+            if certificate.serial_number <= 0:
+                raise ValueError("serial number is not positive")
         except (ValueError, TypeError, UnsupportedAlgorithm, x509.InvalidVersion,
                 x509.DuplicateExtension, x509.UnsupportedGeneralNameType) as exc:
             # The type says which rule failed; the message may quote certificate bytes.

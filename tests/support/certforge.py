@@ -57,6 +57,7 @@ def leaf(
     san_critical: bool = False,
     key: AnyKey | None = None,
     extensions: tuple[x509.ExtensionType, ...] = (),
+    serial: int | None = None,
 ) -> bytes:
     """The DER of a client-auth leaf signed by ``ca``, with exactly the subject, SAN and key
     given (``subject=None`` is a CN; ``x509.Name([])`` is the empty subject)."""
@@ -67,7 +68,7 @@ def leaf(
         .subject_name(subject if subject is not None else name("forged leaf"))
         .issuer_name(ca.certificate.subject)
         .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
+        .serial_number(serial or x509.random_serial_number())
         .not_valid_before(now - timedelta(hours=1))
         .not_valid_after(now + timedelta(days=30))
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
@@ -94,8 +95,26 @@ def invalid_version(ca: CertificateAuthority) -> bytes:
     return resign_with_edit(leaf(ca), b"\xa0\x03\x02\x01\x02", b"\xa0\x03\x02\x01\x05", ca.key)
 
 
+def serial(ca: CertificateAuthority, value: int) -> bytes:
+    """CA-signed, with the one-byte serial ``value`` (0 or negative: what the builder refuses)."""
+    version_and_serial = b"\xa0\x03\x02\x01\x02\x02\x01"
+    return resign_with_edit(leaf(ca, serial=1), version_and_serial + b"\x01",
+                            version_and_serial + (value % 256).to_bytes(1, "big"), ca.key)
+
+
 def nine_byte_ip_san(ca: CertificateAuthority) -> bytes:
     """CA-signed, with a SAN iPAddress of 9 bytes (4 or 16, or 8 or 32 as a network)."""
     raw = x509.UnrecognizedExtension(ExtensionOID.SUBJECT_ALTERNATIVE_NAME,
                                       b"\x30\x0b\x87\x09" + bytes(range(9)))
     return leaf(ca, extensions=(raw,))
+
+
+def duplicate_extension(ca: CertificateAuthority) -> bytes:
+    """CA-signed, with the same extension twice (the fuzz found cryptography's
+    ``DuplicateExtension``, which is not a ``ValueError``)."""
+    one = x509.UnrecognizedExtension(x509.ObjectIdentifier("1.3.6.1.4.1.45471.9.1"), b"\x05\x00")
+    two = x509.UnrecognizedExtension(x509.ObjectIdentifier("1.3.6.1.4.1.45471.9.2"), b"\x05\x00")
+    der = leaf(ca, extensions=(one, two))
+    # The two OIDs' encodings differ in their last byte; make the second the first.
+    return resign_with_edit(der, b"\x2b\x06\x01\x04\x01\x82\xe3\x1f\x09\x02",
+                            b"\x2b\x06\x01\x04\x01\x82\xe3\x1f\x09\x01", ca.key)

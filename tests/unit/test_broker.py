@@ -23,7 +23,13 @@ from certsas.registry import Registration
 from certsas.revocation import RevocationOutcome
 from certsas.sas import AccountKeySigner
 from certsas.verification import ChainValidator, VerifiedCertificate
-from tests.support.certforge import invalid_utf8_subject, invalid_version, nine_byte_ip_san
+from tests.support.certforge import (
+    duplicate_extension,
+    invalid_utf8_subject,
+    invalid_version,
+    nine_byte_ip_san,
+    serial,
+)
 from tests.support.pki import Pki
 
 SPEC_CODES = {
@@ -196,6 +202,9 @@ def test_inputs_that_were_500s_are_refused_with_one_decision_each(
         (header(invalid_version(pki.issuing)), b"", "client_certificate_malformed"),
         (header(invalid_utf8_subject(pki.issuing)), b"", "client_certificate_malformed"),
         (header(nine_byte_ip_san(pki.issuing)), b"", "client_certificate_malformed"),
+        (header(duplicate_extension(pki.issuing)), b"", "client_certificate_malformed"),
+        (header(serial(pki.issuing, 0)), b"", "client_certificate_malformed"),
+        (header(serial(pki.issuing, -1)), b"", "client_certificate_malformed"),
         (header(pki.client.der), b'{"blob": "a/\\ud800"}', "invalid_request"),
     ]
     for headers, body, code in cases:
