@@ -217,8 +217,14 @@ def test_detection_is_unambiguous(pki: Pki) -> None:
     forms = encodings(pki.client.der) | {"XFCC": xfcc(pki)}
     for value in forms.values():
         assert decode_certificate_header(value) == pki.client.der
-    # base64 DER never looks like an XFCC key: "=" is only trailing padding.
-    assert all("=" not in value.rstrip("=") for value in (forms["base64 DER"],))
+    # Pure base64 (even "By==", which starts like an XFCC key) is base64 DER: malformed,
+    # not an XFCC element without Cert; "Key=value" with more after the "=" is XFCC.
+    assert decode_certificate_header("By==") == b"\x07"
+    with pytest.raises(ClientCertificateMissing):
+        decode_certificate_header("By=spiffe://x")
+    # A Cert value holding "-----BEGIN" and "%" is still read as XFCC, not as PEM.
+    assert decode_certificate_header(f'Cert="{quote(forms["PEM"], safe="")}";Hash=-----BEGIN') \
+        == pki.client.der
 
 
 # --- time: linear for every form ------------------------------------------------------
