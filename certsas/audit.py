@@ -235,7 +235,7 @@ class Decision:
     """One line of the decision log."""
 
     request_id: str
-    outcome: str  # "issued" or "refused"
+    outcome: str  # "issued", "refused", or "error" (a bug: answered 500 internal_error)
     thumbprint: str | None = None
     subject: str | None = None
     error: str | None = None
@@ -252,6 +252,7 @@ def log_decision(decision: Decision) -> None:
     fields = {key: value for key, value in decision.__dict__.items() if value is not None}
     if decision.expires_on is not None:
         fields["expires_on"] = iso(decision.expires_on)
-    level = logging.INFO if decision.outcome == "issued" else logging.WARNING
+    level = {"issued": logging.INFO, "refused": logging.WARNING}.get(decision.outcome,
+                                                                     logging.ERROR)
     logger.log(level, "certsas decision %s", json.dumps(fields, sort_keys=True),
                extra={"certsas": fields})

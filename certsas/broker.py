@@ -62,27 +62,38 @@ class TokenBroker:
     clock: Clock = system_clock
 
     def issue(self, headers: Mapping[str, str], body: bytes, info: RequestInfo) -> IssuedToken:
-        """A token for the forwarded certificate, or a :class:`Refusal`; logs the decision."""
+        """A token for the forwarded certificate, or a :class:`Refusal`; logs the decision.
+
+        Every call logs exactly one decision line: issued, refused, or (a bug, whatever
+        the input) ``error`` with the exception's type only, before it propagates as a 500.
+        """
         presented: PresentedCertificate | None = None
         try:
             presented = read_forwarded_certificate(headers, self.header_name)
             issued = self._issue(presented, body, info)
         except Refusal as refusal:
-            log_decision(Decision(
-                request_id=info.request_id, outcome="refused", error=refusal.code,
-                reason=refusal.detail, client_address=info.client_address,
-                thumbprint=presented.thumbprint if presented else None,
-                subject=presented.subject if presented else None,
-            ))
+            self._log(info, presented, outcome="refused", error=refusal.code,
+                      reason=refusal.detail)
+            raise
+        except Exception as exc:
+            # The message may quote request input or a key; the type is enough to find it.
+            self._log(info, presented, outcome="error", error="internal_error",
+                      reason=type(exc).__name__)
             raise
         grant = issued.grant
-        log_decision(Decision(
-            request_id=info.request_id, outcome="issued", thumbprint=presented.thumbprint,
-            subject=presented.subject, container=grant.container, blob=grant.blob,
-            permissions=grant.permissions, expires_on=issued.signed.expires_on,
-            revocation=issued.revocation.value, client_address=info.client_address,
-        ))
+        self._log(info, presented, outcome="issued", container=grant.container, blob=grant.blob,
+                  permissions=grant.permissions, expires_on=issued.signed.expires_on,
+                  revocation=issued.revocation.value)
         return issued
+
+    @staticmethod
+    def _log(info: RequestInfo, presented: PresentedCertificate | None, *, outcome: str,
+             **fields: Any) -> None:
+        log_decision(Decision(
+            request_id=info.request_id, outcome=outcome, client_address=info.client_address,
+            thumbprint=presented.thumbprint if presented else None,
+            subject=presented.subject if presented else None, **fields,
+        ))
 
     def _issue(self, presented: PresentedCertificate, body: bytes, info: RequestInfo) -> IssuedToken:
         now = self.clock()

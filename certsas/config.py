@@ -11,6 +11,8 @@ through the same functions.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import enum
 import ipaddress
 import json
@@ -18,6 +20,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from cryptography import x509
 
@@ -228,7 +231,12 @@ def parse_trust_anchors(pem: str) -> tuple[x509.Certificate, ...]:
 
 
 def parse_connection_string(value: str) -> AccountKeyAccess:
-    """Parse a Storage connection string into what SAS signing and the clients need."""
+    """Parse a Storage connection string into what SAS signing and the clients need.
+
+    Every part the SDK would read is checked here, so a malformed string fails as one
+    named setting at start-up, not as an SDK exception later; the SDK then gets a
+    string composed from the checked parts only.
+    """
     name = "STORAGE_CONNECTION_STRING"
     parts: dict[str, str] = {}
     for number, segment in enumerate(value.split(";"), start=1):
@@ -240,35 +248,72 @@ def parse_connection_string(value: str) -> AccountKeyAccess:
             raise ConfigurationError(name, f"segment {number} has no '=' (Name=value expected)")
         parts[key.strip().lower()] = val.strip()
     if parts.get("usedevelopmentstorage", "").lower() == "true":
-        return AccountKeyAccess(
-            account_name=AZURITE_ACCOUNT,
-            account_key=AZURITE_KEY,
-            blob_endpoint=f"http://127.0.0.1:10000/{AZURITE_ACCOUNT}",
-            table_endpoint=f"http://127.0.0.1:10002/{AZURITE_ACCOUNT}",
-            connection_string=value,
-        )
+        if set(parts) - {"usedevelopmentstorage"}:
+            raise ConfigurationError(name, "UseDevelopmentStorage=true takes no other fields")
+        return _account_key_access(AZURITE_ACCOUNT, AZURITE_KEY, "http",
+                                   f"http://127.0.0.1:10000/{AZURITE_ACCOUNT}",
+                                   f"http://127.0.0.1:10002/{AZURITE_ACCOUNT}")
     account = parts.get("accountname")
     account_key = parts.get("accountkey")
     if not account or not account_key:
         raise ConfigurationError(
             name, "needs AccountName and AccountKey (a SAS-only string cannot sign tokens)"
         )
-    protocol = parts.get("defaultendpointsprotocol", "https")
+    if not re.fullmatch(r"[A-Za-z0-9]{1,64}", account):
+        raise ConfigurationError(name, "AccountName is not a storage account name")
+    if not _is_base64(account_key):
+        raise ConfigurationError(name, "AccountKey is not base64 (copy the whole key)")
+    protocol = parts.get("defaultendpointsprotocol", "https").lower()
     if protocol not in ("http", "https"):
         raise ConfigurationError(name, "DefaultEndpointsProtocol must be http or https")
     suffix = parts.get("endpointsuffix", "core.windows.net")
+    if not re.fullmatch(r"[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+", suffix):
+        raise ConfigurationError(name, "EndpointSuffix is not a DNS suffix (core.windows.net)")
     blob = parts.get("blobendpoint") or f"{protocol}://{account}.blob.{suffix}"
     table = parts.get("tableendpoint") or f"{protocol}://{account}.table.{suffix}"
     for setting, endpoint in (("BlobEndpoint", blob), ("TableEndpoint", table)):
-        if not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", endpoint):
+        if not _is_endpoint(endpoint):
             raise ConfigurationError(name, f"{setting} is not an http(s) URL")
-    return AccountKeyAccess(
-        account_name=account,
-        account_key=account_key,
-        blob_endpoint=blob.rstrip("/"),
-        table_endpoint=table.rstrip("/"),
-        connection_string=value,
-    )
+    return _account_key_access(account, account_key, protocol, blob, table)
+
+
+def _account_key_access(account: str, key: str, protocol: str, blob: str,
+                        table: str) -> AccountKeyAccess:
+    blob, table = blob.rstrip("/"), table.rstrip("/")
+    composed = (f"DefaultEndpointsProtocol={protocol};AccountName={account};AccountKey={key};"
+                f"BlobEndpoint={blob};TableEndpoint={table}")
+    return AccountKeyAccess(account_name=account, account_key=key, blob_endpoint=blob,
+                            table_endpoint=table, connection_string=composed)
+
+
+def _is_base64(text: str) -> bool:
+    if len(text) % 4 or not re.fullmatch(r"[A-Za-z0-9+/]+={0,2}", text):
+        return False
+    try:
+        base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        return False
+    return True
+
+
+def _is_endpoint(endpoint: str) -> bool:
+    """An http(s) URL with a host (name or IP literal), an optional port, a path, nothing else."""
+    if not re.fullmatch(r"https?://[^\s/?#@]+(/[^\s?#;]*)?", endpoint, re.IGNORECASE):
+        return False
+    try:
+        parts = urlsplit(endpoint)
+        port = parts.port  # raises ValueError outside 0..65535
+        host = parts.hostname or ""
+    except ValueError:
+        return False
+    if host.startswith("[") or ":" in host:
+        try:
+            ipaddress.IPv6Address(host.strip("[]"))
+        except ValueError:
+            return False
+    elif not re.fullmatch(r"[A-Za-z0-9.-]+", host) or ".." in host or host.startswith("."):
+        return False
+    return port != 0
 
 
 def _text(env: Mapping[str, str], name: str) -> str | None:

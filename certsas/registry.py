@@ -26,6 +26,29 @@ from certsas.permissions import normalize_permissions
 from certsas.thumbprints import sha1_thumbprint, sha256_thumbprint
 
 ROW_KEY = "certificate"
+MAX_PREFIX = 1024
+
+
+def prefix_problem(prefix: str) -> str | None:
+    """Why ``prefix`` cannot be a registration's blob prefix, or None if it can.
+
+    A prefix is a folder: it ends with ``/``, so ``tenant-a/`` never covers the sibling
+    ``tenant-ab/x`` as the bare string ``tenant-a`` would. It must also be a name a
+    blob could start with (the request rules of SPEC §1), or it would match nothing.
+    """
+    if not prefix:
+        return None
+    if len(prefix) > MAX_PREFIX:
+        return f"is longer than {MAX_PREFIX} characters"
+    if not prefix.endswith("/"):
+        shown = prefix[:40]
+        return (f"must end with '/' (a folder: {shown!r} would also cover "
+                f"{shown + 'b/...'!r}); use {shown + '/'!r}")
+    if prefix.startswith("/") or any(ord(ch) < 0x20 or ch in "\\\x7f" for ch in prefix):
+        return "may not start with '/' or hold control characters or a backslash"
+    if any(segment in (".", "..") for segment in prefix.split("/")):
+        return "may not contain '.' or '..' segments"
+    return None
 
 
 @dataclass(frozen=True)
@@ -59,6 +82,9 @@ class Registration:
         max_ttl_minutes: int = 60,
         description: str = "",
     ) -> Registration:
+        problem = prefix_problem(prefix)
+        if problem:
+            raise ValueError(f"prefix {problem}")
         der = certificate.public_bytes(serialization.Encoding.DER)
         return cls(
             thumbprint=sha256_thumbprint(der),
@@ -117,7 +143,7 @@ class Registration:
             not_after=_utc(entity["NotAfter"]),
             thumbprint_sha1=str(entity.get("ThumbprintSha1", "")),
             container=str(entity["Container"]),
-            prefix=str(entity.get("BlobPrefix") or ""),
+            prefix=_folder(str(entity.get("BlobPrefix") or "")),
             permissions=normalize_permissions(str(entity["Permissions"])),
             max_ttl_minutes=int(entity["MaxTtlMinutes"]),
             enabled=entity["Enabled"] is True,
@@ -262,6 +288,12 @@ class CachedRegistry:
         registration = self._inner.get(thumbprint)
         self._cache.put(thumbprint, (registration,), now + self._ttl)
         return registration
+
+
+def _folder(prefix: str) -> str:
+    """A prefix stored by an earlier version without its trailing ``/`` is read as the
+    folder it names: narrower than the bare string, never wider (fails closed)."""
+    return prefix if not prefix or prefix.endswith("/") else prefix + "/"
 
 
 def _utc(value: Any) -> datetime:

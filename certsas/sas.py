@@ -8,11 +8,12 @@ service's can use it at once.
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
-from urllib.parse import parse_qs, quote
+from urllib.parse import parse_qs, quote, urlsplit
 
 from azure.core.exceptions import AzureError
 from azure.storage.blob import UserDelegationKey, generate_blob_sas, generate_container_sas
@@ -65,6 +66,21 @@ def sign_grant(account_name: str, blob_endpoint: str, grant: Grant, now: datetim
     return SignedToken(token, f"{blob_endpoint.rstrip('/')}/{path}?{token}", expiry)
 
 
+def is_loopback_http(endpoint: str) -> bool:
+    """Is ``endpoint`` plain http on this machine (Azurite)? A real account's http://
+    endpoint is not: its tokens still say ``spr=https``, so they never travel in clear."""
+    parts = urlsplit(endpoint)
+    if parts.scheme.lower() != "http":
+        return False
+    host = (parts.hostname or "").lower()
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 class AccountKeySigner:
     """Service SAS signed with the account key (``STORAGE_CONNECTION_STRING``)."""
 
@@ -72,8 +88,8 @@ class AccountKeySigner:
         self._account_name = account_name
         self._account_key = account_key
         self._blob_endpoint = blob_endpoint.rstrip("/")
-        # HTTPS-only tokens, except against a plain-http endpoint (Azurite).
-        self._protocol = None if blob_endpoint.startswith("http://") else "https"
+        # HTTPS-only tokens, except against a local emulator (Azurite) served over http.
+        self._protocol = None if is_loopback_http(blob_endpoint) else "https"
 
     def sign(self, grant: Grant, now: datetime) -> SignedToken:
         return sign_grant(self._account_name, self._blob_endpoint, grant, now,

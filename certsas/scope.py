@@ -134,11 +134,23 @@ def _blob_name(name: str | None) -> str | None:
     if any(ord(ch) < 0x20 or ch in "\\\x7f" for ch in name) or name.startswith("/"):
         raise InvalidRequest("blob name has control characters, backslash or a leading /",
                              message="blob has characters that are not allowed.")
+    # JSON can carry a lone surrogate ("\ud800"); no URL or SAS can encode it.
+    if not name.isascii() and not _encodes_as_utf8(name):
+        raise InvalidRequest("blob name is not valid Unicode (a lone surrogate)",
+                             message="blob has characters that are not allowed.")
     # "." and ".." segments are rewritten by URL normalisation and could escape a prefix.
     if any(segment in (".", "..") for segment in name.split("/")):
         raise InvalidRequest("blob name has a . or .. segment",
                              message="blob may not contain '.' or '..' path segments.")
     return name
+
+
+def _encodes_as_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _permissions(letters: str | None) -> str | None:

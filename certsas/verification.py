@@ -2,8 +2,12 @@
 
 Chain building and signature checks are ``cryptography.x509.verification``'s client
 verifier (RFC 5280 path validation, webpki profile, clientAuth EKU required); the
-only change to its defaults is that a client certificate may have no SAN, since
-client certificates are named by their subject.
+only change to its defaults is that a client certificate whose subject is not empty
+may have no SAN, since client certificates are named by their subject. RFC 5280's
+rule for the SAN itself still holds: with an empty subject the SAN is required and
+critical; with a subject it is not critical. The leaf's key must be RSA of at least
+2048 bits or an elliptic curve of at least 256 bits (or Ed25519/Ed448); DSA and
+anything weaker or unknown is not trusted.
 
 A successful verification is a :class:`VerifiedCertificate`; code that needs a
 verified certificate asks for that type, and only :class:`ChainValidator` makes one.
@@ -15,6 +19,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID
 from cryptography.x509.verification import (
     ClientVerifier,
@@ -30,6 +36,9 @@ from certsas.cache import ExpiringLru
 from certsas.clientcert import PresentedCertificate
 from certsas.clock import Clock, iso, system_clock
 from certsas.errors import CertificateExpired, CertificateNotTrusted
+
+MIN_RSA_BITS = 2048
+MIN_EC_BITS = 256
 
 
 @dataclass(frozen=True)
@@ -58,17 +67,49 @@ def check_dates(certificate: x509.Certificate, now: datetime) -> None:
 
 
 def client_extension_policies() -> tuple[ExtensionPolicy, ExtensionPolicy]:
-    """(CA policy, end-entity policy): webpki defaults, the leaf's SAN optional, EKU required.
+    """(CA policy, end-entity policy): webpki defaults, EKU required, and the leaf's SAN
+    optional only when its subject is not empty (:func:`_san_for_subject`).
 
     RFC 5280 reads a missing EKU as "any purpose" and the verifier accepts it; a
     certificate that trades for storage access must say it is for client auth.
     """
     ee = (
         ExtensionPolicy.webpki_defaults_ee()
-        .may_be_present(x509.SubjectAlternativeName, Criticality.AGNOSTIC, None)
+        .may_be_present(x509.SubjectAlternativeName, Criticality.AGNOSTIC, _san_for_subject)
         .require_present(x509.ExtendedKeyUsage, Criticality.AGNOSTIC, _client_auth_eku)
     )
     return ExtensionPolicy.webpki_defaults_ca(), ee
+
+
+def _san_for_subject(policy: Policy, cert: x509.Certificate,
+                     san: x509.SubjectAlternativeName | None) -> None:
+    """RFC 5280 §4.2.1.6, less only "a SAN is required": the rest keyed on the subject."""
+    if len(cert.subject) == 0:
+        if san is None:
+            raise ValueError("the certificate has neither a subject nor a SAN")
+        if not cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).critical:
+            raise ValueError("the subject is empty and the SAN is not critical")
+    elif san is not None and cert.extensions.get_extension_for_class(
+            x509.SubjectAlternativeName).critical:
+        raise ValueError("the subject is not empty and the SAN is critical")
+
+
+def check_key_strength(certificate: x509.Certificate) -> None:
+    """Refuse a leaf key weaker than RSA 2048 / P-256, DSA, or a key type we do not know."""
+    try:
+        key = certificate.public_key()
+    except (ValueError, UnsupportedAlgorithm):
+        raise CertificateNotTrusted("the certificate's public key is of an unsupported type"
+                                    ) from None
+    if isinstance(key, rsa.RSAPublicKey):
+        if key.key_size < MIN_RSA_BITS:
+            raise CertificateNotTrusted(f"RSA key of {key.key_size} bits (at least "
+                                        f"{MIN_RSA_BITS} required)")
+    elif isinstance(key, ec.EllipticCurvePublicKey):
+        if key.curve.key_size < MIN_EC_BITS:
+            raise CertificateNotTrusted(f"elliptic curve {key.curve.name} is weaker than P-256")
+    elif not isinstance(key, ed25519.Ed25519PublicKey | ed448.Ed448PublicKey):
+        raise CertificateNotTrusted(f"{type(key).__name__.removeprefix('_')} keys are not accepted")
 
 
 def _client_auth_eku(policy: Policy, cert: x509.Certificate, eku: x509.ExtendedKeyUsage) -> None:
@@ -105,10 +146,17 @@ class ChainValidator:
         cached = self._cache.get(presented.thumbprint, now)
         if cached is not None and cached.presented.der == presented.der:
             return VerifiedCertificate(presented, cached.chain)
+        check_key_strength(presented.certificate)
         try:
             verified = self._verifier(now).verify(presented.certificate, [])
         except VerificationError as exc:
             raise CertificateNotTrusted(f"chain validation failed: {exc}") from None
+        except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
+            # The verifier raises these for fields it cannot read (a 9-byte iPAddress
+            # SAN): a certificate we cannot read is not trusted. The type, not the text.
+            raise CertificateNotTrusted(
+                f"chain validation failed: unreadable certificate ({type(exc).__name__})"
+            ) from None
         result = VerifiedCertificate(presented, tuple(verified.chain))
         if self._cache_seconds > 0:
             self._remember(result, now)

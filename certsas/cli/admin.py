@@ -18,7 +18,13 @@ from azure.core.exceptions import HttpResponseError, ResourceExistsError, Resour
 from cryptography import x509
 
 from certsas.cli import failures
-from certsas.cli.args import container_arg, permissions_arg, positive_int, thumbprint_arg
+from certsas.cli.args import (
+    container_arg,
+    permissions_arg,
+    positive_int,
+    prefix_arg,
+    thumbprint_arg,
+)
 from certsas.cli.errors import CliError
 from certsas.cli.settings import PRECEDENCE_HELP, settings_env
 from certsas.cli.vetting import objections
@@ -218,7 +224,8 @@ def add_commands(commands: Subparsers) -> None:
     register.add_argument("--permissions", default="rl", type=permissions_arg,
                           help="SAS letters from racwdl (default: rl)")
     register.add_argument("--max-ttl-minutes", default=60, type=positive_int)
-    register.add_argument("--prefix", default="", help="only blobs whose names start with this")
+    register.add_argument("--prefix", default="", type=prefix_arg,
+                          help="only blobs in this folder (ends with '/', e.g. tenant-a/)")
     register.add_argument("--description", default="")
     register.add_argument("--replace", action="store_true", help="overwrite an existing one")
     register.add_argument("--force", action="store_true",

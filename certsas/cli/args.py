@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from certsas.permissions import normalize_permissions
+from certsas.registry import prefix_problem
 from certsas.scope import valid_container_name
 from certsas.thumbprints import normalize_thumbprint
 
@@ -26,6 +27,13 @@ def permissions_arg(value: str) -> str:
 def container_arg(value: str) -> str:
     if not valid_container_name(value):
         raise argparse.ArgumentTypeError(f"{value!r} is not a valid container name")
+    return value
+
+
+def prefix_arg(value: str) -> str:
+    problem = prefix_problem(value)
+    if problem:
+        raise argparse.ArgumentTypeError(f"the prefix {problem}")
     return value
 
 

@@ -36,6 +36,7 @@ class ResponsePlan:
     signer_key: SignerKey
     certificates: tuple[x509.Certificate, ...]  # carried in the response (a delegated signer)
     responder_encoding: ocsp.OCSPResponderEncoding = ocsp.OCSPResponderEncoding.HASH
+    extensions: tuple[tuple[x509.ExtensionType, bool], ...] = ()  # (extension, critical)
 
     def replace(self, **changes: object) -> ResponsePlan:
         return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
@@ -72,6 +73,8 @@ def sign(plan: ResponsePlan) -> bytes:
         builder = builder.certificates(plan.certificates)
     if plan.nonce is not None:
         builder = builder.add_extension(x509.OCSPNonce(plan.nonce), critical=False)
+    for extension, critical in plan.extensions:
+        builder = builder.add_extension(extension, critical=critical)
     digest = None if isinstance(plan.signer_key, ed25519.Ed25519PrivateKey) else hashes.SHA256()
     return builder.sign(plan.signer_key, digest).public_bytes(serialization.Encoding.DER)
 

@@ -5,6 +5,10 @@ corrupted signature, or signed by some other client's certificate, parses as
 SUCCESSFUL/GOOD. Every check here is ours; each failure is a
 :class:`RevocationUnavailable` whose ``detail`` names the rule that failed.
 Signatures are checked with ``cryptography``'s public-key ``verify``; no crypto here.
+
+The bytes come from a peer: any exception while reading them (a hash or key algorithm
+``cryptography`` does not know, a field that parses lazily and turns out malformed)
+means "no valid answer", never a crash.
 """
 
 from __future__ import annotations
@@ -17,10 +21,11 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.x509 import ocsp
-from cryptography.x509.oid import ExtendedKeyUsageOID, SignatureAlgorithmOID
+from cryptography.x509.oid import ExtendedKeyUsageOID, OCSPExtensionOID, SignatureAlgorithmOID
 
 from certsas.clock import iso
 from certsas.errors import RevocationUnavailable
+from certsas.ocsp.der import single_response_has_critical_extension
 
 # Responder and relying party clocks disagree a little; OpenSSL allows the same leeway.
 CLOCK_SKEW = timedelta(minutes=5)
@@ -69,20 +74,30 @@ def validate_response(
 ) -> OcspAnswer:
     """Accept ``der`` only if it is a signed, fresh, unambiguous answer to ``request``."""
     try:
+        return _validate(der, request, issuer, nonce, now)
+    except RevocationUnavailable:
+        raise
+    except ValueError as exc:  # a field that parsed lazily turned out malformed
+        raise RevocationUnavailable(f"OCSP response is malformed: {exc}") from None
+    except Exception as exc:  # UnsupportedAlgorithm and whatever else a peer's bytes cause
+        raise RevocationUnavailable(
+            f"OCSP response could not be read ({type(exc).__name__})") from None
+
+
+def _validate(der: bytes, request: ocsp.OCSPRequest, issuer: x509.Certificate,
+              nonce: bytes | None, now: datetime) -> OcspAnswer:
+    try:
         response = ocsp.load_der_ocsp_response(der)
     except ValueError:
         raise RevocationUnavailable("OCSP response does not parse") from None
     if response.response_status is not ocsp.OCSPResponseStatus.SUCCESSFUL:
         raise RevocationUnavailable(f"OCSP responder answered {response.response_status.name}")
-    try:
-        signer = responder_certificate(response, issuer, now)
-        verify_signature(response, signer)
-        single = matching_single_response(response, request)
-        check_freshness(single, now)
-        if not check_nonce(response, nonce):
-            check_undated_age(single, now)
-    except ValueError as exc:  # a field that parsed lazily turned out malformed
-        raise RevocationUnavailable(f"OCSP response is malformed: {exc}") from None
+    responder_certificate(response, issuer, now)
+    check_critical_extensions(response)
+    single = matching_single_response(response, request)
+    check_freshness(single, now)
+    if not check_nonce(response, nonce):
+        check_undated_age(single, now)
     return OcspAnswer(
         status=single.certificate_status,
         next_update=single.next_update_utc,
@@ -94,24 +109,56 @@ def validate_response(
 def responder_certificate(
     response: ocsp.OCSPResponse, issuer: x509.Certificate, now: datetime
 ) -> x509.Certificate:
-    """The certificate whose key must have signed: the CA itself or its delegated responder."""
-    if _identifies(response, issuer):
-        return issuer
-    for candidate in response.certificates:
-        if _identifies(response, candidate):
-            check_delegated_signer(candidate, issuer, now)
+    """The certificate whose key signed: the CA itself or a delegated responder it issued.
+
+    Every candidate the ResponderID names is tried (the CA first, then ``certs`` in
+    order), so a lookalike placed before the genuine signer in the unsigned ``certs``
+    field cannot make a valid answer unusable.
+    """
+    failures: list[str] = []
+    for candidate in (issuer, *response.certificates):
+        if not _identifies(response, candidate):
+            continue
+        try:
+            if candidate is not issuer:
+                check_delegated_signer(candidate, issuer, now)
+            verify_signature(response, candidate)
             return candidate
+        except RevocationUnavailable as exc:
+            failures.append(exc.detail)
+        except Exception as exc:  # a carried certificate we cannot read is not the signer
+            failures.append(f"OCSP signer candidate unreadable ({type(exc).__name__})")
+    if failures:
+        raise RevocationUnavailable("; ".join(dict.fromkeys(failures)))
     raise RevocationUnavailable(
         "OCSP responder ID names neither the issuing CA nor a certificate carried in the response"
     )
 
 
+def check_critical_extensions(response: ocsp.OCSPResponse) -> None:
+    """RFC 6960 §4.4: a critical extension we do not understand makes the response unusable.
+
+    The nonce is the only response extension certsas understands; it understands no
+    SingleResponse extension, so any critical one there refuses the response.
+    """
+    for extension in response.extensions:
+        if extension.critical and extension.oid != OCSPExtensionOID.NONCE:
+            raise RevocationUnavailable(
+                f"OCSP response has an unrecognised critical extension {extension.oid.dotted_string}"
+            )
+    if single_response_has_critical_extension(response.tbs_response_bytes):
+        raise RevocationUnavailable("OCSP SingleResponse has an unrecognised critical extension")
+
+
 def _identifies(response: ocsp.OCSPResponse, certificate: x509.Certificate) -> bool:
-    """Does the ResponderID (byName or byKey) name ``certificate``?"""
-    if response.responder_name is not None:
-        return response.responder_name == certificate.subject
-    expected = response.responder_key_hash
-    return expected is not None and hmac.compare_digest(expected, key_hash(certificate))
+    """Does the ResponderID (byName or byKey) name ``certificate``? No, if it cannot be read."""
+    try:
+        if response.responder_name is not None:
+            return response.responder_name == certificate.subject
+        expected = response.responder_key_hash
+        return expected is not None and hmac.compare_digest(expected, key_hash(certificate))
+    except (ValueError, UnsupportedAlgorithm):
+        return False
 
 
 def check_delegated_signer(
@@ -120,7 +167,7 @@ def check_delegated_signer(
     """RFC 6960 §4.2.2.2: issued directly by the CA, for OCSP signing, valid now."""
     try:
         signer.verify_directly_issued_by(issuer)
-    except (ValueError, TypeError, InvalidSignature):
+    except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm):
         raise RevocationUnavailable(
             "OCSP signer certificate is not issued by the certificate's issuing CA"
         ) from None

@@ -106,6 +106,27 @@ def test_register_refuses_bad_arguments(capsys: pytest.CaptureFixture[str],
     assert code == 2 and "argument --permissions:" in err
     code, _, err = run(capsys, "show", "abc")
     assert code == 2 and "'abc' is not a SHA-256 (64 hex digits) or SHA-1" in err
+    code, _, err = run(capsys, "register", cert, "--container", "reports", "--prefix", "tenant-a")
+    assert code == 2 and "argument --prefix: the prefix must end with '/'" in err
+
+
+@pytest.mark.parametrize("connection_string", [
+    "AccountName=a;AccountKey=b;BlobEndpoint=notaurl",
+    "AccountName=a;AccountKey=a2V5;TableEndpoint=http://[::1",
+    "AccountName=a;AccountKey=a2V5;TableEndpoint=http://[zz]/a",
+    "AccountName=a;AccountKey=a2V5;DefaultEndpointsProtocol=http;EndpointSuffix=",
+    "AccountName=a;AccountKey=!!!notbase64",
+    "UseDevelopmentStorage=true;AccountName=x",
+])
+def test_malformed_connection_strings_are_one_line(
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+        connection_string: str) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("STORAGE_CONNECTION_STRING", connection_string)
+    code, out, err = run(capsys, "list")
+    assert (code, out) == (1, [])
+    assert err.startswith("certsas list: error: STORAGE_CONNECTION_STRING: ")
+    assert err.count("\n") == 1 and "Traceback" not in err and "notbase64" not in err
 
 
 @pytest.mark.usefixtures("storage")

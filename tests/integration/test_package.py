@@ -33,6 +33,7 @@ SHIPPED = sorted([
     "certsas/http.py",
     "certsas/ocsp/__init__.py",
     "certsas/ocsp/checker.py",
+    "certsas/ocsp/der.py",
     "certsas/ocsp/fetch.py",
     "certsas/ocsp/validation.py",
     "certsas/permissions.py",

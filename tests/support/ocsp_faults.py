@@ -168,3 +168,56 @@ def _single_responses(response_der: bytes) -> bytes:
     """The content of ``responses`` (SEQUENCE OF SingleResponse) in a signed response."""
     tbs = der_children(_basic_response(response_der)[0][1])
     return next(content for tag, content in tbs if tag == SEQUENCE)
+
+
+def _resign_tbs(reply: Reply, key: SignerKey, tbs: list[tuple[int, bytes]]) -> Reply:
+    """The reply with tbsResponseData made of ``tbs`` and signed again by ``key``."""
+    elements = _basic_response(reply.body)
+    tbs_der = der(SEQUENCE, b"".join(der(tag, content) for tag, content in tbs))
+    elements[0] = (SEQUENCE, der_content(tbs_der))
+    elements[2] = (BIT_STRING, b"\x00" + _signature(key, tbs_der))
+    return dataclasses.replace(reply, body=_rewrap(reply.body, elements))
+
+
+class EditSigned(Fault):
+    """Replace ``old`` by ``new`` in tbsResponseData and sign again: a validly signed oddity."""
+
+    def __init__(self, old: bytes, new: bytes) -> None:
+        self.old, self.new = old, new
+
+    def reply(self, reply: Reply, plan: ResponsePlan | None) -> Reply:
+        assert plan is not None
+        tbs_der = der(SEQUENCE, _basic_response(reply.body)[0][1])
+        assert tbs_der.count(self.old) == 1, "the bytes to edit must occur exactly once"
+        return _resign_tbs(reply, plan.signer_key, der_children(der_content(
+            tbs_der.replace(self.old, self.new))))
+
+
+class SingleResponseExtension(Fault):
+    """Add a singleExtensions field to the SingleResponse (critical or not), signed again."""
+
+    OID = b"\x06\x0a\x2b\x06\x01\x04\x01\x82\xe3\x1f\x01\x01"  # 1.3.6.1.4.1.45471.1.1
+
+    def __init__(self, critical: bool) -> None:
+        self.critical = critical
+
+    def reply(self, reply: Reply, plan: ResponsePlan | None) -> Reply:
+        assert plan is not None
+        flag = der(0x01, b"\xff") if self.critical else b""
+        extension = der(SEQUENCE, self.OID + flag + der(OCTET_STRING, der(0x05, b"")))
+        tbs = der_children(_basic_response(reply.body)[0][1])
+        index = next(i for i, (tag, _) in enumerate(tbs) if tag == SEQUENCE)
+        [(_, single)] = der_children(tbs[index][1])
+        single += der(0xA1, der(SEQUENCE, extension))
+        tbs[index] = (SEQUENCE, der(SEQUENCE, single))
+        return _resign_tbs(reply, plan.signer_key, tbs)
+
+
+def resign_edited_tbs(response_der: bytes, edit: Callable[[bytes], bytes], key: SignerKey) -> bytes:
+    """The response with ``edit`` applied to tbsResponseData's content, signed again by
+    ``key`` (for fuzzing: the edited bytes need not be DER)."""
+    elements = _basic_response(response_der)
+    content = edit(elements[0][1])
+    elements[0] = (SEQUENCE, content)
+    elements[2] = (BIT_STRING, b"\x00" + _signature(key, der(SEQUENCE, content)))
+    return _rewrap(response_der, elements)

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
+import logging
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
+import azure.functions as func
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from certsas import http
 from certsas.audit import AuditRecord
 from certsas.broker import RequestInfo, TokenBroker
 from certsas.errors import CertificateRevoked, DependencyUnavailable, Refusal
@@ -17,6 +23,13 @@ from certsas.registry import Registration
 from certsas.revocation import RevocationOutcome
 from certsas.sas import AccountKeySigner
 from certsas.verification import ChainValidator, VerifiedCertificate
+from tests.support.certforge import (
+    duplicate_extension,
+    invalid_utf8_subject,
+    invalid_version,
+    nine_byte_ip_san,
+    serial,
+)
 from tests.support.pki import Pki
 
 SPEC_CODES = {
@@ -152,3 +165,78 @@ def test_any_request_gets_a_token_or_a_spec_refusal(pki: Pki, headers: dict[str,
     else:
         assert issued.grant.container == "reports"
         assert set(issued.grant.permissions) <= set("rl")
+
+
+# --- inputs that were 500s (issue 11, item 2): a SPEC code and one decision line -------
+
+
+class DecisionLines(logging.Handler):
+    """The decision lines logged, as dicts, in order."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.decisions: list[dict[str, Any]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.getMessage().startswith("certsas decision"):
+            self.decisions.append(dict(record.certsas))  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+def decisions() -> Iterator[DecisionLines]:
+    handler = DecisionLines()
+    audit_logger = logging.getLogger("certsas.audit")
+    audit_logger.addHandler(handler)
+    try:
+        yield handler
+    finally:
+        audit_logger.removeHandler(handler)
+
+
+def test_inputs_that_were_500s_are_refused_with_one_decision_each(
+        pki: Pki, decisions: DecisionLines) -> None:
+    broker, registry = make_broker(pki)
+    registry.entries[header_thumbprint(pki)] = Registration.for_certificate(
+        pki.client.certificate, container="reports", permissions="rl")
+    cases = [
+        (header(invalid_version(pki.issuing)), b"", "client_certificate_malformed"),
+        (header(invalid_utf8_subject(pki.issuing)), b"", "client_certificate_malformed"),
+        (header(nine_byte_ip_san(pki.issuing)), b"", "client_certificate_malformed"),
+        (header(duplicate_extension(pki.issuing)), b"", "client_certificate_malformed"),
+        (header(serial(pki.issuing, 0)), b"", "client_certificate_malformed"),
+        (header(serial(pki.issuing, -1)), b"", "client_certificate_malformed"),
+        (header(pki.client.der), b'{"blob": "a/\\ud800"}', "invalid_request"),
+    ]
+    for headers, body, code in cases:
+        before = len(decisions.decisions)
+        assert refusal_code(broker, headers, body) == code
+        [line] = decisions.decisions[before:]
+        assert (line["outcome"], line["error"]) == ("refused", code)
+
+
+class ExplodingRevocation:
+    def check(self, verified: VerifiedCertificate) -> RevocationOutcome:
+        raise RuntimeError("sig=secret-looking-detail")
+
+
+def test_an_unexpected_exception_is_one_error_decision_then_propagates(
+        pki: Pki, decisions: DecisionLines, caplog: pytest.LogCaptureFixture) -> None:
+    broker, registry = make_broker(pki)
+    broker = dataclasses.replace(broker, revocation=ExplodingRevocation())
+    registry.entries[header_thumbprint(pki)] = Registration.for_certificate(
+        pki.client.certificate, container="reports")
+    with pytest.raises(RuntimeError):
+        broker.issue(header(pki.client.der), b"", RequestInfo("r-err", "192.0.2.1"))
+    [line] = decisions.decisions
+    assert line["outcome"] == "error"
+    assert (line["error"], line["reason"]) == ("internal_error", "RuntimeError")
+    assert line["thumbprint"] == header_thumbprint(pki)
+    assert line["request_id"] == "r-err"
+    assert "secret" not in caplog.text
+    # Through the HTTP layer it is the bare 500, and still one decision line.
+    request = func.HttpRequest(method="POST", url="http://localhost/api/token",
+                               headers=header(pki.client.der), body=b"")
+    response = http.token(request, lambda: broker, "r-http")
+    assert response.status_code == 500
+    assert json.loads(response.get_body())["error"] == "internal_error"
+    assert [d["request_id"] for d in decisions.decisions] == ["r-err", "r-http"]

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
+import re
 import time
 from pathlib import Path
 from urllib.parse import quote
@@ -19,6 +21,7 @@ from certsas.clientcert import (
     decode_certificate_header,
     read_forwarded_certificate,
 )
+from certsas.devtools.pki import CertificateAuthority
 from certsas.errors import ClientCertificateMalformed, ClientCertificateMissing, Refusal
 from tests.support.pki import Pki
 
@@ -154,3 +157,129 @@ def test_certificate_with_thousands_of_extensions_is_refused_by_size(pki: Pki) -
     assert len(value) > MAX_HEADER_BYTES
     with pytest.raises(ClientCertificateMalformed):
         read_forwarded_certificate({"X-ARR-ClientCert": value}, "X-ARR-ClientCert")
+
+
+# --- RFC 9440 without padding, Envoy's XFCC (SPEC §2) -------------------------------
+
+
+def test_rfc9440_without_padding_is_accepted(pki: Pki) -> None:
+    b64 = base64.b64encode(pki.client.der).decode()
+    for der in (pki.client.der, pki.client.der + b"\x00", pki.client.der + b"\x00\x00"):
+        # Whatever the remainder, the unpadded form decodes; only the real DER parses.
+        unpadded = base64.b64encode(der).decode().rstrip("=")
+        assert decode_certificate_header(f":{unpadded}:") == der
+    assert decode_certificate_header(f":{b64}:") == pki.client.der
+    # Padding is optional, not free: too much, misplaced, or an impossible length is refused.
+    for bad in (f":{b64}====:", ":AB=C:", ":A:", ":AAAAA:"):
+        with pytest.raises(ClientCertificateMalformed):
+            decode_certificate_header(bad)
+
+
+def xfcc(pki: Pki, *, upper_hex: bool = True, extra: str = "") -> str:
+    pem = pki.client.pem.decode()
+    cert = quote(pem, safe="")
+    if not upper_hex:
+        cert = re.sub(r"%[0-9A-F]{2}", lambda m: m.group(0).lower(), cert)
+    digest = hashlib.sha256(pki.client.der).hexdigest()
+    return (f'Hash={digest};Cert="{cert}";Subject="CN=a, O=b;c=d";'
+            f'URI=spiffe://cluster.local/ns/x/sa/y{extra}')
+
+
+def test_xfcc_element_yields_its_cert(pki: Pki) -> None:
+    for value in (xfcc(pki), xfcc(pki, upper_hex=False),
+                  # Unquoted Cert, keys in another case, spaces around separators.
+                  f"hash=ab ; cert={quote(pki.client.pem.decode(), safe='')} ; By=spiffe://x",
+                  # Container Apps: Hash, Cert and Chain.
+                  xfcc(pki, extra=f';Chain="{quote(pki.issuing.issued.pem.decode(), safe="")}"')):
+        presented = read_forwarded_certificate({"X-Forwarded-Client-Cert": value},
+                                               "X-Forwarded-Client-Cert")
+        assert presented.der == pki.client.der
+
+
+def test_xfcc_several_elements_are_malformed_and_no_cert_is_missing(pki: Pki) -> None:
+    one = xfcc(pki)
+    for several in (f"{one},{one}", f"By=spiffe://a;Hash=00,{one}", f"{one},"):
+        with pytest.raises(ClientCertificateMalformed, match="more than one element"):
+            decode_certificate_header(several)
+    # A comma inside quotes is not an element separator.
+    assert decode_certificate_header(one.replace('Subject="CN=a, O=b', 'Subject="CN=a,,O=b')) \
+        == pki.client.der
+    with pytest.raises(ClientCertificateMissing):
+        decode_certificate_header('Hash=ab;Subject="CN=x";URI=spiffe://x')
+    for bad in ('Cert=""', 'Cert="abc', f'Cert="{quote("not pem")}"', "Hash=a;Hash=b;Cert=x",
+                f'{one};Cert="x"', 'Hash=a;;Cert=x', f'Cert="{quote(pki.client.pem.decode() * 2)}"'):
+        with pytest.raises(ClientCertificateMalformed):
+            decode_certificate_header(bad)
+
+
+def test_detection_is_unambiguous(pki: Pki) -> None:
+    # Each form decodes as itself; no form's value starts like another's.
+    forms = encodings(pki.client.der) | {"XFCC": xfcc(pki)}
+    for value in forms.values():
+        assert decode_certificate_header(value) == pki.client.der
+    # Pure base64 (even "By==", which starts like an XFCC key) is base64 DER: malformed,
+    # not an XFCC element without Cert; "Key=value" with more after the "=" is XFCC.
+    assert decode_certificate_header("By==") == b"\x07"
+    with pytest.raises(ClientCertificateMissing):
+        decode_certificate_header("By=spiffe://x")
+    # A Cert value holding "-----BEGIN" and "%" is still read as XFCC, not as PEM.
+    assert decode_certificate_header(f'Cert="{quote(forms["PEM"], safe="")}";Hash=-----BEGIN') \
+        == pki.client.der
+
+
+# --- time: linear for every form ------------------------------------------------------
+
+LIMIT = MAX_HEADER_BYTES - 64
+
+
+def adversarial_headers() -> dict[str, str]:
+    """Values built to make a careless parser backtrack or rescan, each near 16 KiB."""
+    begin = "-----BEGIN CERTIFICATE-----\n"
+    return {
+        "repeated BEGIN lines": (begin * (LIMIT // len(begin)))[:LIMIT],
+        "repeated BEGIN of another label": ("-----BEGIN X-----\n" * LIMIT)[:LIMIT],
+        "BEGIN and END of another label": ("-----BEGIN A----------END B-----" * LIMIT)[:LIMIT],
+        "URL-encoded repeated BEGIN": quote(begin * (LIMIT // 40), safe="")[:LIMIT],
+        "percent signs": "%" * LIMIT,
+        "percent escapes": "%41" * (LIMIT // 3),
+        "XFCC, spaces then a quote": "Hash=" + " " * (LIMIT - 8) + 'x"',
+        "XFCC, unterminated quote": 'Cert="' + "\\a" * (LIMIT // 2 - 4),
+        "XFCC, many pairs": ("Hash=a;" * (LIMIT // 7))[:LIMIT] + '"',
+        "RFC 9440, bad last char": ":" + "A" * (LIMIT - 3) + "!:",
+        "base64, bad last char": "A" * (LIMIT - 1) + "!",
+    }
+
+
+def normal_headers() -> dict[str, str]:
+    """The same forms, well made, for a certificate as large as a header allows."""
+    filler = x509.UnrecognizedExtension(x509.ObjectIdentifier("1.3.6.1.4.1.99999.1"),
+                                        b"\x04" * 9000)
+    der = CertificateAuthority.root().issue("big", extra_extensions=[filler]).der
+    forms = encodings(der)
+    forms["XFCC"] = f'Hash=00;Cert="{quote(forms["PEM"], safe="")}"'
+    return forms
+
+
+def best_time(value: str, runs: int = 7) -> float:
+    best = float("inf")
+    for _ in range(runs):
+        started = time.perf_counter()
+        with contextlib.suppress(Refusal):
+            decode_certificate_header(value)
+        best = min(best, time.perf_counter() - started)
+    return best
+
+
+def test_every_header_form_is_read_in_linear_time() -> None:
+    """Adversarial 16 KiB values cost what a normal header of that size costs.
+
+    A ratio, not a time, so a loaded machine does not make it flaky; a quadratic
+    reader (the old PEM regex took ~110 ms here) is hundreds of times over the bound.
+    """
+    normal = normal_headers()
+    assert all(len(value) <= MAX_HEADER_BYTES for value in normal.values())
+    baseline = max(best_time(value) for value in normal.values())
+    ratios = {name: best_time(value) / baseline for name, value in adversarial_headers().items()}
+    worst = max(ratios, key=ratios.__getitem__)
+    print(f"PEM reader: worst adversarial/normal time ratio {ratios[worst]:.1f} ({worst})")
+    assert ratios[worst] < 20, ratios

@@ -111,3 +111,99 @@ def test_local_settings_example_is_complete_and_starts() -> None:
     assert spec_settings <= set(values)
     settings = Settings.from_env(values)
     assert isinstance(settings.storage.access, AccountKeyAccess)
+
+
+# --- values are never repeated (issue 11, item 3) -------------------------------------
+
+PASTED = ("DefaultEndpointsProtocol=https;AccountName=leaky;"
+          "AccountKey=c2VjcmV0LWtleS1tYXRlcmlhbC1kby1ub3QtbG9n;EndpointSuffix=core.windows.net")
+
+
+@pytest.mark.parametrize("setting", [
+    "STORAGE_ACCOUNT_NAME", "SAS_MAX_TTL_MINUTES", "OCSP_MODE", "REVOCATION_MODE",
+    "CERT_TABLE_NAME", "AUDIT_TABLE_NAME", "CLIENT_CERT_HEADER", "OCSP_TIMEOUT_SECONDS",
+    "OCSP_RESPONDER_URL", "REVOCATION_SOURCES", "REVOCATION_BLOCKED_NETWORKS",
+    "EXPIRY_CHECK_SCHEDULE", "TRUSTED_CA_CERTS",
+])
+def test_a_connection_string_pasted_into_a_setting_is_never_repeated(
+        pki: Pki, setting: str) -> None:
+    values = {setting: PASTED}
+    if setting == "STORAGE_ACCOUNT_NAME":
+        values["STORAGE_CONNECTION_STRING"] = ""
+    with pytest.raises(ConfigurationError) as caught:
+        Settings.from_env(env(pki, **values))
+    message = str(caught.value)
+    assert caught.value.setting == setting, message
+    for fragment in ("c2VjcmV0", "AccountKey=", "leaky", "DefaultEndpointsProtocol"):
+        assert fragment not in message
+
+
+@pytest.mark.parametrize("setting", [
+    "STORAGE_CONNECTION_STRING", "STORAGE_ACCOUNT_NAME", "TRUSTED_CA_CERTS", "OCSP_MODE",
+    "CERT_TABLE_NAME", "CLIENT_CERT_HEADER", "SAS_MAX_TTL_MINUTES",
+])
+def test_an_unresolved_key_vault_reference_is_named_as_such(pki: Pki, setting: str) -> None:
+    reference = ("@Microsoft.KeyVault(SecretUri=https://kv-certsas.vault.azure.net/secrets/"
+                 "storage/0123456789abcdef)")
+    values = {setting: reference}
+    if setting == "STORAGE_ACCOUNT_NAME":
+        values["STORAGE_CONNECTION_STRING"] = ""
+    with pytest.raises(ConfigurationError) as caught:
+        Settings.from_env(env(pki, **values))
+    assert caught.value.setting == setting
+    assert "unresolved Key Vault reference" in str(caught.value)
+    assert "kv-certsas" not in str(caught.value) and "0123456789abcdef" not in str(caught.value)
+
+
+def test_a_bom_before_the_trust_anchors_is_accepted(pki: Pki) -> None:
+    settings = Settings.from_env(env(pki, TRUSTED_CA_CERTS="\ufeff" + pki.trust_bundle))
+    assert len(settings.trust_anchors) == 2
+
+
+def test_a_private_key_among_the_trust_anchors_fails_without_echoing_it(pki: Pki) -> None:
+    key = pki.client.key_pem.decode()
+    for bundle in (pki.trust_bundle + key, key + pki.trust_bundle):
+        with pytest.raises(ConfigurationError, match="private key") as caught:
+            Settings.from_env(env(pki, TRUSTED_CA_CERTS=bundle))
+        assert caught.value.setting == "TRUSTED_CA_CERTS"
+        body = "".join(key.splitlines()[1:-1])
+        assert body[:40] not in str(caught.value)
+
+
+# --- connection strings the SDK would choke on fail here, named (issue 11, item 8) ----
+
+KEY = "a2V5a2V5a2V5"
+
+
+@pytest.mark.parametrize(("value", "problem"), [
+    (f"AccountName=a;AccountKey={KEY};BlobEndpoint=notaurl", "BlobEndpoint is not"),
+    (f"AccountName=a;AccountKey={KEY};TableEndpoint=http://[::1", "TableEndpoint is not"),
+    (f"AccountName=a;AccountKey={KEY};TableEndpoint=http://[zz]/a", "TableEndpoint is not"),
+    (f"AccountName=a;AccountKey={KEY};TableEndpoint=http://h:99999/a", "TableEndpoint is not"),
+    (f"AccountName=a;AccountKey={KEY};TableEndpoint=http://h:abc/a", "TableEndpoint is not"),
+    (f"AccountName=a;AccountKey={KEY};TableEndpoint=http://u:p@h/a", "TableEndpoint is not"),
+    (f"AccountName=a;AccountKey={KEY};TableEndpoint=http://e%78ample/a", "TableEndpoint is not"),
+    (f"AccountName=a;AccountKey={KEY};EndpointSuffix=", "EndpointSuffix"),
+    ("AccountName=a;AccountKey=b", "AccountKey is not base64"),
+    ("AccountName=a;AccountKey=!!!!notbase64", "AccountKey is not base64"),
+    (f"AccountName=a b;AccountKey={KEY}", "AccountName"),
+    ("UseDevelopmentStorage=true;AccountName=x", "takes no other fields"),
+])
+def test_malformed_connection_strings_are_named_not_echoed(value: str, problem: str) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        parse_connection_string(value)
+    assert caught.value.setting == "STORAGE_CONNECTION_STRING"
+    assert problem in str(caught.value)
+    assert KEY not in str(caught.value) and "notbase64" not in str(caught.value)
+
+
+def test_the_sdk_gets_a_string_composed_of_checked_parts() -> None:
+    access = parse_connection_string(
+        f"AccountName=acct;AccountKey={KEY};SharedAccessSignature=sv=x;QueueEndpoint=odd")
+    assert access.connection_string == (
+        f"DefaultEndpointsProtocol=https;AccountName=acct;AccountKey={KEY};"
+        "BlobEndpoint=https://acct.blob.core.windows.net;"
+        "TableEndpoint=https://acct.table.core.windows.net")
+    assert parse_connection_string(
+        f"AccountName=a;AccountKey={KEY};TableEndpoint=http://[::1]:10002/a/").table_endpoint \
+        == "http://[::1]:10002/a"

@@ -69,6 +69,24 @@ def test_account_key_blob_sas_over_plain_http_endpoint() -> None:
     assert urlsplit(signed.url).path == "/devstoreaccount1/reports/dir/a%20b.txt"
 
 
+@pytest.mark.parametrize(("endpoint", "https_only"), [
+    ("http://127.0.0.1:10000/devstoreaccount1", False),
+    ("http://127.8.9.10:10000/devstoreaccount1", False),
+    ("http://localhost:10000/devstoreaccount1", False),
+    ("http://LOCALHOST:10000/devstoreaccount1", False),
+    ("http://[::1]:10000/devstoreaccount1", False),
+    # A real account reached over http (DefaultEndpointsProtocol=http) still gets
+    # HTTPS-only tokens: only a local emulator is spared.
+    ("http://acct.blob.core.windows.net", True),
+    ("http://10.0.0.4:10000/acct", True),
+    ("http://localhost.example.com/acct", True),
+    ("https://127.0.0.1:10000/devstoreaccount1", True),
+])
+def test_only_a_loopback_emulator_drops_https_only(endpoint: str, https_only: bool) -> None:
+    f = fields(AccountKeySigner("acct", "a2V5", endpoint).sign(BLOB, NOW).token)
+    assert f.get("spr") == ("https" if https_only else None)
+
+
 def test_user_delegation_sas_fields() -> None:
     source = FakeKeySource()
     signer = UserDelegationSigner("acct", "https://acct.blob.core.windows.net", source,

@@ -67,6 +67,24 @@ def test_prefix_means_blob_scoped_under_it(registration: Registration) -> None:
             decide(request, prefixed)
 
 
+@pytest.mark.parametrize("prefix", ["tenant-a", "/tenant-a/", "a/../b/", "a\\b/", "x" * 1025 + "/"])
+def test_a_prefix_that_is_not_a_folder_is_refused_at_registration(pki: Pki, prefix: str) -> None:
+    # "tenant-a" would cover the sibling "tenant-ab/x": a prefix is a folder.
+    with pytest.raises(ValueError, match="prefix"):
+        Registration.for_certificate(pki.client.certificate, container="reports", prefix=prefix)
+
+
+def test_a_stored_prefix_without_its_slash_is_read_as_the_folder(
+        registration: Registration) -> None:
+    entity = {**registration.to_entity(), "BlobPrefix": "tenant-a"}
+    stored = Registration.from_entity(entity)
+    assert stored.prefix == "tenant-a/"
+    assert decide(TokenRequest(blob="tenant-a/x"), stored)[1] == "tenant-a/x"
+    for sibling in ("tenant-ab/x", "tenant-a", "tenant-a.txt"):
+        with pytest.raises(ScopeNotAllowed):
+            decide(TokenRequest(blob=sibling), stored)
+
+
 def test_list_only_registration_cannot_get_a_blob_token(registration: Registration) -> None:
     with pytest.raises(ScopeNotAllowed):
         decide(TokenRequest(blob="x"), replace(registration, permissions="l"))

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import dsa, ec, rsa
+from cryptography.x509.oid import NameOID
 
 from certsas.clientcert import PresentedCertificate
-from certsas.errors import CertificateExpired, CertificateNotTrusted
+from certsas.errors import CertificateExpired, CertificateNotTrusted, ClientCertificateMalformed
 from certsas.verification import ChainValidator, check_dates
+from tests.support.certforge import AnyKey, leaf, nine_byte_ip_san
 from tests.support.pki import Pki
 
 
@@ -91,3 +96,62 @@ def test_cache_is_bounded(pki: Pki) -> None:
     for i in range(6):
         validator.verify(presented(pki.issuing.issue(f"c{i}").der))
     assert len(validator._cache) == 3
+
+
+# --- RFC 5280's SAN rule, keyed on the subject (SPEC §1 certificate_not_trusted) ------
+
+CN = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "c")])
+EMPTY = x509.Name([])
+DNS = [x509.DNSName("c.example")]
+
+
+@pytest.mark.parametrize(("subject", "san", "critical", "trusted"), [
+    (CN, None, False, True),  # the one relaxation: a named client needs no SAN
+    (CN, DNS, False, True),
+    (EMPTY, DNS, True, True),
+    (CN, DNS, True, False),  # a SAN must not be critical when there is a subject
+    (EMPTY, DNS, False, False),  # an empty subject needs a critical SAN
+    (EMPTY, None, False, False),  # no name at all
+])
+def test_san_rule_follows_the_subject(pki: Pki, subject: x509.Name,
+                                      san: list[x509.GeneralName] | None, critical: bool,
+                                      trusted: bool) -> None:
+    der = leaf(pki.issuing, subject, san=san, san_critical=critical)
+    validator = ChainValidator((pki.issuing.certificate,))
+    if trusted:
+        assert validator.verify(presented(der)).certificate.subject == subject
+    else:
+        with pytest.raises(CertificateNotTrusted, match="SAN"):
+            validator.verify(presented(der))
+
+
+@pytest.mark.parametrize(("key", "trusted"), [
+    (lambda: rsa.generate_private_key(65537, 1024), False),  # noqa: S505 - the weak key refused
+    (lambda: rsa.generate_private_key(65537, 2048), True),
+    (lambda: ec.generate_private_key(ec.SECP192R1()), False),
+    (lambda: ec.generate_private_key(ec.SECP256R1()), True),
+    (lambda: ec.generate_private_key(ec.SECP384R1()), True),
+    (lambda: dsa.generate_private_key(2048), False),
+], ids=["rsa1024", "rsa2048", "p192", "p256", "p384", "dsa2048"])
+def test_weak_and_dsa_leaf_keys_are_not_trusted(pki: Pki, key: Callable[[], AnyKey],
+                                                trusted: bool) -> None:
+    der = leaf(pki.issuing, key=key())
+    validator = ChainValidator((pki.issuing.certificate,))
+    if trusted:
+        validator.verify(presented(der))
+    else:
+        with pytest.raises(CertificateNotTrusted) as caught:
+            validator.verify(presented(der))
+        assert caught.value.code == "certificate_not_trusted"
+
+
+def test_a_field_the_verifier_cannot_read_is_not_trusted(pki: Pki) -> None:
+    # cryptography's verifier raises ValueError for a 9-byte iPAddress; that was a 500.
+    # The header reader already calls it malformed (it reads the extensions at parse);
+    # the validator stands on its own for a certificate that reached it another way.
+    der = nine_byte_ip_san(pki.issuing)
+    with pytest.raises(ClientCertificateMalformed):
+        presented(der)
+    unread = PresentedCertificate(der, x509.load_der_x509_certificate(der), "T", "CN=forged leaf")
+    with pytest.raises(CertificateNotTrusted):
+        ChainValidator((pki.issuing.certificate,)).verify(unread)

@@ -1,0 +1,173 @@
+"""Seeded inputs for the whole-broker fuzz: certificate mutants, header and body mutants.
+
+Plain ``random.Random(seed)``, so a failure names its seed and index and reproduces
+byte for byte. Half of the certificate mutants are re-signed by the CA, so they get past
+the signature check to the code behind it (the rest stop at the chain, or before).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from urllib.parse import quote
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from certsas.devtools.pki import CLIENT_AUTH, CertificateAuthority, Issued, name
+from tests.support.certforge import sign_tbs, split_certificate
+
+
+def fixed_pki() -> tuple[CertificateAuthority, Issued]:
+    """A CA and a client certificate that are the same bytes on every run (derived keys,
+    fixed serials and dates, RFC 6979 signatures), so a seed names the same mutants."""
+    ca_key = ec.derive_private_key(0xCE7_5A5_CA, ec.SECP256R1())
+    client_key = ec.derive_private_key(0xC1_1E47, ec.SECP256R1())
+    start, end = datetime(2026, 1, 1, tzinfo=UTC), datetime(2036, 1, 1, tzinfo=UTC)
+    ca_name = name("certsas fuzz CA")
+    ca = (
+        x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name)
+        .public_key(ca_key.public_key()).serial_number(1)
+        .not_valid_before(start).not_valid_after(end)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(x509.KeyUsage(
+            digital_signature=False, content_commitment=False, key_encipherment=False,
+            data_encipherment=False, key_agreement=False, key_cert_sign=True, crl_sign=True,
+            encipher_only=False, decipher_only=False), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), False)
+        .sign(ca_key, hashes.SHA256(), ecdsa_deterministic=True)
+    )
+    client = (
+        x509.CertificateBuilder().subject_name(name("fuzz-client")).issuer_name(ca_name)
+        .public_key(client_key.public_key()).serial_number(2)
+        .not_valid_before(start).not_valid_after(end)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.KeyUsage(
+            digital_signature=True, content_commitment=False, key_encipherment=False,
+            data_encipherment=False, key_agreement=False, key_cert_sign=False, crl_sign=False,
+            encipher_only=False, decipher_only=False), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([CLIENT_AUTH]), critical=False)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(client_key.public_key()), False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
+                       False)
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("fuzz.example")]), False)
+        .sign(ca_key, hashes.SHA256(), ecdsa_deterministic=True)
+    )
+    return CertificateAuthority(Issued(ca, ca_key)), Issued(client, client_key)
+
+
+@dataclass(frozen=True)
+class Mutant:
+    der: bytes
+    resigned: bool
+
+
+def mutate(data: bytes, rng: random.Random) -> bytes:
+    """1 to 3 byte mutations: replace, insert or delete a byte, or flip a bit."""
+    out = bytearray(data)
+    for _ in range(rng.randint(1, 3)):
+        position = rng.randrange(len(out))
+        kind = rng.randrange(4)
+        if kind == 0:
+            out[position] = rng.randrange(256)
+        elif kind == 1:
+            out.insert(position, rng.randrange(256))
+        elif kind == 2 and len(out) > 1:
+            del out[position]
+        else:
+            out[position] ^= 1 << rng.randrange(8)
+    return bytes(out)
+
+
+def certificate_mutants(der: bytes, ca: CertificateAuthority, count: int,
+                        seed: int) -> Iterator[Mutant]:
+    """``count`` mutants of ``der``: even ones mutate the TBS and are re-signed by ``ca``."""
+    rng = random.Random(seed)
+    tbs, algorithm = split_certificate(der)
+    for index in range(count):
+        if index % 2 == 0:
+            yield Mutant(sign_tbs(mutate(tbs, rng), algorithm, ca.key), resigned=True)
+        else:
+            yield Mutant(mutate(der, rng), resigned=False)
+
+
+def header_forms(der: bytes) -> dict[str, str]:
+    """``der`` in each accepted header form (whether or not it parses as a certificate)."""
+    b64 = base64.b64encode(der).decode()
+    lines = "\n".join(b64[i:i + 64] for i in range(0, len(b64), 64))
+    pem = f"-----BEGIN CERTIFICATE-----\n{lines}\n-----END CERTIFICATE-----\n"
+    return {
+        "base64 DER": b64,
+        "PEM": pem,
+        "URL-encoded PEM": quote(pem, safe=""),
+        "RFC 9440": f":{b64.rstrip('=')}:",
+        "XFCC": f'Hash=00;Cert="{quote(pem, safe="")}";Subject="CN=x, O=y"',
+    }
+
+
+# What a hostile or broken proxy might put where one character was.
+_HEADER_NOISE = [*':;,="%\\-\n\t \x00\x7f', "%2", "%zz", "é", "\ud800", "-----BEGIN ",
+                 "-----END CERTIFICATE-----", "Cert=", ","]
+
+
+def header_mutants(der: bytes, count: int, seed: int) -> Iterator[str]:
+    """Each accepted form of ``der`` with 1 to 3 spots replaced, cut or doubled."""
+    rng = random.Random(seed)
+    forms = list(header_forms(der).values())
+    for _ in range(count):
+        value = rng.choice(forms)
+        for _ in range(rng.randint(1, 3)):
+            position = rng.randrange(len(value) or 1)
+            kind = rng.randrange(3)
+            if kind == 0:
+                value = value[:position] + rng.choice(_HEADER_NOISE) + value[position + 1:]
+            elif kind == 1:
+                value = value[:position]
+            else:
+                value = value + "," + value[position:]
+        yield value
+
+
+_FIELDS = ["container", "blob", "permissions", "ttl_minutes", "x", "", "\ud800"]
+_VALUES: list[object] = [
+    None, True, False, 0, -1, 1, 15, 60, 61, 10**30, 1.5, float("nan"), "", "reports",
+    "other", "r", "rl", "racwdl", "w", "lr", "z", "a/\ud800", "a/../b", "/a", "a\\b", "a\x00",
+    "x" * 1025, "ok/blob.txt", "é/ü", [], {}, ["r"], {"a": 1},
+]
+
+
+def body_mutants(count: int, seed: int) -> Iterator[bytes]:
+    """JSON objects of known and unknown fields and odd values, and bytes that are not JSON."""
+    rng = random.Random(seed)
+    for _ in range(count):
+        kind = rng.randrange(4)
+        if kind == 0:
+            yield bytes(rng.randrange(256) for _ in range(rng.randrange(40)))
+        elif kind == 1:
+            document = {rng.choice(_FIELDS): rng.choice(_VALUES) for _ in range(rng.randint(0, 4))}
+            text = json.dumps(document)
+            yield text.encode("utf-8", "surrogatepass")
+        elif kind == 2:
+            depth = rng.randint(1, 3000)
+            yield b"[" * depth + b"]" * depth
+        else:
+            text = json.dumps({rng.choice(_FIELDS[:4]): rng.choice(_VALUES)})
+            position = rng.randrange(len(text))
+            yield (text[:position] + rng.choice('{}[]",:\\') + text[position + 1:]).encode(
+                "utf-8", "surrogatepass")
+
+
+def parses(der: bytes) -> x509.Certificate | None:
+    """The certificate, if ``der`` is one ``cryptography`` will build a registration from."""
+    try:
+        certificate = x509.load_der_x509_certificate(der)
+        certificate.public_bytes(Encoding.PEM)
+        return certificate
+    except Exception:  # a fuzz helper: anything unreadable is simply "no"
+        return None
