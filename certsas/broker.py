@@ -73,6 +73,7 @@ class TokenBroker:
                 reason=refusal.detail, client_address=info.client_address,
                 thumbprint=presented.thumbprint if presented else None,
                 subject=presented.subject if presented else None,
+                revocation=refusal.revocation,
             ))
             raise
         grant = issued.grant
@@ -103,5 +104,6 @@ class TokenBroker:
             subject=presented.subject, container=grant.container, blob=grant.blob,
             permissions=grant.permissions, expires_on=signed.expires_on,
             client_address=info.client_address, signature_sha256=signed.signature_sha256,
+            revocation=revocation.value,
         ))
         return IssuedToken(signed, grant, revocation)
