@@ -127,6 +127,7 @@ class CertificateAuthority:
         dns_names: Iterable[str] = (),
         ip_addresses: Iterable[str] = (),
         ocsp_url: str | None = None,
+        crl_url: str | None = None,
         key: PrivateKey | None = None,
         not_before: datetime | None = None,
         not_after: datetime | None = None,
@@ -165,11 +166,52 @@ class CertificateAuthority:
                 x509.oid.AuthorityInformationAccessOID.OCSP, x509.UniformResourceIdentifier(ocsp_url)
             )
             builder = builder.add_extension(x509.AuthorityInformationAccess([access]), False)
+        if crl_url:
+            point = x509.DistributionPoint([x509.UniformResourceIdentifier(crl_url)], None, None,
+                                           None)
+            builder = builder.add_extension(x509.CRLDistributionPoints([point]), critical=False)
         if ocsp_no_check:
             builder = builder.add_extension(x509.OCSPNoCheck(), critical=False)
         for extension in extra_extensions:
             builder = builder.add_extension(extension, critical=False)
         return Issued(builder.sign(self.key, hashes.SHA256()), key)
+
+    def crl(
+        self,
+        revoked: Iterable[tuple[int, x509.ReasonFlags | None]] = (),
+        *,
+        this_update: datetime | None = None,
+        next_update: datetime | None = None,
+        extensions: Iterable[tuple[x509.ExtensionType, bool]] = (),
+        entry_extensions: Iterable[tuple[x509.ExtensionType, bool]] = (),
+        signing_key: PrivateKey | None = None,
+    ) -> bytes:
+        """A DER CRL of this CA listing ``revoked`` (serial, reason); valid a day by default.
+
+        ``entry_extensions`` go on every entry; ``signing_key`` signs instead of the CA's key.
+        """
+        now = datetime.now(UTC)
+        start = this_update or now - timedelta(minutes=1)
+        builder = (
+            x509.CertificateRevocationListBuilder()
+            .issuer_name(self.certificate.subject)
+            .last_update(start)
+            .next_update(next_update or start + timedelta(days=1))
+            .add_extension(x509.CRLNumber(int(start.timestamp())), critical=False)
+        )
+        for extension, critical in extensions:
+            builder = builder.add_extension(extension, critical=critical)
+        entry_extra = list(entry_extensions)
+        for serial, reason in revoked:
+            entry = x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(
+                start - timedelta(hours=1))
+            if reason is not None:
+                entry = entry.add_extension(x509.CRLReason(reason), critical=False)
+            for extension, critical in entry_extra:
+                entry = entry.add_extension(extension, critical=critical)
+            builder = builder.add_revoked_certificate(entry.build())
+        crl = builder.sign(signing_key or self.key, hashes.SHA256())
+        return crl.public_bytes(serialization.Encoding.DER)
 
     def _builder(
         self,
