@@ -48,7 +48,9 @@ class OpensslCa:
         revoked = (datetime.now(UTC) - timedelta(hours=1)).strftime("%y%m%d%H%M%SZ")
         subject = "/" + "/".join(f"{attr.oid._name}={attr.value}"  # type: ignore[attr-defined]
                                  for attr in certificate.subject)
-        line = f"R\t{expires}\t{revoked},{reason}\t{certificate.serial_number:X}\tunknown\t{subject}\n"
+        serial = f"{certificate.serial_number:X}"
+        serial = serial.zfill(len(serial) + len(serial) % 2)  # openssl reads whole bytes only
+        line = f"R\t{expires}\t{revoked},{reason}\t{serial}\tunknown\t{subject}\n"
         with (self.directory / "index.txt").open("a") as index:
             index.write(line)
 
