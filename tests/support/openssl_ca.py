@@ -46,7 +46,7 @@ class OpensslCa:
         """What ``openssl ca -revoke -crl_reason`` writes, without needing the certificate file."""
         expires = certificate.not_valid_after_utc.strftime("%y%m%d%H%M%SZ")
         revoked = (datetime.now(UTC) - timedelta(hours=1)).strftime("%y%m%d%H%M%SZ")
-        subject = "/" + "/".join(f"{attr.oid._name}={attr.value}"  # type: ignore[attr-defined]
+        subject = "/" + "/".join(f"{attr.oid._name}={attr.value!s}"
                                  for attr in certificate.subject)
         serial = f"{certificate.serial_number:X}"
         serial = serial.zfill(len(serial) + len(serial) % 2)  # openssl reads whole bytes only
