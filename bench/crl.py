@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from bench.measure import repeat, run_serial
+from bench.scenarios import without_audit
 from bench.services import Services
 from certsas.clientcert import PresentedCertificate
 from certsas.config import RevocationMode, Settings
@@ -75,7 +76,12 @@ def _rss_bytes() -> int:
 
 def measure(services: Services, settings: Settings, call: Any, install: Any, count: int,
             entries: int = ENTRIES) -> dict[str, Any]:
-    """The CRL figures; ``call`` is a token call through the function, ``install`` sets the broker."""
+    """The CRL figures; ``call`` is a token call through the function, ``install`` sets the broker.
+
+    The warm comparison runs twice: as the app runs (with the audit insert, whose jitter on
+    Azurite is milliseconds, far above the 0.05 ms asked about) and without the audit write
+    (the rest of the token path, where a 0.05 ms difference can be seen at all).
+    """
     der = big_crl(services, entries)
     presented = PresentedCertificate.from_der(services.client.der)
     verified = ChainValidator(settings.trust_anchors).verify(presented)
@@ -109,16 +115,20 @@ def measure(services: Services, settings: Settings, call: Any, install: Any, cou
         check_alone = repeat(lambda: policy.check(verified), 5000)
         off = build_broker(dataclasses.replace(
             settings, revocation=dataclasses.replace(settings.revocation, mode=RevocationMode.OFF)))
-        with_crl = dataclasses.replace(off, revocation=policy)
-        p50: dict[str, list[float]] = {"off": [], "crl": []}
-        for _ in range(2):
-            for name, broker in (("off", off), ("crl", with_crl)):
+        brokers = {"off": off, "crl": dataclasses.replace(off, revocation=policy),
+                   "off_no_audit": without_audit(off),
+                   "crl_no_audit": without_audit(dataclasses.replace(off, revocation=policy))}
+        p50: dict[str, list[float]] = {name: [] for name in brokers}
+        for _ in range(3):  # interleaved, so drift on a shared machine hits both alike
+            for name, broker in brokers.items():
                 install(broker)
                 for _ in range(50):
                     call()
                 p50[name].append(run_serial(call, count).p50_ns / 1000)
         downloads = kept.downloads
-    off_p50, crl_p50 = statistics.mean(p50["off"]), statistics.mean(p50["crl"])
+    off_p50, crl_p50 = statistics.median(p50["off"]), statistics.median(p50["crl"])
+    bare_off = statistics.median(p50["off_no_audit"])
+    bare_crl = statistics.median(p50["crl_no_audit"])
     return {
         "entries": entries,
         "crl_bytes": len(der),
@@ -129,6 +139,9 @@ def measure(services: Services, settings: Settings, call: Any, install: Any, cou
         "warm_token_p50_us": {"revocation_off": round(off_p50, 1), "crl": round(crl_p50, 1),
                               "rounds": p50},
         "warm_token_p50_difference_ms": round((crl_p50 - off_p50) / 1000, 4),
+        "warm_token_without_audit_write_p50_us": {"revocation_off": round(bare_off, 1),
+                                                  "crl": round(bare_crl, 1)},
+        "warm_token_without_audit_write_p50_difference_ms": round((bare_crl - bare_off) / 1000, 4),
         "warm_crl_check_alone_p50_us": round(check_alone.p50_ns / 1000, 2),
         "downloads_during_warm_runs": downloads,
         "targets": {"first_use_ms": "<= 1500", "memory_mb": "<= 64",

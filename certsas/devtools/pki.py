@@ -243,6 +243,10 @@ class DevPki:
     revoked_client: Issued
     untrusted_client: Issued
     server: Issued
+    crl: bytes  # the issuing CA's CRL (DER), listing revoked_client
+
+    # A week: long enough to reuse a dev PKI, short enough that staleness is seen.
+    CRL_DAYS = 7
 
     @property
     def trust_bundle(self) -> bytes:
@@ -250,20 +254,29 @@ class DevPki:
         return self.issuing.issued.pem + self.root.issued.pem
 
     @classmethod
-    def create(cls, ocsp_url: str) -> DevPki:
+    def create(cls, ocsp_url: str, crl_url: str | None = None) -> DevPki:
+        """Client certificates name ``ocsp_url`` (AIA) and, if given, ``crl_url`` (CDP)."""
         root = CertificateAuthority.root()
         issuing = root.intermediate()
         stranger = CertificateAuthority.root("certsas dev untrusted CA")
+        revoked_client = issuing.issue("certsas-dev-revoked-client", ocsp_url=ocsp_url,
+                                       crl_url=crl_url)
+        now = datetime.now(UTC)
         return cls(
             root=root,
             issuing=issuing,
             ocsp_signer=issuing.issue("certsas dev OCSP signer", eku=(OCSP_SIGNING,),
                                       ocsp_no_check=True),
-            client=issuing.issue("certsas-dev-client", ocsp_url=ocsp_url),
-            revoked_client=issuing.issue("certsas-dev-revoked-client", ocsp_url=ocsp_url),
-            untrusted_client=stranger.issue("certsas-dev-client", ocsp_url=ocsp_url),
+            client=issuing.issue("certsas-dev-client", ocsp_url=ocsp_url, crl_url=crl_url),
+            revoked_client=revoked_client,
+            untrusted_client=stranger.issue("certsas-dev-client", ocsp_url=ocsp_url,
+                                            crl_url=crl_url),
             server=issuing.issue("localhost", eku=(SERVER_AUTH,), dns_names=["localhost"],
                                  ip_addresses=["127.0.0.1"]),
+            crl=issuing.crl([(revoked_client.certificate.serial_number,
+                              x509.ReasonFlags.key_compromise)],
+                            this_update=now - timedelta(minutes=1),
+                            next_update=now + timedelta(days=cls.CRL_DAYS)),
         )
 
     def files(self) -> dict[str, tuple[bytes, str]]:
@@ -284,6 +297,8 @@ class DevPki:
             "untrusted-client.key": (self.untrusted_client.key_pem, "its key"),
             "server.pem": (self.server.pem, "TLS certificate for localhost (certsas serve --tls)"),
             "server.key": (self.server.key_pem, "its key"),
+            "issuing-ca.crl": (self.crl, f"issuing CA's CRL (DER, {self.CRL_DAYS} days), "
+                                         "revoking revoked-client.pem"),
         }
 
     def write(self, directory: Path, *, force: bool = False) -> list[tuple[Path, str]]:

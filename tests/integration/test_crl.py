@@ -17,7 +17,7 @@ from certsas.clientcert import PresentedCertificate
 from certsas.config import RevocationMode
 from certsas.crl.checker import CrlChecker
 from certsas.devtools.crl_server import CrlServer
-from certsas.devtools.pki import Issued
+from certsas.devtools.pki import DevPki, Issued
 from certsas.errors import CertificateRevoked, RevocationStatusUnknown, RevocationUnavailable
 from certsas.netfetch import NetFetcher
 from certsas.revocation import RevocationOutcome, RevocationPolicy, Status
@@ -321,3 +321,23 @@ def test_a_failed_refresh_keeps_the_cached_crl_until_next_update_and_is_logged(
     assert source.verdict(verified(pki, leaf)).status is Status.GOOD
     clock.advance(11 * 60)  # past nextUpdate: the cached CRL is no longer used
     assert source.verdict(verified(pki, leaf)).status is Status.UNAVAILABLE
+
+
+# --- the dev PKI ---------------------------------------------------------------------------------
+
+
+def test_dev_pki_writes_a_crl_that_revokes_the_revoked_client(server: CrlServer,
+                                                              checker: MakeChecker) -> None:
+    dev = DevPki.create("http://127.0.0.1:1/ocsp", server.url("/issuing-ca.crl"))
+    server.publish("/issuing-ca.crl", dev.crl)
+
+    def dev_verified(issued: Issued) -> VerifiedCertificate:
+        return VerifiedCertificate(PresentedCertificate.from_der(issued.der),
+                                   (issued.certificate, dev.issuing.certificate,
+                                    dev.root.certificate))
+
+    source = checker()
+    assert require(source).check(dev_verified(dev.client)) is RevocationOutcome.CRL_GOOD
+    with pytest.raises(CertificateRevoked, match="keyCompromise"):
+        require(source).check(dev_verified(dev.revoked_client))
+    assert "issuing-ca.crl" in dev.files()
