@@ -119,8 +119,12 @@ def measure(services: Services, settings: Settings, call: Any, install: Any, cou
                    "off_no_audit": without_audit(off),
                    "crl_no_audit": without_audit(dataclasses.replace(off, revocation=policy))}
         p50: dict[str, list[float]] = {name: [] for name in brokers}
-        for _ in range(3):  # interleaved, so drift on a shared machine hits both alike
-            for name, broker in brokers.items():
+        # Interleaved, and in mirrored order every other round (off, crl, crl, off, ...), so
+        # drift on a shared machine hits both alike.
+        for turn in range(4):
+            names = list(brokers) if turn % 2 == 0 else list(reversed(brokers))
+            for name in names:
+                broker = brokers[name]
                 install(broker)
                 for _ in range(50):
                     call()

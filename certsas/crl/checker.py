@@ -19,13 +19,12 @@ download is remembered for ``failure_hold_seconds`` so a broken CRL is not fetch
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from cryptography.hazmat.primitives import serialization
+from cryptography import x509
 
 from certsas.cache import ExpiringLru, FlightAbandoned, SingleFlight
 from certsas.clock import Clock, iso, system_clock
@@ -42,7 +41,8 @@ from certsas.verification import VerifiedCertificate
 
 logger = logging.getLogger("certsas.crl")
 
-CacheKey = tuple[str, bytes]  # (URL, SHA-256 of the issuing CA's certificate)
+# (URL, the issuing CA's certificate): certificates hash and compare by their DER, cheaply.
+CacheKey = tuple[str, x509.Certificate]
 CRL_ACCEPT = "application/pkix-crl, application/x-pkcs7-crl;q=0.9, */*;q=0.1"
 
 
@@ -103,22 +103,20 @@ class CrlChecker:
         if url is None:
             return Verdict(Status.UNKNOWN, "the certificate names no http(s) CRL distribution "
                                            "point and CRL_URL is not set")
-        issuer = verified.issuer
-        key: CacheKey = (url, hashlib.sha256(issuer.public_bytes(serialization.Encoding.DER))
-                         .digest())
+        key: CacheKey = (url, verified.issuer)
         index = self._current(key, url, verified)
         if isinstance(index, Verdict):
             return index
         if not covers(index, certificate):
             return Verdict(Status.UNAVAILABLE, f"CRL at {url} is a partition for other "
                                                "certificates (issuing distribution point)")
-        serial = format(certificate.serial_number, "X")
         revoked, reason = index.reason(certificate.serial_number)
-        if revoked:
-            why = f" ({reason.value})" if reason is not None else ""
-            return Verdict(Status.REVOKED, f"CRL: serial {serial} revoked{why} "
-                                           f"(CRL of {iso(index.this_update)}, {url})")
-        return Verdict(Status.GOOD, f"CRL: serial {serial} not listed")
+        if not revoked:
+            return Verdict(Status.GOOD, f"CRL at {url}: serial not listed")
+        serial = format(certificate.serial_number, "X")
+        why = f" ({reason.value})" if reason is not None else ""
+        return Verdict(Status.REVOKED, f"CRL: serial {serial} revoked{why} "
+                                       f"(CRL of {iso(index.this_update)}, {url})")
 
     # --- the cache ------------------------------------------------------------------
 
