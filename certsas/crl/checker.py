@@ -44,6 +44,9 @@ logger = logging.getLogger("certsas.crl")
 # (URL, the issuing CA's certificate): certificates hash and compare by their DER, cheaply.
 CacheKey = tuple[str, x509.Certificate]
 CRL_ACCEPT = "application/pkix-crl, application/x-pkcs7-crl;q=0.9, */*;q=0.1"
+# Waiters on a download wait its budget plus this: parsing and indexing a CRL at the size
+# cap (20 MB, some 500,000 entries) takes seconds after the last byte arrives.
+PARSE_MARGIN_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -132,7 +135,7 @@ class CrlChecker:
             return failed
         try:
             return self._flights.run(key, lambda: self._load_cold(key, url, verified),
-                                     wait_seconds=self.timeout_seconds + 1.0)
+                                     wait_seconds=self.timeout_seconds + PARSE_MARGIN_SECONDS)
         except FlightAbandoned as exc:
             return Verdict(Status.UNAVAILABLE, f"CRL download from {url}: {exc}")
 
@@ -197,7 +200,7 @@ class CrlChecker:
         """Download the next CRL; keep the cached one (and say so) if that fails."""
         try:
             loaded = self._flights.run(key, lambda: self._download(url, verified),
-                                       wait_seconds=self.timeout_seconds + 1.0)
+                                       wait_seconds=self.timeout_seconds + PARSE_MARGIN_SECONDS)
         except FlightAbandoned as exc:
             loaded = Verdict(Status.UNAVAILABLE, f"CRL refresh from {url}: {exc}")
         except Exception as exc:  # a bug must not leave the entry marked as refreshing
