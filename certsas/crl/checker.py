@@ -10,7 +10,8 @@ validates and indexes it (:mod:`certsas.crl.validation`), and answers by serial 
     no distribution point, no CRL_URL        -> UNKNOWN
     download or validation failed            -> UNAVAILABLE
 
-Caching, per (URL, issuing CA): a valid CRL is kept until its nextUpdate. Once most of its
+Caching, per (URL, issuing CA): a valid CRL is kept until its nextUpdate (plus the clock
+skew validation allows, so a CRL just past it is not downloaded per request). Once most of its
 life has passed (``refresh_fraction``) the next lookup starts one background refresh and is
 answered from the cached CRL; a failed refresh is logged and the cached CRL kept until its
 nextUpdate. A cold cache downloads once however many requests wait (single flight). A failed
@@ -29,6 +30,7 @@ from cryptography import x509
 from certsas.cache import ExpiringLru, FlightAbandoned, SingleFlight
 from certsas.clock import Clock, iso, system_clock
 from certsas.crl.validation import (
+    CLOCK_SKEW,
     CrlIndex,
     CrlInvalid,
     covers,
@@ -127,7 +129,7 @@ class CrlChecker:
         now = self._clock()
         with self._lock:
             cached = self._cached.get(key)
-        if cached is not None and now < cached.index.next_update:
+        if cached is not None and now < cached.index.next_update + CLOCK_SKEW:
             self._maybe_refresh(key, url, verified, cached, now)
             return cached.index
         failed = self._failures.get(key, now)
@@ -144,7 +146,7 @@ class CrlChecker:
         """The flight's work on a cold cache: unless one landed meanwhile, download."""
         with self._lock:
             cached = self._cached.get(key)
-        if cached is not None and self._clock() < cached.index.next_update:
+        if cached is not None and self._clock() < cached.index.next_update + CLOCK_SKEW:
             return cached.index
         loaded = self._download(url, verified)
         if isinstance(loaded, Verdict):

@@ -251,7 +251,7 @@ def test_cache_counts_until_next_update(pki: Pki, server: CrlServer, checker: Ma
         for issued in (one, two):
             assert source.verdict(verified(pki, issued)).status is Status.GOOD
     assert (source.downloads, server.request_count) == (1, 1)
-    clock.advance(3601)
+    clock.advance(3600 + 5 * 60 + 1)  # nextUpdate and the 5 minutes' skew have passed
     server.publish("/ca.crl", pki.issuing.crl([(one.certificate.serial_number, None)],
                                               this_update=clock(),
                                               next_update=clock() + timedelta(hours=1)))
@@ -319,7 +319,7 @@ def test_a_failed_refresh_keeps_the_cached_crl_until_next_update_and_is_logged(
     assert any("CRL refresh failed" in r.getMessage() and "HTTP 500" in r.getMessage()
                for r in caplog.records)
     assert source.verdict(verified(pki, leaf)).status is Status.GOOD
-    clock.advance(11 * 60)  # past nextUpdate: the cached CRL is no longer used
+    clock.advance(16 * 60)  # past nextUpdate and its skew: the cached CRL is no longer used
     assert source.verdict(verified(pki, leaf)).status is Status.UNAVAILABLE
 
 

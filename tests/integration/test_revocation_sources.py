@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import threading
 import time
@@ -18,13 +19,16 @@ from certsas.devtools.pki import Issued
 from certsas.errors import CertificateRevoked, RevocationStatusUnknown, RevocationUnavailable
 from certsas.netfetch import FetchError, FetchSlots, NetFetcher
 from certsas.ocsp.checker import OcspChecker
-from certsas.revocation import RevocationOutcome, RevocationPolicy, RevocationSource
+from certsas.ocsp.fetch import HttpOcspFetcher
+from certsas.revocation import RevocationOutcome, RevocationPolicy, RevocationSource, Status
 from certsas.verification import VerifiedCertificate
 from tests.support.azurite import Azurite
 from tests.support.clock import ManualClock
 from tests.support.drip import DripServer
 from tests.support.pki import OcspPki, Pki
 from tests.support.stack import app_env, build_stack, forwarded
+
+LOOPBACK = (ipaddress.ip_network("127.0.0.0/8"),)
 
 
 @pytest.fixture
@@ -191,3 +195,17 @@ def test_fetches_in_flight_are_capped(crl_server: CrlServer) -> None:
     assert results == ["done", "done"]
     assert crl_server.request_count == 2  # the third never reached the server
     assert fetcher.slots.in_flight == 0
+
+
+def test_an_aia_url_into_a_blocked_network_is_never_contacted_but_the_override_is(
+        ocsp_pki: OcspPki, ocsp_responder: OcspResponder, ocsp_clock: ManualClock) -> None:
+    blocked = HttpOcspFetcher(NetFetcher(blocked_networks=LOOPBACK))
+    from_aia = OcspChecker(responder_url=None, timeout_seconds=1.0, cache_max_seconds=0,
+                           fetcher=blocked, clock=ocsp_clock)
+    verdict = from_aia.verdict(verified(ocsp_pki, ocsp_pki.good))
+    assert verdict.status is Status.UNAVAILABLE and "blocked network" in verdict.detail
+    assert ocsp_responder.request_count == 0
+    override = OcspChecker(responder_url=ocsp_responder.url, timeout_seconds=1.0,
+                           cache_max_seconds=0, fetcher=blocked, clock=ocsp_clock)
+    assert override.verdict(verified(ocsp_pki, ocsp_pki.good)).status is Status.GOOD
+    assert ocsp_responder.request_count == 1

@@ -14,7 +14,7 @@ from certsas.crl.validation import (
     distribution_point_url,
     validate_crl,
 )
-from certsas.netfetch import FetchError, _Target
+from certsas.netfetch import FetchError, NetFetcher, _Target
 from tests.support.pki import Pki
 
 NOW = datetime.now(UTC)
@@ -98,3 +98,15 @@ def test_the_request_line_and_host_header() -> None:
     assert request.startswith(b"POST /ocsp?x=1 HTTP/1.1\r\nHost: [::1]:8080\r\n")
     assert request.endswith(b"Content-Length: 2\r\n\r\n\x30\x00")
     assert _Target.parse("https://ca.example/crl").host_header() == "ca.example"
+
+
+@pytest.mark.parametrize("url", [
+    "http://169.254.169.254/metadata/instance", "http://168.63.129.16/machine",
+    "http://[fe80::1]/crl", "http://[::ffff:169.254.169.254]/crl",
+])
+def test_a_certificate_url_into_the_default_blocked_networks_is_never_contacted(url: str) -> None:
+    # tests/unit opens no socket: the refusal comes before any connection is made.
+    fetcher = NetFetcher()
+    with pytest.raises(FetchError, match="blocked network"):
+        fetcher.get(url, timeout=1.0, max_bytes=100, from_certificate=True)
+    assert fetcher.slots.in_flight == 0
