@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from bench import scenarios
+from bench import crl, scenarios
 from bench.cold import measure_cold_start
 from bench.measure import repeat
 from bench.services import Services, running_services
@@ -44,10 +44,11 @@ class Plan:
     warmup: int = 20
     cold_runs: int = 5
     cold_warmup: int = 1
+    crl_entries: int = crl.ENTRIES
 
 
 SMOKE = Plan(warm=20, warm_threaded=24, naive=8, naive_threaded=16, floor=20, cheap=10, io=5,
-             warmup=3, cold_runs=2, cold_warmup=0)
+             warmup=3, cold_runs=2, cold_warmup=0, crl_entries=1000)
 
 
 def measure(services: Services, plan: Plan) -> tuple[dict[str, Any], str]:
@@ -83,6 +84,8 @@ def measure(services: Services, plan: Plan) -> tuple[dict[str, Any], str]:
 
     scenarios.install(scenarios.without_audit(naive_broker))
     naive_no_audit = scenarios.load(call, services, plan.naive, 1)
+    crl_figures = crl.measure(services, settings, call, scenarios.install, plan.warm,
+                              entries=plan.crl_entries)
     reset_broker()
 
     def token_load(result: scenarios.Load) -> dict[str, Any]:
@@ -96,6 +99,7 @@ def measure(services: Services, plan: Plan) -> tuple[dict[str, Any], str]:
         "components": {name: summary.to_json() for name, summary in parts.items()},
         # Not designs of the app (SPEC §5 writes the audit record before answering): what the
         # token path costs around that one write, to show where the time goes.
+        "crl": crl_figures,
         "diagnostics": {"warm_without_audit_write": token_load(no_audit),
                         "naive_without_audit_write": token_load(naive_no_audit)},
     }
@@ -188,6 +192,23 @@ def table(results: dict[str, Any]) -> str:
     for key in ("naive_over_warm_8_threads", "naive_over_warm_without_audit_write",
                 "warm_over_floor_without_audit_write"):
         lines.append(f"  {key:<42}{results[key]!s:>9}")
+    figures = results["crl"]
+    lines += [
+        "",
+        f"CRL source, {figures['entries']:,} entries ({figures['crl_bytes']:,} bytes) on 127.0.0.1",
+        f"  {'first use (download, parse, index), median':<42}{figures['first_use_median_ms']:>9.1f} ms",
+        f"  {'memory added: tracemalloc peak / RSS':<42}{figures['memory_tracemalloc_peak_mb']:>9.1f}"
+        f" / {figures['memory_rss_added_mb']:.1f} MB",
+        f"  {'warm token p50: revocation off / crl':<42}"
+        f"{figures['warm_token_p50_us']['revocation_off'] / 1000:>9.3f} / "
+        f"{figures['warm_token_p50_us']['crl'] / 1000:.3f} ms "
+        f"(difference {figures['warm_token_p50_difference_ms']:+.4f} ms)",
+        f"  {'  same, without the audit write':<42}"
+        f"{figures['warm_token_without_audit_write_p50_us']['revocation_off'] / 1000:>9.3f} / "
+        f"{figures['warm_token_without_audit_write_p50_us']['crl'] / 1000:.3f} ms "
+        f"(difference {figures['warm_token_without_audit_write_p50_difference_ms']:+.4f} ms)",
+        f"  {'warm CRL check alone, p50':<42}{figures['warm_crl_check_alone_p50_us']:>9.2f} us",
+    ]
     return "\n".join(lines)
 
 

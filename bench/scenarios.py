@@ -26,7 +26,7 @@ from certsas.audit import AuditRecord, TableAuditSink
 from certsas.broker import TokenBroker
 from certsas.clientcert import PresentedCertificate, read_forwarded_certificate
 from certsas.clock import system_clock
-from certsas.config import AccountKeyAccess, RevocationMode, Settings
+from certsas.config import AccountKeyAccess, Settings
 from certsas.ocsp.checker import OcspChecker
 from certsas.registry import TableRegistry
 from certsas.sas import AccountKeySigner
@@ -83,7 +83,7 @@ def components(services: Services, settings: Settings, *, cheap: int, io_count: 
     clients = StorageClients(settings.storage)
     registry = TableRegistry(clients.registry_table())
     audit = TableAuditSink(clients.audit_table())
-    ocsp = OcspChecker(mode=RevocationMode.REQUIRE, responder_url=None,
+    ocsp = OcspChecker(responder_url=None,
                        timeout_seconds=settings.revocation.ocsp_timeout_seconds, cache_max_seconds=0)
     now = system_clock()
     signed = signer.sign(GRANT, now)
@@ -95,7 +95,7 @@ def components(services: Services, settings: Settings, *, cheap: int, io_count: 
     # One untimed call each opens the connections.
     registry.get(presented.thumbprint)
     audit.record(record)
-    ocsp.check(verified)
+    ocsp.verdict(verified)
     return {
         "header_decode_parse_thumbprint": repeat(lambda: read_forwarded_certificate(headers, HEADER),
                                                  cheap),
@@ -104,7 +104,7 @@ def components(services: Services, settings: Settings, *, cheap: int, io_count: 
         "sas_sign": repeat(lambda: signer.sign(GRANT, system_clock()), cheap),
         "table_point_read": repeat(lambda: registry.get(presented.thumbprint), io_count),
         "audit_insert": repeat(lambda: audit.record(record), io_count),
-        "ocsp_round_trip": repeat(lambda: ocsp.check(verified), io_count),
+        "ocsp_round_trip": repeat(lambda: ocsp.verdict(verified), io_count),
     }
 
 

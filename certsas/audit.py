@@ -38,6 +38,8 @@ class AuditRecord:
     expires_on: datetime
     client_address: str | None
     signature_sha256: str
+    # How revocation was settled: "ocsp:good", "crl:good", "soft_failed", "not_checked".
+    revocation: str = ""
 
 
 class AuditSink(Protocol):
@@ -71,6 +73,7 @@ def audit_entity(record: AuditRecord, shard: int) -> dict[str, Any]:
         "ExpiresOn": record.expires_on,
         "ClientAddress": record.client_address or "",
         "SignatureSha256": record.signature_sha256,
+        "Revocation": record.revocation,
     }
 
 

@@ -73,7 +73,7 @@ class TokenBroker:
             issued = self._issue(presented, body, info)
         except Refusal as refusal:
             self._log(info, presented, outcome="refused", error=refusal.code,
-                      reason=refusal.detail)
+                      reason=refusal.detail, revocation=refusal.revocation)
             raise
         except Exception as exc:
             # The message may quote request input or a key; the type is enough to find it.
@@ -114,5 +114,6 @@ class TokenBroker:
             subject=presented.subject, container=grant.container, blob=grant.blob,
             permissions=grant.permissions, expires_on=signed.expires_on,
             client_address=info.client_address, signature_sha256=signed.signature_sha256,
+            revocation=revocation.value,
         ))
         return IssuedToken(signed, grant, revocation)

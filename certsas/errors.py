@@ -44,6 +44,9 @@ class Refusal(CertsasError):
     code: ClassVar[str] = "refused"
     status: ClassVar[int] = 403
     default_message: ClassVar[str] = "The request was refused."
+    # Which revocation sources said what ("crl:revoked"), for the decision line; set by
+    # certsas.revocation on the refusals it raises, None on every other refusal.
+    revocation: str | None = None
 
     def __init__(self, detail: str = "", message: str | None = None) -> None:
         self.message = message or self.default_message

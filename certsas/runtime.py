@@ -16,25 +16,49 @@ from certsas import expiry
 from certsas.audit import GroupCommitAuditSink, TableAuditSink
 from certsas.broker import TokenBroker
 from certsas.clock import Clock, system_clock
-from certsas.config import AccountKeyAccess, RevocationMode, RevocationSettings, Settings
+from certsas.config import (
+    AccountKeyAccess,
+    RevocationMode,
+    RevocationSettings,
+    RevocationSource,
+    Settings,
+)
+from certsas.crl.checker import CrlChecker
+from certsas.netfetch import NetFetcher
 from certsas.ocsp.checker import OcspChecker
+from certsas.ocsp.fetch import HttpOcspFetcher
 from certsas.registry import CachedRegistry, Registration, TableRegistry, Unreadable
-from certsas.revocation import NotChecked, RevocationChecker
+from certsas.revocation import NotChecked, RevocationChecker, RevocationPolicy
+from certsas.revocation import RevocationSource as Source
 from certsas.sas import AccountKeySigner, SasSigner, UserDelegationSigner
 from certsas.storage import StorageClients
 from certsas.verification import ChainValidator
 
 
 def build_revocation(settings: RevocationSettings, clock: Clock = system_clock) -> RevocationChecker:
+    """SPEC §2a: off never calls out; otherwise the sources, in REVOCATION_SOURCES order."""
     if settings.mode is RevocationMode.OFF:
         return NotChecked()
-    return OcspChecker(
-        mode=settings.mode,
-        responder_url=settings.ocsp_responder_url,
-        timeout_seconds=settings.ocsp_timeout_seconds,
-        cache_max_seconds=settings.ocsp_cache_max_seconds,
-        clock=clock,
-    )
+    fetcher = NetFetcher(settings.blocked_networks)
+    sources: list[Source] = []
+    for source in settings.sources:
+        if source is RevocationSource.OCSP:
+            sources.append(OcspChecker(
+                responder_url=settings.ocsp_responder_url,
+                timeout_seconds=settings.ocsp_timeout_seconds,
+                cache_max_seconds=settings.ocsp_cache_max_seconds,
+                fetcher=HttpOcspFetcher(fetcher),
+                clock=clock,
+            ))
+        else:
+            sources.append(CrlChecker(
+                crl_url=settings.crl_url,
+                timeout_seconds=settings.crl_timeout_seconds,
+                max_bytes=settings.crl_max_bytes,
+                fetcher=fetcher,
+                clock=clock,
+            ))
+    return RevocationPolicy(settings.mode, sources)
 
 
 def build_signer(settings: Settings, clients: StorageClients) -> SasSigner:

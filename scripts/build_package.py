@@ -60,7 +60,7 @@ def tracked_files(root: Path) -> list[str]:
     names = [name.decode() for name in listed.split(b"\0") if name]
     if prefix != ".":
         names = [name[len(prefix) + 1:] for name in names if name.startswith(prefix + "/")]
-    return sorted(names)
+    return sorted(set(names))  # an unmerged path is listed once per stage
 
 
 def is_shipped(name: str) -> bool:

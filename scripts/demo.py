@@ -1,8 +1,10 @@
 """``make demo``: the whole of certsas on one machine, checked step by step.
 
-Azurite, a throw-away PKI, a local OCSP responder, and ``certsas serve --tls`` (the app
+Azurite, a throw-away PKI, a local OCSP responder, the issuing CA's CRL on a local HTTP
+server, and ``certsas serve --tls`` (the app
 behind an emulated App Service front end); then ``certsas token`` gets a token that is
-used against Blob Storage, and the refusals that matter are shown. Everything the demo
+used against Blob Storage, and the refusals that matter are shown; a second app with
+``REVOCATION_SOURCES=crl`` shows a refusal by the CRL alone. Everything the demo
 starts is stopped at the end, also on Ctrl-C or a failure. Exit 0 only if every step
 succeeded.
 
@@ -40,13 +42,14 @@ from cryptography.hazmat.primitives import hashes  # noqa: E402
 from cryptography.hazmat.primitives.serialization import Encoding  # noqa: E402
 
 from certsas.config import AZURITE_ACCOUNT, AZURITE_KEY  # noqa: E402
+from certsas.crl.validation import distribution_point_url  # noqa: E402
 from certsas.ocsp.checker import responder_url_of  # noqa: E402
 
 CONTAINER = "demo"
 PKI_FILES = ("trusted-ca-certs.pem", "issuing-ca.pem", "issuing-ca.key", "ocsp-signer.pem",
              "ocsp-signer.key", "client.pem", "client.key", "revoked-client.pem",
              "revoked-client.key", "untrusted-client.pem", "untrusted-client.key",
-             "server.pem", "server.key")
+             "server.pem", "server.key", "issuing-ca.crl")
 # Every process the demo starts carries this, so nothing it started can hide afterwards.
 RUN_MARKER = "CERTSAS_DEMO_RUN"
 
@@ -130,14 +133,16 @@ class Demo:
         return {**os.environ, **self.env, "PYTHONPATH": path,
                 RUN_MARKER: str(self.workdir.resolve())}
 
-    def start(self, name: str, argv: Sequence[str], ports: tuple[int, ...]) -> Child:
+    def start(self, name: str, argv: Sequence[str], ports: tuple[int, ...],
+              extra_env: dict[str, str] | None = None) -> Child:
         log = self.workdir / "logs" / f"{name.replace(' ', '-')}.log"
         log.parent.mkdir(parents=True, exist_ok=True)
         with log.open("wb") as out:
             # A session of its own: the whole group is stopped at the end, grandchildren too.
             process = subprocess.Popen(list(argv), stdout=out, stderr=subprocess.STDOUT,
                                        stdin=subprocess.DEVNULL, cwd=self.workdir,
-                                       env=self.child_env(), start_new_session=True)
+                                       env=self.child_env() | (extra_env or {}),
+                                       start_new_session=True)
         child = Child(name, process, log, ports)
         self.children.append(child)
         for port in ports:
@@ -223,6 +228,9 @@ def pki_problem(directory: Path) -> str | None:
             for cert in x509.load_pem_x509_certificates((directory / name).read_bytes()):
                 if cert.not_valid_after_utc < soon or cert.not_valid_before_utc > datetime.now(UTC):
                     return f"{name} is expired or about to expire"
+    crl = x509.load_der_x509_crl((directory / "issuing-ca.crl").read_bytes())
+    if crl.next_update_utc is None or crl.next_update_utc < soon:
+        return "issuing-ca.crl is stale or about to be"
     return None
 
 
@@ -233,8 +241,10 @@ def prepare_pki(demo: Demo) -> None:
         return
     say(f"writing a throw-away PKI to {shown(demo.pki)} ({problem})")
     port = pick_port(7080, "OCSP responder")
+    crl_port = pick_port(7081, "CRL server")
     done = demo.certsas("dev-pki", str(demo.pki.resolve()), "--force",
-                        "--ocsp-url", f"http://127.0.0.1:{port}/ocsp")
+                        "--ocsp-url", f"http://127.0.0.1:{port}/ocsp",
+                        "--crl-url", f"http://127.0.0.1:{crl_port}/issuing-ca.crl")
     if done.returncode != 0:
         raise DemoError(f"certsas dev-pki failed: {done.stderr.strip()}")
     lines = done.stdout.replace(str(demo.pki.resolve()), shown(demo.pki)).splitlines()
@@ -258,6 +268,22 @@ def start_ocsp_responder(demo: Demo) -> None:
         "--revoked", str(pki / "revoked-client.pem"), "--port", str(port)], (port,))
 
 
+def start_crl_server(demo: Demo) -> None:
+    client = x509.load_pem_x509_certificate((demo.pki / "client.pem").read_bytes())
+    url = distribution_point_url(client) or "http://127.0.0.1:7081/issuing-ca.crl"
+    parts = urlsplit(url)
+    port = parts.port or 80
+    if not port_is_free(port):
+        port = pick_port(port, "CRL server")
+        # The certificates name a port that is taken; point the app at the one we got.
+        demo.env["CRL_URL"] = f"http://127.0.0.1:{port}{parts.path}"
+    say(f"serving issuing-ca.crl on 127.0.0.1:{port}{parts.path} (it lists revoked-client.pem)")
+    demo.start("CRL server", [
+        sys.executable, "-m", "certsas.devtools.crl_server",
+        str(demo.pki.resolve() / "issuing-ca.crl"), "--path", parts.path, "--port", str(port)],
+        (port,))
+
+
 def write_settings(demo: Demo, connection_string: str) -> Path:
     # Every setting is explicit: the developer's shell or local.settings.json must not leak in.
     demo.env.update({
@@ -267,8 +293,10 @@ def write_settings(demo: Demo, connection_string: str) -> Path:
         "AUDIT_TABLE_NAME": "TokenAudit", "CLIENT_CERT_HEADER": "X-ARR-ClientCert",
         "OCSP_MODE": "require", "OCSP_TIMEOUT_SECONDS": "3", "SAS_DEFAULT_TTL_MINUTES": "15",
         "SAS_MAX_TTL_MINUTES": "60", "REGISTRY_CACHE_SECONDS": "0",
+        "REVOCATION_SOURCES": "ocsp,crl",
     })
     demo.env.setdefault("OCSP_RESPONDER_URL", "")
+    demo.env.setdefault("CRL_URL", "")
     path = demo.workdir / "local.settings.json"
     path.write_text(json.dumps({"IsEncrypted": False, "Values": demo.env}, indent=2) + "\n",
                     encoding="utf-8")
@@ -291,16 +319,17 @@ def prepare_storage(demo: Demo) -> None:
         print(f"      {done.stdout.splitlines()[0]}", flush=True)
 
 
-def start_server(demo: Demo, settings: Path) -> str:
-    port, tls_port = pick_port(7071, "certsas serve"), pick_port(7443, "certsas serve --tls")
-    say(f"starting certsas serve --tls: app on http://127.0.0.1:{port}/api, "
+def start_server(demo: Demo, settings: Path, *, ports: tuple[int, int] = (7071, 7443),
+                 name: str = "certsas serve", extra_env: dict[str, str] | None = None) -> str:
+    port, tls_port = pick_port(ports[0], name), pick_port(ports[1], f"{name} --tls")
+    say(f"starting {name} --tls: app on http://127.0.0.1:{port}/api, "
         f"App Service front end on https://localhost:{tls_port}/api")
     pki = demo.pki.resolve()
-    demo.start("certsas serve", [
+    demo.start(name, [
         sys.executable, "-m", "certsas", "serve", "--tls", "--port", str(port),
         "--tls-port", str(tls_port), "--tls-cert", str(pki / "server.pem"),
         "--tls-key", str(pki / "server.key"), "--app-dir", str(REPO),
-        "--settings", str(settings.resolve())], (port, tls_port))
+        "--settings", str(settings.resolve())], (port, tls_port), extra_env)
     health = requests.get(f"http://127.0.0.1:{port}/api/health", timeout=10)
     say(f"GET /api/health: {health.status_code} {health.text}")
     return f"https://localhost:{tls_port}/api/token"
@@ -331,12 +360,25 @@ def check_good_token(demo: Demo, url: str) -> None:
                 "same bytes" if back == payload else f"got {back!r}")
 
 
-def check_refused(demo: Demo, url: str, name: str, expected: str) -> None:
+def check_refused(demo: Demo, url: str, name: str, expected: str, how: str = "") -> None:
     done = demo.certsas(*token_args(demo, url, name))
     line = done.stderr.strip().splitlines()[-1] if done.stderr.strip() else done.stdout[:80]
     print(f"      {line}", flush=True)
     got = line.split("refused: ", 1)[1].split(":", 1)[0] if "refused: " in line else line
-    demo.record(f"{name}.pem refused", expected, got)
+    demo.record(f"{name}.pem refused{how}", expected, got)
+
+
+def check_crl_alone(demo: Demo, settings: Path) -> None:
+    say("a second app with REVOCATION_SOURCES=crl: the CRL alone decides (OCSP is not asked)")
+    url = start_server(demo, settings, ports=(7072, 7444), name="certsas serve (CRL)",
+                       extra_env={"REVOCATION_SOURCES": "crl"})
+    done = demo.certsas(*token_args(demo, url, "client"))
+    demo.record("token for client.pem, CRL source", "200",
+                "200" if done.returncode == 0 else done.stderr.strip())
+    check_refused(demo, url, "revoked-client", "403 certificate_revoked", " by the CRL")
+    log = demo.children[-1].log.read_text(encoding="utf-8", errors="replace")
+    demo.record("decision line names the source", "crl:revoked",
+                "crl:revoked" if '"revocation": "crl:revoked"' in log else "not in the log")
 
 
 def check_spoofing(demo: Demo, url: str) -> None:
@@ -390,6 +432,7 @@ def run(demo: Demo) -> bool:
     connection_string = start_azurite(demo)
     prepare_pki(demo)
     start_ocsp_responder(demo)
+    start_crl_server(demo)
     settings = write_settings(demo, connection_string)
     prepare_storage(demo)
     url = start_server(demo, settings)
@@ -399,6 +442,7 @@ def run(demo: Demo) -> bool:
     say("certsas token with untrusted-client.pem (from a CA nobody trusts; TLS lets it in)")
     check_refused(demo, url, "untrusted-client", "403 certificate_not_trusted")
     check_spoofing(demo, url)
+    check_crl_alone(demo, settings)
     return summary(demo)
 
 

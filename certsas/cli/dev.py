@@ -26,6 +26,7 @@ from certsas.devtools.pki import DevPki
 from certsas.devtools.server import DevServer, TlsOptions
 
 DEFAULT_OCSP_URL = "http://127.0.0.1:7080/ocsp"
+DEFAULT_CRL_URL = "http://127.0.0.1:7081/issuing-ca.crl"
 DEFAULT_PKI_DIR = Path(".dev") / "pki"
 # Only subscriptable for the type checker.
 Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
@@ -51,6 +52,10 @@ def _add_dev_pki(commands: Subparsers) -> None:
     parser.add_argument("--ocsp-url", default=DEFAULT_OCSP_URL, type=http_url,
                         help=f"OCSP URL written into the client certificates "
                              f"(default: {DEFAULT_OCSP_URL})")
+    parser.add_argument("--crl-url", default=DEFAULT_CRL_URL, type=http_url,
+                        help=f"CRL distribution point written into the client certificates "
+                             f"(default: {DEFAULT_CRL_URL}; serve issuing-ca.crl there with "
+                             f"python -m certsas.devtools.crl_server)")
     parser.add_argument("--settings", type=Path, metavar="PATH",
                         help="also write a local.settings.json there: local.settings.json.example "
                              "with TRUSTED_CA_CERTS set to this PKI's CAs")
@@ -60,14 +65,15 @@ def _add_dev_pki(commands: Subparsers) -> None:
 def cmd_dev_pki(args: argparse.Namespace) -> int:
     if args.settings is not None and args.settings.exists() and not args.force:
         raise CliError(f"{args.settings} exists (use --force to overwrite)")
-    pki = DevPki.create(args.ocsp_url)
+    pki = DevPki.create(args.ocsp_url, args.crl_url)
     try:
         written = pki.write(args.dir, force=args.force)
     except FileExistsError as exc:
         raise CliError(str(exc)) from None
     except OSError as exc:
         raise CliError(f"cannot write to {args.dir}: {exc.strerror}") from None
-    print(f"wrote a throw-away PKI to {args.dir} (OCSP URL in the certificates: {args.ocsp_url})")
+    print(f"wrote a throw-away PKI to {args.dir} (OCSP URL in the certificates: {args.ocsp_url}, "
+          f"CRL URL: {args.crl_url})")
     width = max(len(str(path)) for path, _ in written)
     for path, purpose in written:
         print(f"  {path!s:<{width}}  {purpose}")

@@ -127,6 +127,7 @@ class CertificateAuthority:
         dns_names: Iterable[str] = (),
         ip_addresses: Iterable[str] = (),
         ocsp_url: str | None = None,
+        crl_url: str | None = None,
         key: PrivateKey | None = None,
         not_before: datetime | None = None,
         not_after: datetime | None = None,
@@ -165,11 +166,52 @@ class CertificateAuthority:
                 x509.oid.AuthorityInformationAccessOID.OCSP, x509.UniformResourceIdentifier(ocsp_url)
             )
             builder = builder.add_extension(x509.AuthorityInformationAccess([access]), False)
+        if crl_url:
+            point = x509.DistributionPoint([x509.UniformResourceIdentifier(crl_url)], None, None,
+                                           None)
+            builder = builder.add_extension(x509.CRLDistributionPoints([point]), critical=False)
         if ocsp_no_check:
             builder = builder.add_extension(x509.OCSPNoCheck(), critical=False)
         for extension in extra_extensions:
             builder = builder.add_extension(extension, critical=False)
         return Issued(builder.sign(self.key, hashes.SHA256()), key)
+
+    def crl(
+        self,
+        revoked: Iterable[tuple[int, x509.ReasonFlags | None]] = (),
+        *,
+        this_update: datetime | None = None,
+        next_update: datetime | None = None,
+        extensions: Iterable[tuple[x509.ExtensionType, bool]] = (),
+        entry_extensions: Iterable[tuple[x509.ExtensionType, bool]] = (),
+        signing_key: PrivateKey | None = None,
+    ) -> bytes:
+        """A DER CRL of this CA listing ``revoked`` (serial, reason); valid a day by default.
+
+        ``entry_extensions`` go on every entry; ``signing_key`` signs instead of the CA's key.
+        """
+        now = datetime.now(UTC)
+        start = this_update or now - timedelta(minutes=1)
+        builder = (
+            x509.CertificateRevocationListBuilder()
+            .issuer_name(self.certificate.subject)
+            .last_update(start)
+            .next_update(next_update or start + timedelta(days=1))
+            .add_extension(x509.CRLNumber(int(start.timestamp())), critical=False)
+        )
+        for extension, critical in extensions:
+            builder = builder.add_extension(extension, critical=critical)
+        entry_extra = list(entry_extensions)
+        for serial, reason in revoked:
+            entry = x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(
+                start - timedelta(hours=1))
+            if reason is not None:
+                entry = entry.add_extension(x509.CRLReason(reason), critical=False)
+            for extension, critical in entry_extra:
+                entry = entry.add_extension(extension, critical=critical)
+            builder = builder.add_revoked_certificate(entry.build())
+        crl = builder.sign(signing_key or self.key, hashes.SHA256())
+        return crl.public_bytes(serialization.Encoding.DER)
 
     def _builder(
         self,
@@ -201,6 +243,10 @@ class DevPki:
     revoked_client: Issued
     untrusted_client: Issued
     server: Issued
+    crl: bytes  # the issuing CA's CRL (DER), listing revoked_client
+
+    # A week: long enough to reuse a dev PKI, short enough that staleness is seen.
+    CRL_DAYS = 7
 
     @property
     def trust_bundle(self) -> bytes:
@@ -208,20 +254,29 @@ class DevPki:
         return self.issuing.issued.pem + self.root.issued.pem
 
     @classmethod
-    def create(cls, ocsp_url: str) -> DevPki:
+    def create(cls, ocsp_url: str, crl_url: str | None = None) -> DevPki:
+        """Client certificates name ``ocsp_url`` (AIA) and, if given, ``crl_url`` (CDP)."""
         root = CertificateAuthority.root()
         issuing = root.intermediate()
         stranger = CertificateAuthority.root("certsas dev untrusted CA")
+        revoked_client = issuing.issue("certsas-dev-revoked-client", ocsp_url=ocsp_url,
+                                       crl_url=crl_url)
+        now = datetime.now(UTC)
         return cls(
             root=root,
             issuing=issuing,
             ocsp_signer=issuing.issue("certsas dev OCSP signer", eku=(OCSP_SIGNING,),
                                       ocsp_no_check=True),
-            client=issuing.issue("certsas-dev-client", ocsp_url=ocsp_url),
-            revoked_client=issuing.issue("certsas-dev-revoked-client", ocsp_url=ocsp_url),
-            untrusted_client=stranger.issue("certsas-dev-client", ocsp_url=ocsp_url),
+            client=issuing.issue("certsas-dev-client", ocsp_url=ocsp_url, crl_url=crl_url),
+            revoked_client=revoked_client,
+            untrusted_client=stranger.issue("certsas-dev-client", ocsp_url=ocsp_url,
+                                            crl_url=crl_url),
             server=issuing.issue("localhost", eku=(SERVER_AUTH,), dns_names=["localhost"],
                                  ip_addresses=["127.0.0.1"]),
+            crl=issuing.crl([(revoked_client.certificate.serial_number,
+                              x509.ReasonFlags.key_compromise)],
+                            this_update=now - timedelta(minutes=1),
+                            next_update=now + timedelta(days=cls.CRL_DAYS)),
         )
 
     def files(self) -> dict[str, tuple[bytes, str]]:
@@ -242,6 +297,8 @@ class DevPki:
             "untrusted-client.key": (self.untrusted_client.key_pem, "its key"),
             "server.pem": (self.server.pem, "TLS certificate for localhost (certsas serve --tls)"),
             "server.key": (self.server.key_pem, "its key"),
+            "issuing-ca.crl": (self.crl, f"issuing CA's CRL (DER, {self.CRL_DAYS} days), "
+                                         "revoking revoked-client.pem"),
         }
 
     def write(self, directory: Path, *, force: bool = False) -> list[tuple[Path, str]]:

@@ -1,15 +1,15 @@
-"""Revocation by OCSP (RFC 6960): the last check before a token is signed.
+"""Revocation by OCSP (RFC 6960): one source of the policy in :mod:`certsas.revocation`.
 
 :class:`OcspChecker` asks the responder named in the leaf's AIA extension (or
 ``OCSP_RESPONDER_URL``), accepts only a response that :mod:`certsas.ocsp.validation`
-finds signed, fresh and unambiguous, and maps the answer to SPEC §1:
+finds signed, fresh and unambiguous, and returns a :class:`~certsas.revocation.Verdict`:
 
-    revoked                          -> CertificateRevoked, in every mode
-    unknown, or no responder known   -> RevocationStatusUnknown  (soft-fail: allowed)
-    no valid answer (network, HTTP,  -> RevocationUnavailable    (soft-fail: allowed)
+    good / revoked                   -> GOOD / REVOKED
+    unknown, or no responder known   -> UNKNOWN
+    no valid answer (network, HTTP,  -> UNAVAILABLE
       responder status, validation)
 
-With revocation off no checker is built at all (:mod:`certsas.runtime` decides).
+It knows nothing of the mode; the policy decides what a verdict means.
 
 Valid answers (good and revoked) are cached per (issuer key hash, serial) until
 nextUpdate, capped at ``OCSP_CACHE_MAX_SECONDS``. Concurrent checks of one
@@ -18,10 +18,8 @@ certificate make one call; the waiters share its verdict, failures included.
 
 from __future__ import annotations
 
-import logging
 import os
 import time
-from dataclasses import dataclass
 from datetime import timedelta
 
 from cryptography import x509
@@ -31,14 +29,11 @@ from cryptography.x509.oid import AuthorityInformationAccessOID
 
 from certsas.cache import ExpiringLru, FlightAbandoned, SingleFlight
 from certsas.clock import Clock, iso, system_clock
-from certsas.config import RevocationMode
-from certsas.errors import CertificateRevoked, RevocationStatusUnknown, RevocationUnavailable
-from certsas.ocsp.fetch import OcspFetcher, OcspFetchError, RequestsFetcher
+from certsas.errors import RevocationUnavailable
+from certsas.ocsp.fetch import HttpOcspFetcher, OcspFetcher, OcspFetchError
 from certsas.ocsp.validation import OcspAnswer, key_hash, validate_response
-from certsas.revocation import RevocationOutcome
+from certsas.revocation import Status, Verdict
 from certsas.verification import VerifiedCertificate
-
-logger = logging.getLogger("certsas.ocsp")
 
 NONCE_BYTES = 16
 # A retry is only worth starting with this much of the budget left.
@@ -46,25 +41,21 @@ MIN_RETRY_SECONDS = 0.05
 
 CacheKey = tuple[bytes, int]  # (issuer key hash, serial): the CertID minus its hash choice
 
-
-@dataclass(frozen=True)
-class _Failure:
-    """No usable answer: which refusal, and why. Shared with single-flight waiters."""
-
-    refusal: type[RevocationStatusUnknown] | type[RevocationUnavailable]
-    detail: str
-
-
-_Verdict = OcspAnswer | _Failure
+_STATUS = {
+    ocsp.OCSPCertStatus.GOOD: Status.GOOD,
+    ocsp.OCSPCertStatus.REVOKED: Status.REVOKED,
+    ocsp.OCSPCertStatus.UNKNOWN: Status.UNKNOWN,
+}
 
 
 class OcspChecker:
-    """The :class:`certsas.revocation.RevocationChecker` by OCSP, in require or soft-fail mode."""
+    """The OCSP :class:`certsas.revocation.RevocationSource`."""
+
+    name = "ocsp"
 
     def __init__(
         self,
         *,
-        mode: RevocationMode,
         responder_url: str | None,
         timeout_seconds: float,
         cache_max_seconds: int,
@@ -72,48 +63,30 @@ class OcspChecker:
         clock: Clock = system_clock,
         cache_size: int = 4096,
     ) -> None:
-        if mode is RevocationMode.OFF:
-            raise ValueError("revocation off means no checker; build NotChecked instead")
         if timeout_seconds <= 0:
             raise ValueError("timeout_seconds must be positive")
         if cache_max_seconds < 0:
             raise ValueError("cache_max_seconds must not be negative")
-        self.mode = mode
         self.responder_url = responder_url
         self.timeout_seconds = timeout_seconds
         self.cache_max_seconds = cache_max_seconds
-        self._fetcher = fetcher if fetcher is not None else RequestsFetcher()
+        self._fetcher = fetcher if fetcher is not None else HttpOcspFetcher()
         self._clock = clock
         self._cache: ExpiringLru[CacheKey, OcspAnswer] = ExpiringLru(cache_size)
-        self._flights: SingleFlight[CacheKey, _Verdict] = SingleFlight()
+        self._flights: SingleFlight[CacheKey, OcspAnswer | Verdict] = SingleFlight()
 
-    def check(self, verified: VerifiedCertificate) -> RevocationOutcome:
-        verdict = self._verdict(verified)
-        if isinstance(verdict, _Failure):
-            return self._unanswered(verified, verdict.refusal(verdict.detail))
+    def verdict(self, verified: VerifiedCertificate) -> Verdict:
+        answer = self._answer(verified)
+        if isinstance(answer, Verdict):
+            return answer
         serial = _serial_hex(verified.certificate)
-        if verdict.status is ocsp.OCSPCertStatus.REVOKED:
-            raise CertificateRevoked(_revoked_detail(verdict, serial))
-        if verdict.status is ocsp.OCSPCertStatus.UNKNOWN:
-            unknown = f"OCSP responder answered unknown for serial {serial}"
-            return self._unanswered(verified, RevocationStatusUnknown(unknown))
-        return RevocationOutcome.GOOD
+        if answer.status is ocsp.OCSPCertStatus.REVOKED:
+            return Verdict(Status.REVOKED, _revoked_detail(answer, serial))
+        if answer.status is ocsp.OCSPCertStatus.UNKNOWN:
+            return Verdict(Status.UNKNOWN, f"OCSP responder answered unknown for serial {serial}")
+        return Verdict(_STATUS[answer.status], f"OCSP: serial {serial} good")
 
-    def _unanswered(
-        self,
-        verified: VerifiedCertificate,
-        refusal: RevocationStatusUnknown | RevocationUnavailable,
-    ) -> RevocationOutcome:
-        """require: refuse; soft-fail: let it through, loudly."""
-        if self.mode is RevocationMode.REQUIRE:
-            raise refusal
-        logger.warning(
-            "OCSP soft-fail: allowing certificate %s without a revocation answer (%s: %s)",
-            verified.presented.thumbprint, refusal.code, refusal.detail,
-        )
-        return RevocationOutcome.SOFT_FAILED
-
-    def _verdict(self, verified: VerifiedCertificate) -> _Verdict:
+    def _answer(self, verified: VerifiedCertificate) -> OcspAnswer | Verdict:
         key: CacheKey = (key_hash(verified.issuer), verified.certificate.serial_number)
         cached = self._cache.get(key, self._clock())
         if cached is not None:
@@ -124,34 +97,35 @@ class OcspChecker:
                 key, lambda: self._ask(verified, key), wait_seconds=self.timeout_seconds + 1.0
             )
         except FlightAbandoned as exc:
-            return _Failure(RevocationUnavailable, f"OCSP check for this certificate: {exc}")
+            return Verdict(Status.UNAVAILABLE, f"OCSP check for this certificate: {exc}")
 
-    def _ask(self, verified: VerifiedCertificate, key: CacheKey) -> _Verdict:
+    def _ask(self, verified: VerifiedCertificate, key: CacheKey) -> OcspAnswer | Verdict:
         """One round trip, validated; runs once per flight."""
         cached = self._cache.get(key, self._clock())  # a flight may have landed meanwhile
         if cached is not None:
             return cached
         url = self.responder_url or responder_url_of(verified.certificate)
         if url is None:
-            return _Failure(
-                RevocationStatusUnknown,
+            return Verdict(
+                Status.UNKNOWN,
                 "the certificate names no OCSP responder (no AIA OCSP URL) and "
                 "OCSP_RESPONDER_URL is not set",
             )
         request, nonce = build_request(verified.certificate, verified.issuer)
         try:
-            der = self._post(url, request.public_bytes(serialization.Encoding.DER))
+            der = self._post(url, request.public_bytes(serialization.Encoding.DER),
+                             from_certificate=self.responder_url is None)
         except OcspFetchError as exc:
-            return _Failure(RevocationUnavailable, f"OCSP responder {url}: {exc}")
+            return Verdict(Status.UNAVAILABLE, f"OCSP responder {url}: {exc}")
         now = self._clock()
         try:
             answer = validate_response(der, request, verified.issuer, nonce, now)
         except RevocationUnavailable as exc:
-            return _Failure(RevocationUnavailable, f"{exc.detail} (responder {url})")
+            return Verdict(Status.UNAVAILABLE, f"{exc.detail} (responder {url})")
         self._remember(key, answer)
         return answer
 
-    def _post(self, url: str, request_der: bytes) -> bytes:
+    def _post(self, url: str, request_der: bytes, *, from_certificate: bool) -> bytes:
         """POST within the timeout in total: a second attempt only if time remains."""
         deadline = time.monotonic() + self.timeout_seconds
         error = OcspFetchError("no attempt made")
@@ -160,7 +134,8 @@ class OcspChecker:
             if remaining < MIN_RETRY_SECONDS:
                 break
             try:
-                return self._fetcher.post(url, request_der, remaining)
+                return self._fetcher.post(url, request_der, remaining,
+                                          from_certificate=from_certificate)
             except OcspFetchError as exc:
                 error = exc
         raise error

@@ -92,3 +92,15 @@ def test_top_level_ratios_and_targets(results: dict[str, Any]) -> None:
     assert results["targets"]["errors_at_8_threads"]["reached"] == 0
     assert {"python", "cpus", "platform"} <= results["machine"].keys()
     assert results["plan"]["cold_runs"] == 2
+
+
+def test_crl_figures_have_their_shape(results: dict[str, Any]) -> None:
+    crl = results["crl"]
+    assert crl["entries"] > 0 and crl["crl_bytes"] > 0
+    assert crl["first_use_median_ms"] > 0 and len(crl["first_use_ms"]) == 3
+    assert crl["memory_tracemalloc_peak_mb"] > 0
+    for key in ("warm_token_p50_us", "warm_token_without_audit_write_p50_us"):
+        assert crl[key]["revocation_off"] > 0 and crl[key]["crl"] > 0
+    assert crl["warm_crl_check_alone_p50_us"] > 0
+    # Every warm token was answered from the one cached CRL: no download on the warm path.
+    assert crl["downloads_during_warm_runs"] == 1

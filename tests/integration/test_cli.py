@@ -159,7 +159,7 @@ def test_dev_pki_writes_every_file_and_refuses_to_overwrite(
     code, out, _ = run(capsys, "dev-pki", str(target), "--ocsp-url", "http://127.0.0.1:1/ocsp")
     assert code == 0
     assert out[0] == f"wrote a throw-away PKI to {target} (OCSP URL in the certificates: " \
-                     "http://127.0.0.1:1/ocsp)"
+                     "http://127.0.0.1:1/ocsp, CRL URL: http://127.0.0.1:7081/issuing-ca.crl)"
     listed = {line.split()[0]: " ".join(line.split()[1:]) for line in out[1:]}
     assert set(listed) == {str(p) for p in target.iterdir()}
     assert listed[str(target / "trusted-ca-certs.pem")] == "value for TRUSTED_CA_CERTS"

@@ -55,15 +55,18 @@ def test_demo_runs_every_step_and_leaves_nothing_behind(tmp_path: Path) -> None:
                  "ok   untrusted-client.pem refused: 403 certificate_not_trusted",
                  "ok   spoofed header overwritten by the front end: 200 for client.pem",
                  "ok   no client certificate, spoofed header: TLS handshake refused",
-                 "6/6 checks passed",
+                 "ok   token for client.pem, CRL source: 200",
+                 "ok   revoked-client.pem refused by the CRL: 403 certificate_revoked",
+                 "ok   decision line names the source: crl:revoked",
+                 "9/9 checks passed",
                  "==> demo succeeded"):
         assert line in out, out
     assert "FAIL" not in out
 
-    stopped = re.search(r"==> stopped certsas serve, OCSP responder, Azurite; ports ([\d ]+): "
-                        r"all free", out)
+    stopped = re.search(r"==> stopped certsas serve \(CRL\), certsas serve, CRL server, "
+                        r"OCSP responder, Azurite; ports ([\d ]+): all free", out)
     assert stopped, out
     ports = [int(p) for p in stopped.group(1).split()]
-    assert len(ports) == 6
+    assert len(ports) == 9
     assert not [p for p in ports if listening(p)]
     assert processes_mentioning(str(workdir.resolve())) == []

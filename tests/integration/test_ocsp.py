@@ -26,7 +26,7 @@ from certsas.devtools.ocsp_signing import Fault, Reply
 from certsas.devtools.pki import CLIENT_AUTH, OCSP_SIGNING, CertificateAuthority, Issued, new_key
 from certsas.errors import CertificateRevoked, RevocationStatusUnknown, RevocationUnavailable
 from certsas.ocsp.checker import OcspChecker, build_request
-from certsas.revocation import RevocationChecker, RevocationOutcome
+from certsas.revocation import RevocationChecker, RevocationOutcome, RevocationPolicy
 from certsas.runtime import build_revocation
 from certsas.verification import VerifiedCertificate
 from tests.support.azurite import free_port
@@ -44,9 +44,9 @@ from tests.support.ocsp_faults import (
 from tests.support.pki import OcspPki, Pki
 
 GOOD, SOFT_FAILED, NOT_CHECKED = (
-    RevocationOutcome.GOOD, RevocationOutcome.SOFT_FAILED, RevocationOutcome.NOT_CHECKED,
+    RevocationOutcome.OCSP_GOOD, RevocationOutcome.SOFT_FAILED, RevocationOutcome.NOT_CHECKED,
 )
-MakeChecker = Callable[..., OcspChecker]
+MakeChecker = Callable[..., RevocationPolicy]
 MakeRevocation = Callable[[RevocationMode], RevocationChecker]
 
 
@@ -60,7 +60,7 @@ def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def checker(ocsp_clock: ManualClock) -> MakeChecker:
-    """``checker(mode=..., url=..., timeout=..., cache=...)``: an OcspChecker on the test clock."""
+    """``checker(mode=..., url=..., timeout=..., cache=...)``: the policy with OCSP alone."""
 
     def make(
         mode: RevocationMode = RevocationMode.REQUIRE,
@@ -68,9 +68,10 @@ def checker(ocsp_clock: ManualClock) -> MakeChecker:
         timeout: float = 2.0,
         cache: int = 3600,
         cache_size: int = 4096,
-    ) -> OcspChecker:
-        return OcspChecker(mode=mode, responder_url=url, timeout_seconds=timeout,
-                           cache_max_seconds=cache, clock=ocsp_clock, cache_size=cache_size)
+    ) -> RevocationPolicy:
+        return RevocationPolicy(mode, [OcspChecker(
+            responder_url=url, timeout_seconds=timeout, cache_max_seconds=cache,
+            clock=ocsp_clock, cache_size=cache_size)])
 
     return make
 
@@ -135,7 +136,7 @@ def test_revoked_refusal_says_when(ocsp_pki: OcspPki, ocsp_responder: OcspRespon
 
 def test_soft_fail_logs_a_warning(ocsp_pki: OcspPki, ocsp_responder: OcspResponder,
                                   checker: MakeChecker, caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.WARNING, logger="certsas.ocsp"):
+    with caplog.at_level(logging.WARNING, logger="certsas.revocation"):
         assert checker(mode=RevocationMode.SOFT_FAIL).check(ocsp_pki.verified(ocsp_pki.unknown)) \
             is SOFT_FAILED
     [record] = caplog.records
@@ -321,10 +322,10 @@ def test_off_never_calls(ocsp_pki: OcspPki, ocsp_responder: OcspResponder) -> No
     assert ocsp_responder.request_count == 0
 
 
-def test_the_checker_itself_refuses_to_be_off() -> None:
+def test_the_policy_itself_refuses_to_be_off() -> None:
+    source = OcspChecker(responder_url=None, timeout_seconds=1, cache_max_seconds=0)
     with pytest.raises(ValueError, match="NotChecked"):
-        OcspChecker(mode=RevocationMode.OFF, responder_url=None, timeout_seconds=1,
-                    cache_max_seconds=0)
+        RevocationPolicy(RevocationMode.OFF, [source])
 
 
 def test_no_responder_known_is_unknown(ocsp_pki: OcspPki, ocsp_responder: OcspResponder,
@@ -509,9 +510,11 @@ def test_from_settings(pki: Pki) -> None:
         "OCSP_CACHE_MAX_SECONDS": "120",
     })
     from_settings = build_revocation(settings.revocation)
-    assert isinstance(from_settings, OcspChecker)
-    assert (from_settings.mode, from_settings.responder_url, from_settings.timeout_seconds,
-            from_settings.cache_max_seconds) == (RevocationMode.SOFT_FAIL, "http://127.0.0.1:9/", 1.5, 120)
+    assert isinstance(from_settings, RevocationPolicy)
+    ocsp_source = from_settings.sources[0]
+    assert isinstance(ocsp_source, OcspChecker)
+    assert (from_settings.mode, ocsp_source.responder_url, ocsp_source.timeout_seconds,
+            ocsp_source.cache_max_seconds) == (RevocationMode.SOFT_FAIL, "http://127.0.0.1:9/", 1.5, 120)
 
 
 # --- the responder itself ------------------------------------------------------------------

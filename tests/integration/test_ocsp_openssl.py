@@ -115,7 +115,7 @@ def transport() -> str:
     return "netns" if namespace_prefix() is not None else "shim"
 
 
-EXPECTED = {"good": "good", "revoked": "certificate_revoked",
+EXPECTED = {"good": "ocsp:good", "revoked": "certificate_revoked",
             "unknown": "revocation_status_unknown"}
 
 

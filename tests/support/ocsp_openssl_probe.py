@@ -38,6 +38,7 @@ from certsas.clientcert import PresentedCertificate
 from certsas.config import RevocationMode
 from certsas.errors import Refusal
 from certsas.ocsp.checker import OcspChecker
+from certsas.revocation import RevocationPolicy
 from certsas.verification import VerifiedCertificate
 
 
@@ -119,8 +120,8 @@ def openssl_behind_shim(config: dict[str, Any], workdir: Path) -> Iterator[None]
 def outcomes(config: dict[str, Any], workdir: Path) -> dict[str, dict[str, str]]:
     """Check every certificate with OcspChecker (require mode, AIA URL, no cache)."""
     issuer = x509.load_pem_x509_certificate((workdir / config["ca"]).read_bytes())
-    checker = OcspChecker(mode=RevocationMode.REQUIRE, responder_url=None, timeout_seconds=5.0,
-                          cache_max_seconds=0)
+    checker = RevocationPolicy(RevocationMode.REQUIRE, [OcspChecker(
+        responder_url=None, timeout_seconds=5.0, cache_max_seconds=0)])
     results = {}
     for name, path in config["certs"].items():
         leaf = x509.load_pem_x509_certificate((workdir / path).read_bytes())

@@ -59,7 +59,7 @@ class RecordingRevocation:
         self.checked.append(verified.presented.thumbprint)
         if self.refusal:
             raise self.refusal
-        return RevocationOutcome.GOOD
+        return RevocationOutcome.OCSP_GOOD
 
 
 class MemoryAudit:

@@ -6,8 +6,9 @@ import pytest
 
 from certsas import runtime
 from certsas.config import Settings
+from certsas.crl.checker import CrlChecker
 from certsas.ocsp.checker import OcspChecker
-from certsas.revocation import NotChecked
+from certsas.revocation import NotChecked, RevocationPolicy
 from certsas.sas import AccountKeySigner, UserDelegationSigner
 from certsas.storage import StorageClients
 from tests.support.pki import Pki
@@ -29,7 +30,9 @@ def test_managed_identity_means_user_delegation_signing(pki: Pki) -> None:
                                   "AZURE_CLIENT_ID": "00000000-0000-0000-0000-000000000001"})
     broker = runtime.build_broker(settings)
     assert isinstance(broker.signer, UserDelegationSigner)
-    assert isinstance(broker.revocation, OcspChecker)
+    assert isinstance(broker.revocation, RevocationPolicy)
+    # SPEC §3's default order: OCSP first, then the CRL.
+    assert [type(source) for source in broker.revocation.sources] == [OcspChecker, CrlChecker]
     clients = StorageClients(settings.storage)
     assert clients.blob_service().url.startswith("https://certsasdata.blob.core.windows.net")
     assert clients.table("ClientCertificates").url.startswith(

@@ -1,0 +1,343 @@
+"""CRL revocation (SPEC §2a) against real CRLs served over HTTP on 127.0.0.1: one test per rule."""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+
+from certsas.clientcert import PresentedCertificate
+from certsas.config import RevocationMode
+from certsas.crl.checker import CrlChecker
+from certsas.devtools.crl_server import CrlServer
+from certsas.devtools.pki import DevPki, Issued
+from certsas.errors import CertificateRevoked, RevocationStatusUnknown, RevocationUnavailable
+from certsas.netfetch import NetFetcher
+from certsas.revocation import RevocationOutcome, RevocationPolicy, Status
+from certsas.verification import VerifiedCertificate
+from tests.support.clock import ManualClock
+from tests.support.openssl_ca import OpensslCa
+from tests.support.pki import Pki
+
+UNKNOWN_CRITICAL = x509.UnrecognizedExtension(x509.ObjectIdentifier("1.3.6.1.4.1.55555.1"),
+                                              b"\x05\x00")
+LOOPBACK = (ipaddress.ip_network("127.0.0.0/8"),)
+MakeChecker = Callable[..., CrlChecker]
+
+
+@pytest.fixture
+def server() -> Iterator[CrlServer]:
+    with CrlServer() as crl_server:
+        yield crl_server
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock(datetime.now(UTC).replace(microsecond=0))
+
+
+@pytest.fixture
+def checker(clock: ManualClock) -> MakeChecker:
+    def make(url: str | None = None, *, timeout: float = 2.0, max_bytes: int = 1 << 20,
+             fetcher: NetFetcher | None = None) -> CrlChecker:
+        return CrlChecker(crl_url=url, timeout_seconds=timeout, max_bytes=max_bytes,
+                          fetcher=fetcher or NetFetcher(blocked_networks=()), clock=clock)
+    return make
+
+
+def verified(pki: Pki, issued: Issued) -> VerifiedCertificate:
+    return VerifiedCertificate(PresentedCertificate.from_der(issued.der),
+                               (issued.certificate, pki.issuing.certificate, pki.root.certificate))
+
+
+def client(pki: Pki, server: CrlServer, name: str = "crl-client") -> Issued:
+    return pki.issuing.issue(name, crl_url=server.url())
+
+
+def require(*sources: CrlChecker | object) -> RevocationPolicy:
+    return RevocationPolicy(RevocationMode.REQUIRE, sources)  # type: ignore[arg-type]
+
+
+# --- good, revoked, hold ------------------------------------------------------------------
+
+
+def test_a_certificate_not_listed_is_good(pki: Pki, server: CrlServer,
+                                          checker: MakeChecker) -> None:
+    leaf = client(pki, server)
+    server.publish("/ca.crl", pki.issuing.crl([(leaf.certificate.serial_number + 1, None)]))
+    assert require(checker()).check(verified(pki, leaf)) is RevocationOutcome.CRL_GOOD
+    assert server.request_count == 1
+
+
+@pytest.mark.parametrize("reason", [x509.ReasonFlags.key_compromise,
+                                    x509.ReasonFlags.certificate_hold, None])
+def test_a_listed_certificate_is_revoked_hold_included(
+        pki: Pki, server: CrlServer, checker: MakeChecker,
+        reason: x509.ReasonFlags | None) -> None:
+    leaf = client(pki, server)
+    server.publish("/ca.crl", pki.issuing.crl([(leaf.certificate.serial_number, reason)]))
+    for mode in (RevocationMode.REQUIRE, RevocationMode.SOFT_FAIL):
+        with pytest.raises(CertificateRevoked) as caught:
+            RevocationPolicy(mode, [checker()]).check(verified(pki, leaf))
+        assert caught.value.revocation == "crl:revoked"
+        assert f"{leaf.certificate.serial_number:X}" in caught.value.detail
+        if reason is not None:
+            assert reason.value in caught.value.detail
+
+
+# --- a CRL that must not be used ----------------------------------------------------------
+
+
+def _stale(pki: Pki, serial: int) -> bytes:
+    start = datetime.now(UTC) - timedelta(days=3)
+    return pki.issuing.crl([], this_update=start, next_update=start + timedelta(days=1))
+
+
+def _future(pki: Pki, serial: int) -> bytes:
+    start = datetime.now(UTC) + timedelta(hours=1)
+    return pki.issuing.crl([], this_update=start, next_update=start + timedelta(days=1))
+
+
+def _idp(**flags: object) -> Callable[[Pki, int], bytes]:
+    values = {"full_name": None, "relative_name": None, "only_contains_user_certs": False,
+              "only_contains_ca_certs": False, "only_some_reasons": None, "indirect_crl": False,
+              "only_contains_attribute_certs": False, **flags}
+    idp = x509.IssuingDistributionPoint(**values)  # type: ignore[arg-type]
+    return lambda pki, serial: pki.issuing.crl([], extensions=[(idp, True)])
+
+
+INVALID: dict[str, tuple[Callable[[Pki, int], bytes], str]] = {
+    "signed by another key": (lambda pki, s: pki.issuing.crl([], signing_key=pki.stranger.key),
+                              "does not verify"),
+    "another CA's CRL": (lambda pki, s: pki.stranger.crl([]), "issuer is not"),
+    "stale": (_stale, "is stale"),
+    "future thisUpdate": (_future, "in the future"),
+    "critical extension on the list": (
+        lambda pki, s: pki.issuing.crl([], extensions=[(UNKNOWN_CRITICAL, True)]),
+        "unrecognised critical extension"),
+    "critical extension on an entry": (
+        lambda pki, s: pki.issuing.crl([(s + 7, None)], entry_extensions=[(UNKNOWN_CRITICAL, True)]),
+        "entry has an unrecognised critical extension"),
+    "IDP: CA certificates only": (_idp(only_contains_ca_certs=True), "CA certificates only"),
+    "IDP: some reasons": (_idp(only_some_reasons=frozenset({x509.ReasonFlags.key_compromise})),
+                          "only some revocation reasons"),
+    "IDP: indirect": (_idp(indirect_crl=True), "indirect"),
+    "IDP: another partition": (
+        _idp(full_name=[x509.UniformResourceIdentifier("http://127.0.0.1:1/other.crl")]),
+        "partition for other certificates"),
+    "delta CRL": (lambda pki, s: pki.issuing.crl([], extensions=[(x509.DeltaCRLIndicator(1), True)]),
+                  "delta CRL"),
+    "not a CRL": (lambda pki, s: b"\x30\x03abc", "does not parse"),
+}
+
+
+@pytest.mark.parametrize("case", list(INVALID))
+def test_an_unusable_crl_is_unavailable_and_soft_fail_allows_it(
+        pki: Pki, server: CrlServer, checker: MakeChecker, case: str) -> None:
+    make, reason = INVALID[case]
+    leaf = client(pki, server)
+    server.publish("/ca.crl", make(pki, leaf.certificate.serial_number))
+    with pytest.raises(RevocationUnavailable) as caught:
+        require(checker()).check(verified(pki, leaf))
+    assert reason in caught.value.detail
+    assert caught.value.revocation == "crl:unavailable"
+    soft = RevocationPolicy(RevocationMode.SOFT_FAIL, [checker()])
+    assert soft.check(verified(pki, leaf)) is RevocationOutcome.SOFT_FAILED
+
+
+def test_an_idp_naming_the_certificates_own_distribution_point_is_used(
+        pki: Pki, server: CrlServer, checker: MakeChecker) -> None:
+    leaf = client(pki, server)
+    idp = _idp(full_name=[x509.UniformResourceIdentifier(server.url())],
+               only_contains_user_certs=True)
+    server.publish("/ca.crl", idp(pki, 1))
+    assert require(checker()).check(verified(pki, leaf)) is RevocationOutcome.CRL_GOOD
+
+
+def test_oversize_server_down_and_redirect(pki: Pki, server: CrlServer,
+                                           checker: MakeChecker) -> None:
+    leaf = client(pki, server)
+    big = pki.issuing.crl([(n, None) for n in range(1, 200)])
+    server.publish("/ca.crl", big)
+    with pytest.raises(RevocationUnavailable, match=f"larger than {len(big) - 1} bytes"):
+        require(checker(max_bytes=len(big) - 1)).check(verified(pki, leaf))
+    assert require(checker(max_bytes=len(big))).check(verified(pki, leaf)) \
+        is RevocationOutcome.CRL_GOOD
+    with CrlServer() as elsewhere:
+        elsewhere.publish("/ca.crl", big)
+        server.redirect_to = elsewhere.url()
+        with pytest.raises(RevocationUnavailable, match="redirects are not followed"):
+            require(checker()).check(verified(pki, leaf))
+        assert elsewhere.request_count == 0
+    server.stop()
+    with pytest.raises(RevocationUnavailable, match="unreachable"):
+        require(checker()).check(verified(pki, leaf))
+
+
+def test_no_distribution_point_is_unknown_and_crl_url_overrides(
+        pki: Pki, server: CrlServer, checker: MakeChecker) -> None:
+    bare = pki.issuing.issue("no-cdp")
+    with pytest.raises(RevocationStatusUnknown, match="no http\\(s\\) CRL distribution point"):
+        require(checker()).check(verified(pki, bare))
+    server.publish("/override.crl", pki.issuing.crl([(bare.certificate.serial_number, None)]))
+    with pytest.raises(CertificateRevoked):
+        require(checker(server.url("/override.crl"))).check(verified(pki, bare))
+
+
+def test_ldap_distribution_points_are_skipped_for_the_first_http_one(
+        pki: Pki, server: CrlServer, checker: MakeChecker) -> None:
+    points = [x509.DistributionPoint([x509.UniformResourceIdentifier("ldap://ldap.example/cn=x")],
+                                     None, None, None),
+              x509.DistributionPoint([x509.UniformResourceIdentifier(server.url())], None, None,
+                                     None)]
+    leaf = pki.issuing.issue("two-cdps", extra_extensions=[x509.CRLDistributionPoints(points)])
+    server.publish("/ca.crl", pki.issuing.crl([(leaf.certificate.serial_number, None)]))
+    with pytest.raises(CertificateRevoked):
+        require(checker()).check(verified(pki, leaf))
+
+
+def test_a_blocked_network_is_never_contacted_but_crl_url_is_exempt(
+        pki: Pki, server: CrlServer, checker: MakeChecker) -> None:
+    leaf = client(pki, server)
+    server.publish("/ca.crl", pki.issuing.crl([]))
+    blocked = NetFetcher(blocked_networks=LOOPBACK)
+    with pytest.raises(RevocationUnavailable, match="blocked network"):
+        require(checker(fetcher=blocked)).check(verified(pki, leaf))
+    assert server.request_count == 0
+    exempt = checker(server.url(), fetcher=blocked)
+    assert require(exempt).check(verified(pki, leaf)) is RevocationOutcome.CRL_GOOD
+    assert server.request_count == 1
+
+
+# --- CRLs made by openssl ca -gencrl -------------------------------------------------------
+
+
+def test_crls_made_by_openssl_ca(pki: Pki, server: CrlServer, checker: MakeChecker,
+                                 tmp_path: Path) -> None:
+    good, revoked, held = (client(pki, server, name) for name in ("o-good", "o-revoked", "o-held"))
+    ca = OpensslCa(pki.issuing, tmp_path / "ca")
+    ca.revoke(revoked.certificate, "keyCompromise")
+    ca.revoke(held.certificate, "certificateHold")
+    server.publish("/ca.crl", ca.gencrl())
+    source = checker()
+    assert require(source).check(verified(pki, good)) is RevocationOutcome.CRL_GOOD
+    for issued in (revoked, held):
+        with pytest.raises(CertificateRevoked):
+            require(source).check(verified(pki, issued))
+    assert server.request_count == 1
+    server.publish("/ca.crl", ca.gencrl(md="sha1"))
+    with pytest.raises(RevocationUnavailable, match=r"signature algorithm .* not accepted"):
+        require(checker()).check(verified(pki, good))
+
+
+# --- cache, single flight, background refresh -------------------------------------------------
+
+
+def test_cache_counts_until_next_update(pki: Pki, server: CrlServer, checker: MakeChecker,
+                                        clock: ManualClock) -> None:
+    one, two = client(pki, server, "c-one"), client(pki, server, "c-two")
+    start = clock()
+    server.publish("/ca.crl", pki.issuing.crl([], this_update=start,
+                                              next_update=start + timedelta(hours=1)))
+    source = checker()
+    for _ in range(5):
+        for issued in (one, two):
+            assert source.verdict(verified(pki, issued)).status is Status.GOOD
+    assert (source.downloads, server.request_count) == (1, 1)
+    clock.advance(3600 + 5 * 60 + 1)  # nextUpdate and the 5 minutes' skew have passed
+    server.publish("/ca.crl", pki.issuing.crl([(one.certificate.serial_number, None)],
+                                              this_update=clock(),
+                                              next_update=clock() + timedelta(hours=1)))
+    assert source.verdict(verified(pki, one)).status is Status.REVOKED
+    assert (source.downloads, server.request_count) == (2, 2)
+
+
+def test_cold_cache_single_flight(pki: Pki, server: CrlServer, checker: MakeChecker) -> None:
+    leaf = client(pki, server)
+    server.publish("/ca.crl", pki.issuing.crl([]))
+    server.delay_seconds = 0.3
+    source = checker()
+    barrier = threading.Barrier(16)
+    results: list[Status] = []
+
+    def ask() -> None:
+        barrier.wait()
+        results.append(source.verdict(verified(pki, leaf)).status)
+
+    threads = [threading.Thread(target=ask) for _ in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert results == [Status.GOOD] * 16
+    assert (source.downloads, server.request_count) == (1, 1)
+
+
+def test_background_refresh_serves_from_cache_while_one_download_runs(
+        pki: Pki, server: CrlServer, checker: MakeChecker, clock: ManualClock) -> None:
+    leaf = client(pki, server)
+    start = clock()
+    server.publish("/ca.crl", pki.issuing.crl([], this_update=start,
+                                              next_update=start + timedelta(hours=1)))
+    source = checker()
+    assert source.verdict(verified(pki, leaf)).status is Status.GOOD
+    # The CA revokes the certificate; 50 of the CRL's 60 minutes pass.
+    server.publish("/ca.crl", pki.issuing.crl([(leaf.certificate.serial_number, None)],
+                                              this_update=start + timedelta(minutes=49)))
+    server.delay_seconds = 0.5
+    clock.advance(50 * 60)
+    started = time.monotonic()
+    during = [source.verdict(verified(pki, leaf)).status for _ in range(10)]
+    assert time.monotonic() - started < 0.3  # nobody waited for the download
+    assert during == [Status.GOOD] * 10  # the cached CRL still answers
+    assert source.wait_for_refreshes(5.0)
+    assert (source.downloads, server.request_count) == (2, 2)  # exactly one refresh
+    assert source.verdict(verified(pki, leaf)).status is Status.REVOKED
+
+
+def test_a_failed_refresh_keeps_the_cached_crl_until_next_update_and_is_logged(
+        pki: Pki, server: CrlServer, checker: MakeChecker, clock: ManualClock,
+        caplog: pytest.LogCaptureFixture) -> None:
+    leaf = client(pki, server)
+    start = clock()
+    server.publish("/ca.crl", pki.issuing.crl([], this_update=start,
+                                              next_update=start + timedelta(hours=1)))
+    source = checker()
+    assert source.verdict(verified(pki, leaf)).status is Status.GOOD
+    server.status = 500
+    clock.advance(50 * 60)
+    with caplog.at_level(logging.WARNING, logger="certsas.crl"):
+        assert source.verdict(verified(pki, leaf)).status is Status.GOOD
+        assert source.wait_for_refreshes(5.0)
+    assert any("CRL refresh failed" in r.getMessage() and "HTTP 500" in r.getMessage()
+               for r in caplog.records)
+    assert source.verdict(verified(pki, leaf)).status is Status.GOOD
+    clock.advance(16 * 60)  # past nextUpdate and its skew: the cached CRL is no longer used
+    assert source.verdict(verified(pki, leaf)).status is Status.UNAVAILABLE
+
+
+# --- the dev PKI ---------------------------------------------------------------------------------
+
+
+def test_dev_pki_writes_a_crl_that_revokes_the_revoked_client(server: CrlServer,
+                                                              checker: MakeChecker) -> None:
+    dev = DevPki.create("http://127.0.0.1:1/ocsp", server.url("/issuing-ca.crl"))
+    server.publish("/issuing-ca.crl", dev.crl)
+
+    def dev_verified(issued: Issued) -> VerifiedCertificate:
+        return VerifiedCertificate(PresentedCertificate.from_der(issued.der),
+                                   (issued.certificate, dev.issuing.certificate,
+                                    dev.root.certificate))
+
+    source = checker()
+    assert require(source).check(dev_verified(dev.client)) is RevocationOutcome.CRL_GOOD
+    with pytest.raises(CertificateRevoked, match="keyCompromise"):
+        require(source).check(dev_verified(dev.revoked_client))
+    assert "issuing-ca.crl" in dev.files()
