@@ -17,10 +17,10 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from azure.core.exceptions import AzureError
-from azure.data.tables import TableClient
 
 from certsas.clock import iso
 from certsas.errors import DependencyUnavailable
+from certsas.tables import EntityWriter
 
 logger = logging.getLogger("certsas.audit")
 
@@ -72,7 +72,7 @@ class TableAuditSink:
 
     MAX_BATCH = 100
 
-    def __init__(self, table: TableClient) -> None:
+    def __init__(self, table: EntityWriter) -> None:
         self._table = table
 
     def record(self, record: AuditRecord) -> None:

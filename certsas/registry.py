@@ -23,6 +23,7 @@ from certsas.cache import ExpiringLru
 from certsas.clock import Clock, system_clock
 from certsas.errors import CertificateNotRegistered, DependencyUnavailable
 from certsas.permissions import normalize_permissions
+from certsas.tables import EntityReader
 from certsas.thumbprints import sha1_thumbprint, sha256_thumbprint
 
 ROW_KEY = "certificate"
@@ -162,15 +163,15 @@ class Registry(Protocol):
     def get(self, thumbprint: str) -> Registration | None: ...
 
 
-class TableRegistry:
-    """The registry in one Azure Table; read by the app, written by the CLI."""
+class TableRegistryReader:
+    """What the app does with the registry table: one point read per lookup."""
 
-    def __init__(self, table: TableClient) -> None:
-        self._table = table
+    def __init__(self, table: EntityReader) -> None:
+        self._reader = table
 
     def get(self, thumbprint: str) -> Registration | None:
         try:
-            entity = self._table.get_entity(partition_key=thumbprint, row_key=ROW_KEY)
+            entity = self._reader.get_entity(partition_key=thumbprint, row_key=ROW_KEY)
         except ResourceNotFoundError as exc:
             if getattr(exc, "error_code", None) == "TableNotFound":
                 raise DependencyUnavailable("registry table does not exist") from None
@@ -181,6 +182,14 @@ class TableRegistry:
             return Registration.from_entity(dict(entity))
         except (KeyError, ValueError, TypeError) as exc:
             raise CertificateNotRegistered(f"registration entity is malformed: {exc!r}") from None
+
+
+class TableRegistry(TableRegistryReader):
+    """The registry in one Azure Table (the SDK's client): read by the app, written by the CLI."""
+
+    def __init__(self, table: TableClient) -> None:
+        super().__init__(table)
+        self._table = table
 
     def add(self, registration: Registration) -> None:
         """Insert; raises ``ResourceExistsError`` if the thumbprint is registered."""

@@ -16,7 +16,7 @@ from certsas.broker import TokenBroker
 from certsas.clock import Clock, system_clock
 from certsas.config import AccountKeyAccess, RevocationMode, RevocationSettings, Settings
 from certsas.ocsp.checker import OcspChecker
-from certsas.registry import CachedRegistry, TableRegistry
+from certsas.registry import CachedRegistry, TableRegistryReader
 from certsas.revocation import NotChecked, RevocationChecker
 from certsas.sas import AccountKeySigner, SasSigner, UserDelegationSigner
 from certsas.storage import StorageClients
@@ -48,7 +48,8 @@ def build_signer(settings: Settings, clients: StorageClients) -> SasSigner:
 def build_broker(settings: Settings, *, clock: Clock = system_clock) -> TokenBroker:
     clients = StorageClients(settings.storage)
     registry = CachedRegistry(
-        TableRegistry(clients.registry_table()), settings.registry_cache_seconds, clock=clock,
+        TableRegistryReader(clients.hot_table(settings.storage.cert_table)),
+        settings.registry_cache_seconds, clock=clock,
     )
     return TokenBroker(
         header_name=settings.client_cert_header,
@@ -56,7 +57,7 @@ def build_broker(settings: Settings, *, clock: Clock = system_clock) -> TokenBro
         registry=registry,
         revocation=build_revocation(settings.revocation, clock),
         signer=build_signer(settings, clients),
-        audit=GroupCommitAuditSink(TableAuditSink(clients.audit_table())),
+        audit=GroupCommitAuditSink(TableAuditSink(clients.hot_table(settings.storage.audit_table))),
         default_ttl_minutes=settings.sas_default_ttl_minutes,
         max_ttl_minutes=settings.sas_max_ttl_minutes,
         clock=clock,
