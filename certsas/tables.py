@@ -68,8 +68,13 @@ class HotTable(EntityReader, EntityWriter, Protocol):
 
 
 class AccessToken(Protocol):
-    token: str
-    expires_on: int
+    """azure-core's ``AccessToken`` (a named tuple)."""
+
+    @property
+    def token(self) -> str: ...
+
+    @property
+    def expires_on(self) -> int: ...
 
 
 class TokenCredential(Protocol):

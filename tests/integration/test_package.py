@@ -41,6 +41,7 @@ SHIPPED = sorted([
     "certsas/sas.py",
     "certsas/scope.py",
     "certsas/storage.py",
+    "certsas/tables.py",
     "certsas/thumbprints.py",
     "certsas/verification.py",
 ])
