@@ -228,7 +228,6 @@ class LeanTable:
             date = formatdate(usegmt=True)
             headers = {
                 "x-ms-date": date, "x-ms-version": API_VERSION, "DataServiceVersion": "3.0",
-                "MaxDataServiceVersion": "3.0;NetFx",
                 "Accept": "application/json;odata=minimalmetadata",
                 "Authorization": self._auth.authorization(method, path, content_type, date),
             }
