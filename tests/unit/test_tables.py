@@ -10,7 +10,7 @@ import pytest
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
 from azure.data.tables import TableClient
 
-from certsas.config import StorageSettings, parse_connection_string
+from certsas.config import ManagedIdentityAccess, StorageSettings, parse_connection_string
 from certsas.storage import StorageClients
 from certsas.tables import (
     STORAGE_SCOPE,
@@ -106,3 +106,12 @@ def test_hot_table_is_lean_unless_a_proxy_applies(monkeypatch: pytest.MonkeyPatc
     assert isinstance(clients.hot_table("Audit"), TableClient)
     monkeypatch.setenv("NO_PROXY", "acct.table.core.windows.net")
     assert isinstance(clients.hot_table("Audit"), LeanTable)
+
+
+def test_managed_identity_gets_bearer_tokens_from_its_credential() -> None:
+    access = ManagedIdentityAccess("acct", "https://acct.blob.core.windows.net",
+                                   "https://acct.table.core.windows.net", client_id="cid")
+    table = StorageClients(StorageSettings(access)).hot_table("Audit")
+    assert isinstance(table, LeanTable)
+    assert isinstance(table._auth, BearerToken)
+    assert type(table._auth._credential).__name__ == "DefaultAzureCredential"
