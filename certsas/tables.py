@@ -48,6 +48,7 @@ POOL_SIZE = 64  # idle connections kept: one per worker thread (see storage.POOL
 RETRY_GET = frozenset({408, 429, 500, 502, 503, 504})
 RETRY_POST = frozenset({500, 503, 504})
 TOKEN_REFRESH_MARGIN_SECONDS = 300.0
+USER_AGENT = "certsas-tables"  # names the caller in storage analytics logs
 _BATCH_STATUS = re.compile(rb"^HTTP/1\.1 (\d{3})", re.MULTILINE)
 
 Operation = tuple[str, Mapping[str, Any]]
@@ -161,9 +162,18 @@ class Connections:
 
 
 def _dropped(connection: http.client.HTTPConnection) -> bool:
-    """An idle keep-alive socket that is readable was closed by the server (as urllib3 checks)."""
+    """An idle keep-alive socket that is readable was closed by the server (as urllib3 checks).
+
+    ``poll`` where there is one: ``select`` fails on descriptors above FD_SETSIZE (1024).
+    """
     sock = connection.sock
-    return sock is None or bool(select.select([sock], [], [], 0)[0])
+    if sock is None:
+        return True
+    if hasattr(select, "poll"):
+        poller = select.poll()
+        poller.register(sock, select.POLLIN)
+        return bool(poller.poll(0))
+    return bool(select.select([sock], [], [], 0)[0])
 
 
 # --- the table -----------------------------------------------------------------------
@@ -228,7 +238,7 @@ class LeanTable:
             date = formatdate(usegmt=True)
             headers = {
                 "x-ms-date": date, "x-ms-version": API_VERSION, "DataServiceVersion": "3.0",
-                "Accept": "application/json;odata=minimalmetadata",
+                "Accept": "application/json;odata=minimalmetadata", "User-Agent": USER_AGENT,
                 "Authorization": self._auth.authorization(method, path, content_type, date),
             }
             if content_type:
