@@ -28,6 +28,7 @@ SHIPPED = sorted([
     "certsas/clientcert.py",
     "certsas/clock.py",
     "certsas/config.py",
+    "certsas/entities.py",
     "certsas/errors.py",
     "certsas/http.py",
     "certsas/ocsp/__init__.py",

@@ -11,6 +11,7 @@ from azure.core.exceptions import HttpResponseError, ResourceExistsError, Resour
 from azure.data.tables import TableClient
 
 from certsas.config import ManagedIdentityAccess, StorageSettings, parse_connection_string
+from certsas.entities import decode_entity, encode_entity, parse_datetime
 from certsas.storage import StorageClients
 from certsas.tables import (
     STORAGE_SCOPE,
@@ -18,9 +19,6 @@ from certsas.tables import (
     Connections,
     LeanTable,
     _error,
-    decode_entity,
-    encode_entity,
-    parse_datetime,
 )
 
 CONNECTION = ("DefaultEndpointsProtocol=https;AccountName=acct;AccountKey=a2V5;"
