@@ -101,6 +101,9 @@ class SharedKey:
         digest = hmac.new(self._key, signed.encode("utf-8"), hashlib.sha256).digest()
         return f"SharedKey {self._account}:{base64.b64encode(digest).decode('ascii')}"
 
+    def forget(self) -> None:
+        return None  # a key has nothing to renew
+
 
 class BearerToken:
     """An Entra ID token for Azure Storage, fetched once and renewed before it expires."""
@@ -119,9 +122,16 @@ class BearerToken:
                 self._token = self._credential.get_token(STORAGE_SCOPE)
             return f"Bearer {self._token.token}"
 
+    def forget(self) -> None:
+        """Drop the token after a 401: revoked or rotated early, the next call fetches anew."""
+        with self._lock:
+            self._token = None
+
 
 class Authorizer(Protocol):
     def authorization(self, method: str, path: str, content_type: str, date: str) -> str: ...
+
+    def forget(self) -> None: ...
 
 
 # --- connections ---------------------------------------------------------------------
@@ -260,6 +270,8 @@ class LeanTable:
                 connection.close()
             else:
                 self._connections.give(connection)
+            if response.status == 401:
+                self._auth.forget()
             if attempt == 1 and response.status in retry_statuses:
                 continue
             return response.status, answer

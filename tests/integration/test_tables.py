@@ -13,7 +13,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from azure.core.exceptions import AzureError, ResourceExistsError, ResourceNotFoundError
+from azure.core.exceptions import (
+    AzureError,
+    HttpResponseError,
+    ResourceExistsError,
+    ResourceNotFoundError,
+)
 from azure.data.tables import TableServiceClient
 
 from certsas.config import AZURITE_ACCOUNT, AZURITE_KEY
@@ -107,6 +112,9 @@ class FakeTableService(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         self.seen.append({"method": "GET", "path": self.path, **dict(self.headers.items())})
+        if "Denied" in self.path:
+            self._answer(401, b'{"odata.error": {"code": "InvalidAuthenticationInfo"}}')
+            return
         body = json.dumps({"odata.metadata": "m", "PartitionKey": "p", "RowKey": "r",
                            "At@odata.type": "Edm.DateTime", "At": "2026-01-02T03:04:05.1234567Z"})
         self._answer(200, body.encode())
@@ -162,3 +170,18 @@ def test_managed_identity_sends_one_cached_bearer_token_over_https(
     assert {r["x-ms-version"] for r in seen} == {API_VERSION}
     assert seen[0]["path"] == "/Audit(PartitionKey='p',RowKey='r')"
     assert json.loads(seen[1]["body"]) == {"PartitionKey": "p", "RowKey": "s"}
+
+
+
+def test_a_refused_token_is_dropped_and_the_next_call_fetches_another(
+        https_service: tuple[str, list[dict[str, str]], ssl.SSLContext]) -> None:
+    endpoint, seen, context = https_service
+    credential = FakeCredential()
+    connections = Connections(endpoint, 5.0, ssl_context=context)
+    bearer = BearerToken(credential)
+    with pytest.raises(HttpResponseError) as refused:
+        LeanTable(endpoint, "Denied", bearer, connections).get_entity("p", "r")
+    assert (refused.value.status_code, getattr(refused.value, "error_code", None)) == (
+        401, "InvalidAuthenticationInfo")
+    LeanTable(endpoint, "Audit", bearer, connections).get_entity("p", "r")
+    assert [r["Authorization"] for r in seen] == ["Bearer entra-token-1", "Bearer entra-token-2"]
