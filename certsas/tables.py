@@ -208,7 +208,10 @@ class LeanTable:
         status, body = self._send("GET", path, b"", "", RETRY_GET, retry_errors=True)
         if status != 200:
             raise _error(status, body, "read")
-        return decode_entity(json.loads(body))
+        try:
+            return decode_entity(json.loads(body))
+        except (ValueError, TypeError, AttributeError):  # a garbled answer is a storage fault
+            raise HttpResponseError(message="Table read answered 200 with no entity") from None
 
     def create_entity(self, entity: Mapping[str, Any]) -> None:
         body = json.dumps(encode_entity(entity)).encode("utf-8")

@@ -112,6 +112,9 @@ class FakeTableService(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         self.seen.append({"method": "GET", "path": self.path, **dict(self.headers.items())})
+        if "Garbled" in self.path:
+            self._answer(200, b"<html>a proxy's error page</html>")
+            return
         if "Denied" in self.path:
             self._answer(401, b'{"odata.error": {"code": "InvalidAuthenticationInfo"}}')
             return
@@ -185,3 +188,12 @@ def test_a_refused_token_is_dropped_and_the_next_call_fetches_another(
         401, "InvalidAuthenticationInfo")
     LeanTable(endpoint, "Audit", bearer, connections).get_entity("p", "r")
     assert [r["Authorization"] for r in seen] == ["Bearer entra-token-1", "Bearer entra-token-2"]
+
+
+def test_a_garbled_answer_is_a_storage_fault_not_a_crash(
+        https_service: tuple[str, list[dict[str, str]], ssl.SSLContext]) -> None:
+    endpoint, _, context = https_service
+    table = LeanTable(endpoint, "Garbled", BearerToken(FakeCredential()),
+                      Connections(endpoint, 5.0, ssl_context=context))
+    with pytest.raises(DependencyUnavailable, match="registry read failed: HttpResponseError"):
+        TableRegistryReader(table).get("A" * 64)
