@@ -165,6 +165,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("results", nargs="?", type=Path, default=ROOT / "bench" / "results.json")
     parser.add_argument("--vcpus", type=int, default=Deployment.vcpus)
     parser.add_argument("--processes", type=int, default=Deployment.processes)
+    parser.add_argument("--threads", type=int, default=Deployment.threads)
     parser.add_argument("--audit-partitions", type=int, default=Deployment.audit_partitions)
     parser.add_argument("--certificates", type=int, default=Deployment.active_certificates)
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
@@ -172,6 +173,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not 1 <= args.processes <= MAX_WORKER_PROCESSES:
         parser.error(f"--processes must be 1 to {MAX_WORKER_PROCESSES} (the host's maximum)")
     deployment = replace(Deployment(), vcpus=args.vcpus, processes=args.processes,
+                         threads=args.threads,
                          audit_partitions=args.audit_partitions,
                          active_certificates=args.certificates)
     figures = model(json.loads(args.results.read_text(encoding="utf-8")), deployment)

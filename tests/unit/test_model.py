@@ -56,8 +56,9 @@ def test_it_prints_the_model_of_a_results_file(tmp_path: Path,
     assert main([str(path)]) == 0
     printed = capsys.readouterr().out
     assert "instances for 1,000 tokens/s" in printed and "what breaks first" in printed
-    assert main([str(path), "--json", "--audit-partitions", "1"]) == 0
-    assert json.loads(capsys.readouterr().out)["deployment"]["audit_partitions"] == 1
+    assert main([str(path), "--json", "--audit-partitions", "1", "--threads", "6"]) == 0
+    deployment = json.loads(capsys.readouterr().out)["deployment"]
+    assert (deployment["audit_partitions"], deployment["threads"]) == (1, 6)
     with pytest.raises(SystemExit):
         main([str(path), "--processes", "11"])
 
