@@ -17,12 +17,13 @@ import os
 import platform
 import sys
 import tempfile
+import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from bench import crl, scenarios
+from bench import crl, scale, scenarios
 from bench.cold import measure_cold_start
 from bench.measure import repeat
 from bench.services import Services, running_services
@@ -45,10 +46,15 @@ class Plan:
     cold_runs: int = 5
     cold_warmup: int = 1
     crl_entries: int = crl.ENTRIES
+    scale_processes: int = 4
+    scale_threads: int = 16
+    scale_tokens_per_process: int = 1500
+    scale_seconds: float = 60.0
 
 
 SMOKE = Plan(warm=20, warm_threaded=24, naive=8, naive_threaded=16, floor=20, cheap=10, io=5,
-             warmup=3, cold_runs=2, cold_warmup=0, crl_entries=1000)
+             warmup=3, cold_runs=2, cold_warmup=0, crl_entries=1000, scale_processes=2,
+             scale_threads=4, scale_tokens_per_process=10, scale_seconds=30.0)
 
 
 def measure(services: Services, plan: Plan) -> tuple[dict[str, Any], str]:
@@ -59,7 +65,9 @@ def measure(services: Services, plan: Plan) -> tuple[dict[str, Any], str]:
     from certsas.runtime import get_broker, reset_broker
 
     settings = Settings.from_env(os.environ)
+    cpu = time.process_time()
     floor = repeat(scenarios.floor_work(services, settings), plan.floor)
+    floor_cpu = time.process_time() - cpu
     parts = scenarios.components(services, settings, cheap=plan.cheap, io_count=plan.io)
 
     import function_app
@@ -69,7 +77,9 @@ def measure(services: Services, plan: Plan) -> tuple[dict[str, Any], str]:
     scenarios.warm_up(call, plan.warmup, THREADS)
     warm_broker = get_broker()
     profile = scenarios.profile_one(call)
+    cpu = time.process_time()
     warm = scenarios.load(call, services, plan.warm, 1)
+    warm_cpu = time.process_time() - cpu
     warm8 = scenarios.load(call, services, plan.warm_threaded, THREADS)
 
     scenarios.install(scenarios.without_audit(warm_broker))
@@ -102,6 +112,7 @@ def measure(services: Services, plan: Plan) -> tuple[dict[str, Any], str]:
         "crl": crl_figures,
         "diagnostics": {"warm_without_audit_write": token_load(no_audit),
                         "naive_without_audit_write": token_load(naive_no_audit)},
+        "cpu": scale.cpu_per_token(warm_cpu, warm.summary.count, floor_cpu, floor.count),
     }
     return results, profile
 
@@ -215,7 +226,8 @@ def table(results: dict[str, Any]) -> str:
 def error_count(results: dict[str, Any]) -> int:
     loads = [*results["warm"].values(), *results["naive"].values(),
              *results["diagnostics"].values()]
-    return sum(int(row["errors"]) for row in loads) + int(results["cold_start"]["errors"])
+    return (sum(int(row["errors"]) for row in loads) + int(results["cold_start"]["errors"])
+            + scale.error_count(results))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -228,6 +240,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="certsas-bench-") as workdir, \
             running_services(Path(workdir)) as services:
         results, profile = measure(services, plan)
+        results["scale"] = scale.measure_services(services, plan)
         results["cold_start"] = measure_cold_start(
             dict(os.environ) | services.env, services.header_value, ROOT,
             runs=plan.cold_runs, warmup=plan.cold_warmup,
@@ -240,12 +253,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         "plan": asdict(plan),
         **results,
     }
-    results |= ratios(results)
-    results["targets"] = targets(results)
+    results |= ratios(results) | scale.ratios(results)
+    results["targets"] = targets(results) | scale.targets(results)
     print("profile of one warm request (cProfile, top 15 by cumulative time)")
     print(profile)
     print()
     print(table(results))
+    print(scale.table(results))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     print(f"\nwrote {args.out}")

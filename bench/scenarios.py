@@ -28,7 +28,7 @@ from certsas.clientcert import PresentedCertificate, read_forwarded_certificate
 from certsas.clock import system_clock
 from certsas.config import AccountKeyAccess, Settings
 from certsas.ocsp.checker import OcspChecker
-from certsas.registry import TableRegistry
+from certsas.registry import TableRegistryReader
 from certsas.sas import AccountKeySigner
 from certsas.scope import Grant
 from certsas.storage import StorageClients
@@ -81,8 +81,9 @@ def components(services: Services, settings: Settings, *, cheap: int, io_count: 
     verified = validator.verify(presented)
     signer = _account_key_signer(settings)
     clients = StorageClients(settings.storage)
-    registry = TableRegistry(clients.registry_table())
-    audit = TableAuditSink(clients.audit_table())
+    # The clients the app's broker uses (runtime.build_broker), not the CLI's.
+    registry = TableRegistryReader(clients.hot_table(settings.storage.cert_table))
+    audit = TableAuditSink(clients.hot_table(settings.storage.audit_table))
     ocsp = OcspChecker(responder_url=None,
                        timeout_seconds=settings.revocation.ocsp_timeout_seconds, cache_max_seconds=0)
     now = system_clock()

@@ -18,10 +18,10 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from azure.core.exceptions import AzureError
-from azure.data.tables import TableClient
 
 from certsas.clock import iso
 from certsas.errors import DependencyUnavailable
+from certsas.tables import EntityWriter
 
 logger = logging.getLogger("certsas.audit")
 
@@ -120,7 +120,7 @@ class TableAuditSink:
 
     MAX_BATCH = 100
 
-    def __init__(self, table: TableClient, partitions: int = 16) -> None:
+    def __init__(self, table: EntityWriter, partitions: int = 16) -> None:
         self._table = table
         self._shards = ShardPicker(partitions)
 

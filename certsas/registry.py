@@ -10,7 +10,7 @@ import hmac
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import Any, Protocol
 
 from azure.core.exceptions import AzureError, ResourceNotFoundError
@@ -23,6 +23,7 @@ from certsas.cache import ExpiringLru
 from certsas.clock import Clock, system_clock
 from certsas.errors import CertificateNotRegistered, DependencyUnavailable
 from certsas.permissions import normalize_permissions
+from certsas.tables import EntityReader
 from certsas.thumbprints import sha1_thumbprint, sha256_thumbprint
 
 ROW_KEY = "certificate"
@@ -166,7 +167,11 @@ def common_name(subject: x509.Name) -> str:
 
 def match_registration(registration: Registration | None, certificate: x509.Certificate,
                        der: bytes) -> Registration:
-    """The registration, if it matches the presented certificate in every respect."""
+    """The registration, if it matches the presented certificate in every respect.
+
+    ``certificate`` is ``der`` parsed (the broker's PresentedCertificate); once the bytes
+    are equal its fields are the stored certificate's, so they are read from there.
+    """
     if registration is None:
         raise CertificateNotRegistered("no registration for this thumbprint")
     # A disabled registration is an operator's "no", whatever else matches.
@@ -175,19 +180,32 @@ def match_registration(registration: Registration | None, certificate: x509.Cert
     # Exact bytes: the thumbprint key already implies it, but the stored PEM is the truth.
     if not hmac.compare_digest(registration.der, der):
         raise CertificateNotRegistered("stored certificate differs from the presented one")
+    # The bytes are equal, so the presented certificate's issuer, CN and validity are
+    # those of the stored one; what remains is whether the entity's own fields agree
+    # with its certificate, worked out once per cached registration, not per request.
+    mismatch = _field_mismatch(registration)
+    if mismatch is not None:
+        raise CertificateNotRegistered(mismatch)
+    return registration
+
+
+@lru_cache(maxsize=4096)
+def _field_mismatch(registration: Registration) -> str | None:
+    """Why the entity's issuer, subject CN or validity differ from its certificate, if they do."""
+    certificate = x509.load_der_x509_certificate(registration.der)
     # Issuer: the same subject from another CA never matches.
     if registration.issuer != certificate.issuer.rfc4514_string():
-        raise CertificateNotRegistered("issuer differs from the registered one")
+        return "issuer differs from the registered one"
     # Subject CN, as the pre-shared record names it.
     if registration.subject_cn != common_name(certificate.subject):
-        raise CertificateNotRegistered("subject CN differs from the registered one")
+        return "subject CN differs from the registered one"
     # Validity: a re-issued certificate with new dates must be registered again.
     if (registration.not_before, registration.not_after) != (
         certificate.not_valid_before_utc,
         certificate.not_valid_after_utc,
     ):
-        raise CertificateNotRegistered("validity period differs from the registered one")
-    return registration
+        return "validity period differs from the registered one"
+    return None
 
 
 class Registry(Protocol):
@@ -196,15 +214,15 @@ class Registry(Protocol):
     def get(self, thumbprint: str) -> Registration | None: ...
 
 
-class TableRegistry:
-    """The registry in one Azure Table; read by the app, written by the CLI."""
+class TableRegistryReader:
+    """What the app does with the registry table: one point read per lookup."""
 
-    def __init__(self, table: TableClient) -> None:
-        self._table = table
+    def __init__(self, table: EntityReader) -> None:
+        self._reader = table
 
     def get(self, thumbprint: str) -> Registration | None:
         try:
-            entity = self._table.get_entity(partition_key=thumbprint, row_key=ROW_KEY)
+            entity = self._reader.get_entity(partition_key=thumbprint, row_key=ROW_KEY)
         except ResourceNotFoundError as exc:
             if getattr(exc, "error_code", None) == "TableNotFound":
                 raise DependencyUnavailable("registry table does not exist") from None
@@ -215,6 +233,14 @@ class TableRegistry:
             return Registration.from_entity(dict(entity))
         except (KeyError, ValueError, TypeError) as exc:
             raise CertificateNotRegistered(f"registration entity is malformed: {exc!r}") from None
+
+
+class TableRegistry(TableRegistryReader):
+    """The registry in one Azure Table (the SDK's client): read by the app, written by the CLI."""
+
+    def __init__(self, table: TableClient) -> None:
+        super().__init__(table)
+        self._table = table
 
     def add(self, registration: Registration) -> None:
         """Insert; raises ``ResourceExistsError`` if the thumbprint is registered."""

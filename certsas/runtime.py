@@ -27,7 +27,7 @@ from certsas.crl.checker import CrlChecker
 from certsas.netfetch import NetFetcher
 from certsas.ocsp.checker import OcspChecker
 from certsas.ocsp.fetch import HttpOcspFetcher
-from certsas.registry import CachedRegistry, Registration, TableRegistry, Unreadable
+from certsas.registry import CachedRegistry, Registration, TableRegistry, TableRegistryReader, Unreadable
 from certsas.revocation import NotChecked, RevocationChecker, RevocationPolicy
 from certsas.revocation import RevocationSource as Source
 from certsas.sas import AccountKeySigner, SasSigner, UserDelegationSigner
@@ -74,7 +74,8 @@ def build_signer(settings: Settings, clients: StorageClients) -> SasSigner:
 def build_broker(settings: Settings, *, clock: Clock = system_clock) -> TokenBroker:
     clients = StorageClients(settings.storage)
     registry = CachedRegistry(
-        TableRegistry(clients.registry_table()), settings.registry_cache_seconds, clock=clock,
+        TableRegistryReader(clients.hot_table(settings.storage.cert_table)),
+        settings.registry_cache_seconds, clock=clock,
     )
     return TokenBroker(
         header_name=settings.client_cert_header,
@@ -82,8 +83,8 @@ def build_broker(settings: Settings, *, clock: Clock = system_clock) -> TokenBro
         registry=registry,
         revocation=build_revocation(settings.revocation, clock),
         signer=build_signer(settings, clients),
-        audit=GroupCommitAuditSink(
-            TableAuditSink(clients.audit_table(), settings.audit_partitions)),
+        audit=GroupCommitAuditSink(TableAuditSink(
+            clients.hot_table(settings.storage.audit_table), settings.audit_partitions)),
         default_ttl_minutes=settings.sas_default_ttl_minutes,
         max_ttl_minutes=settings.sas_max_ttl_minutes,
         clock=clock,

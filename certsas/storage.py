@@ -16,6 +16,7 @@ from azure.data.tables import TableClient, TableServiceClient
 from azure.storage.blob import BlobServiceClient
 
 from certsas.config import AccountKeyAccess, ManagedIdentityAccess, StorageSettings
+from certsas.tables import Authorizer, BearerToken, Connections, HotTable, LeanTable, SharedKey
 
 # The Functions Python worker runs sync functions in a thread pool; urllib3's default
 # of 10 pooled connections would make the rest reconnect on every call.
@@ -52,6 +53,8 @@ class StorageClients:
         self._tables: TableServiceClient | None = None
         self._blobs: BlobServiceClient | None = None
         self._credential: Any = None
+        self._connections: Connections | None = None
+        self._auth: Authorizer | None = None
 
     def _token_credential(self) -> Any:
         # Imported here, not at the top: with a connection string it is never used, and it
@@ -89,8 +92,29 @@ class StorageClients:
     def table(self, name: str) -> TableClient:
         return self.table_service().get_table_client(name)
 
+    def hot_table(self, name: str) -> HotTable:
+        """The token path's table: the lean client (see certsas.tables), or the SDK's when an
+        outbound proxy applies to the endpoint (``requests`` honours ``HTTPS_PROXY``; the lean
+        client does not speak to proxies)."""
+        endpoint = self.access.table_endpoint
+        if _proxied(endpoint):
+            return self.table(name)
+        with self._lock:
+            if self._connections is None or self._auth is None:
+                self._connections = Connections(endpoint, self._timeout)
+                self._auth = (SharedKey(self.access.account_name, self.access.account_key)
+                              if isinstance(self.access, AccountKeyAccess)
+                              else BearerToken(self._token_credential()))
+            return LeanTable(endpoint, name, self._auth, self._connections)
+
     def registry_table(self) -> TableClient:
         return self.table(self.settings.cert_table)
 
     def audit_table(self) -> TableClient:
         return self.table(self.settings.audit_table)
+
+
+
+def _proxied(endpoint: str) -> bool:
+    """Whether ``requests`` would send ``endpoint`` through a proxy from the environment."""
+    return bool(requests.utils.get_environ_proxies(endpoint))

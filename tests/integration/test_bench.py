@@ -86,7 +86,9 @@ def test_top_level_ratios_and_targets(results: dict[str, Any]) -> None:
                 "import_over_deps"):
         assert isinstance(results[key], float | int) and results[key] > 0, key
     assert set(results["targets"]) == {"warm_over_floor", "naive_over_warm", "import_over_deps",
-                                       "errors_at_8_threads"}
+                                       "errors_at_8_threads", "warm_over_floor_plus_insert",
+                                       "cpu_per_token_over_floor",
+                                       "scale_audit_one_record_per_token"}
     for target in results["targets"].values():
         assert isinstance(target["met"], bool)
     assert results["targets"]["errors_at_8_threads"]["reached"] == 0
@@ -104,3 +106,19 @@ def test_crl_figures_have_their_shape(results: dict[str, Any]) -> None:
     assert crl["warm_crl_check_alone_p50_us"] > 0
     # Every warm token was answered from the one cached CRL: no download on the warm path.
     assert crl["downloads_during_warm_runs"] == 1
+
+
+@pytest.mark.slow
+def test_cpu_per_token_and_the_multi_process_load_are_reported(results: dict[str, Any]) -> None:
+    assert results["cpu"]["warm_us_per_token"] > 0 and results["cpu"]["floor_us_per_token"] > 0
+    for key in ("warm_over_floor_plus_insert", "cpu_per_token_over_floor"):
+        assert results[key] > 0, key
+    scale = results["scale"]
+    assert (scale["processes"], scale["threads_per_process"], scale["errors"]) == (2, 4, 0)
+    assert scale["tokens"] == 2 * results["plan"]["scale_tokens_per_process"]
+    assert scale["tokens_per_second"] > 0 and 0 < scale["p50_us"] <= scale["p99_us"]
+    audit = scale["audit"]
+    assert audit["records"] == audit["distinct_records"] == audit["issued"] \
+        == audit["records_matching_issued"]
+    assert sum(int(size) * n for size, n in scale["batch_sizes"].items()) == scale["tokens"]
+    assert results["targets"]["scale_audit_one_record_per_token"]["met"] is True

@@ -31,6 +31,7 @@ SHIPPED = sorted([
     "certsas/crl/__init__.py",
     "certsas/crl/checker.py",
     "certsas/crl/validation.py",
+    "certsas/entities.py",
     "certsas/errors.py",
     "certsas/expiry.py",
     "certsas/http.py",
@@ -47,6 +48,7 @@ SHIPPED = sorted([
     "certsas/sas.py",
     "certsas/scope.py",
     "certsas/storage.py",
+    "certsas/tables.py",
     "certsas/thumbprints.py",
     "certsas/verification.py",
 ])
