@@ -22,11 +22,12 @@ import azure.functions as func
 from bench.measure import Summary, repeat, run_serial, run_threaded
 from bench.services import CONTAINER, HEADER, Services
 from certsas import runtime
+from certsas.accounts import AccountKeyAccess
 from certsas.audit import AuditRecord, TableAuditSink
 from certsas.broker import TokenBroker
 from certsas.clientcert import PresentedCertificate, read_forwarded_certificate
 from certsas.clock import system_clock
-from certsas.config import AccountKeyAccess, Settings
+from certsas.config import Settings
 from certsas.ocsp.checker import OcspChecker
 from certsas.registry import TableRegistryReader
 from certsas.sas import AccountKeySigner

@@ -13,16 +13,11 @@ import threading
 from collections.abc import Iterator, Mapping
 
 from certsas import expiry
+from certsas.accounts import AccountKeyAccess
 from certsas.audit import GroupCommitAuditSink, TableAuditSink
 from certsas.broker import TokenBroker
 from certsas.clock import Clock, system_clock
-from certsas.config import (
-    AccountKeyAccess,
-    RevocationMode,
-    RevocationSettings,
-    RevocationSource,
-    Settings,
-)
+from certsas.config import RevocationMode, RevocationSettings, RevocationSource, Settings
 from certsas.crl.checker import CrlChecker
 from certsas.netfetch import NetFetcher
 from certsas.ocsp.checker import OcspChecker

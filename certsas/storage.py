@@ -15,7 +15,8 @@ from azure.core.pipeline.transport import RequestsTransport
 from azure.data.tables import TableClient, TableServiceClient
 from azure.storage.blob import BlobServiceClient
 
-from certsas.config import AccountKeyAccess, ManagedIdentityAccess, StorageSettings
+from certsas.accounts import AccountKeyAccess, ManagedIdentityAccess
+from certsas.config import StorageSettings
 from certsas.tables import Authorizer, BearerToken, Connections, HotTable, LeanTable, SharedKey
 
 # The Functions Python worker runs sync functions in a thread pool; urllib3's default

@@ -41,7 +41,7 @@ from cryptography import x509  # noqa: E402
 from cryptography.hazmat.primitives import hashes  # noqa: E402
 from cryptography.hazmat.primitives.serialization import Encoding  # noqa: E402
 
-from certsas.config import AZURITE_ACCOUNT, AZURITE_KEY  # noqa: E402
+from certsas.accounts import AZURITE_ACCOUNT, AZURITE_KEY  # noqa: E402
 from certsas.crl.validation import distribution_point_url  # noqa: E402
 from certsas.ocsp.checker import responder_url_of  # noqa: E402
 

@@ -17,6 +17,7 @@ from typing import Any, TypeAlias
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
 from cryptography import x509
 
+from certsas.accounts import AccountKeyAccess
 from certsas.cli import failures
 from certsas.cli.args import (
     container_arg,
@@ -29,7 +30,7 @@ from certsas.cli.errors import CliError
 from certsas.cli.settings import PRECEDENCE_HELP, settings_env
 from certsas.cli.vetting import objections
 from certsas.clock import iso, system_clock
-from certsas.config import AccountKeyAccess, StorageSettings, parse_trust_anchors
+from certsas.config import StorageSettings, parse_trust_anchors
 from certsas.expiry import days_left
 from certsas.registry import Registration, TableRegistry, Unreadable
 from certsas.storage import StorageClients

@@ -456,7 +456,7 @@ def test_the_environments_storage_choice_beats_local_settings_json(
 def test_unreachable_storage_is_one_line_naming_the_endpoint(
         capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
         files: DevFiles) -> None:
-    from certsas.config import AZURITE_ACCOUNT, AZURITE_KEY
+    from certsas.accounts import AZURITE_ACCOUNT, AZURITE_KEY
 
     monkeypatch.chdir(tmp_path)
     endpoint = f"http://127.0.0.1:{free_port()}/{AZURITE_ACCOUNT}"  # nothing listens: refused

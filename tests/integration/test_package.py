@@ -22,6 +22,7 @@ SHIPPED = sorted([
     "host.json",
     "requirements.txt",
     "certsas/__init__.py",
+    "certsas/accounts.py",
     "certsas/audit.py",
     "certsas/broker.py",
     "certsas/cache.py",

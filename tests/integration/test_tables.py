@@ -21,7 +21,7 @@ from azure.core.exceptions import (
 )
 from azure.data.tables import TableServiceClient
 
-from certsas.config import AZURITE_ACCOUNT, AZURITE_KEY
+from certsas.accounts import AZURITE_ACCOUNT, AZURITE_KEY
 from certsas.devtools.pki import SERVER_AUTH
 from certsas.errors import DependencyUnavailable
 from certsas.registry import Registration, TableRegistryReader

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from certsas.config import AZURITE_ACCOUNT, AZURITE_KEY
+from certsas.accounts import AZURITE_ACCOUNT, AZURITE_KEY
 from tests.support import ROOT
 
 

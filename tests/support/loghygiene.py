@@ -13,7 +13,7 @@ import re
 
 import pytest
 
-from certsas.config import AZURITE_KEY
+from certsas.accounts import AZURITE_KEY
 
 LEAKS = {
     "SAS signature": re.compile(r"sig=(?!REDACTED)[A-Za-z0-9%+/=]{16,}"),

@@ -10,10 +10,11 @@ from pathlib import Path
 import pytest
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
+from certsas.accounts import AccountKeyAccess, ManagedIdentityAccess
 from certsas.cli.admin import tables_to_create
 from certsas.cli.settings import file_values_to_use, layered, settings_env
 from certsas.cli.vetting import objections
-from certsas.config import AccountKeyAccess, ManagedIdentityAccess, StorageSettings
+from certsas.config import StorageSettings
 from certsas.devtools.pki import CertificateAuthority
 from certsas.thumbprints import normalize_thumbprint
 

@@ -7,13 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from certsas.config import (
-    AccountKeyAccess,
-    ManagedIdentityAccess,
-    RevocationMode,
-    Settings,
-    parse_connection_string,
-)
+from certsas.accounts import AccountKeyAccess, ManagedIdentityAccess, parse_connection_string
+from certsas.config import RevocationMode, Settings
 from certsas.errors import ConfigurationError
 from tests.support import ROOT
 from tests.support.pki import Pki

@@ -10,7 +10,8 @@ import pytest
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
 from azure.data.tables import TableClient
 
-from certsas.config import ManagedIdentityAccess, StorageSettings, parse_connection_string
+from certsas.accounts import ManagedIdentityAccess, parse_connection_string
+from certsas.config import StorageSettings
 from certsas.entities import decode_entity, encode_entity, parse_datetime
 from certsas.storage import StorageClients
 from certsas.tables import (
