@@ -42,20 +42,25 @@ class Deployment:
     crl_megabytes: float = 1.0
 
 
-def mean_batch(threads: int, partitions: int) -> float:
-    """Records per audit write when ``threads`` wait and each write takes one partition.
+MAX_BATCH = 100  # an entity-group transaction's limit
 
-    GroupCommitAuditSink has one writer per process and a batch is one partition's
-    records; with ``threads`` records queued over ``partitions`` shards the oldest
-    record's shard holds 1 + (threads - 1) / partitions of them on average.
+
+def mean_batch(threads: int) -> float:
+    """Records per audit write when every one of ``threads`` waits on the writer.
+
+    GroupCommitAuditSink has one writer per process; the shard is picked per write, not
+    per record, so every record queued while a write is under way goes in the next one
+    (one day, at most MAX_BATCH), whatever AUDIT_PARTITIONS is. When the write dominates
+    a token's time all threads are waiting, so this is the batch's upper bound; the
+    bench measures the real one.
     """
-    return 1 + (threads - 1) / partitions
+    return float(min(threads, MAX_BATCH))
 
 
 def per_instance(cpu_us: float, write_ms: float, d: Deployment) -> dict[str, float]:
     """Tokens/s one instance serves: the least of its CPU, its threads and its audit writer."""
     seconds = write_ms / 1000
-    batch = mean_batch(d.threads, d.audit_partitions)
+    batch = mean_batch(d.threads)
     cpu = min(d.vcpus, d.processes) * 1e6 / cpu_us  # one process uses at most one core (GIL)
     threads = d.processes * d.threads / (cpu_us / 1e6 + seconds)
     writer = d.processes * batch / seconds

@@ -2,7 +2,7 @@
 
     python -m bench.run [--smoke] [--out bench/results.json]
 
-Starts a real Azurite and our OCSP responder on 127.0.0.1 (``OCSP_MODE=require``),
+Starts a real Azurite and our OCSP responder on 127.0.0.1 (``REVOCATION_MODE=require``),
 then measures warm token issuance through the function (1 and 8 threads), the
 same with every cache off (the naive per-request design), the no-I/O floor, the
 parts of the token path one by one, and cold start in fresh processes. The exit
@@ -161,7 +161,7 @@ def table(results: dict[str, Any]) -> str:
     lines = [
         f"certsas benchmark ({'smoke' if results['smoke'] else 'full'}): Python "
         f"{results['machine']['python']}, {results['machine']['cpus']} CPUs, Azurite and OCSP "
-        "responder on 127.0.0.1, OCSP_MODE=require",
+        "responder on 127.0.0.1, REVOCATION_MODE=require",
         "",
         f"{'token issuance through the function':<44}{'req/s':>9}{'p50 ms':>9}{'p95 ms':>9}"
         f"{'p99 ms':>9}{'errors':>8}{'OCSP calls':>12}",

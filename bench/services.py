@@ -2,7 +2,7 @@
 
 The client certificate names the responder in its AIA extension, is registered in
 a fresh registry table, and the settings are those of SPEC §3 with
-``OCSP_MODE=require`` and every cache at its default.
+``REVOCATION_MODE=require`` and every cache at its default.
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ class Services:
             "CERT_TABLE_NAME": self.cert_table,
             "AUDIT_TABLE_NAME": self.audit_table,
             "CLIENT_CERT_HEADER": HEADER,
-            "OCSP_MODE": "require",
+            "REVOCATION_MODE": "require",
         }
 
 
