@@ -13,25 +13,14 @@ from datetime import datetime, timedelta
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
-from cryptography.x509.oid import CRLEntryExtensionOID, ExtensionOID, SignatureAlgorithmOID
+from cryptography.x509.oid import CRLEntryExtensionOID, ExtensionOID
 
 from certsas.clock import iso
+from certsas.signatures import algorithm_name, is_accepted
 
 # Issuer and relying party clocks disagree a little; the same leeway as OCSP.
 CLOCK_SKEW = timedelta(minutes=5)
 
-# As strict as OCSP: SHA-1 and MD5 signatures are refused (a forged list is what a collision buys).
-_ACCEPTED_SIGNATURES: dict[type, frozenset[x509.ObjectIdentifier]] = {
-    rsa.RSAPublicKey: frozenset({
-        SignatureAlgorithmOID.RSA_WITH_SHA256, SignatureAlgorithmOID.RSA_WITH_SHA384,
-        SignatureAlgorithmOID.RSA_WITH_SHA512,
-    }),
-    ec.EllipticCurvePublicKey: frozenset({
-        SignatureAlgorithmOID.ECDSA_WITH_SHA256, SignatureAlgorithmOID.ECDSA_WITH_SHA384,
-        SignatureAlgorithmOID.ECDSA_WITH_SHA512,
-    }),
-    ed25519.Ed25519PublicKey: frozenset({SignatureAlgorithmOID.ED25519}),
-}
 # Extensions we act on, so they may be critical; any other critical one makes the list unusable.
 _UNDERSTOOD = frozenset({ExtensionOID.ISSUING_DISTRIBUTION_POINT, ExtensionOID.CRL_NUMBER,
                          ExtensionOID.AUTHORITY_KEY_IDENTIFIER})
@@ -92,11 +81,9 @@ def check_issuer(crl: x509.CertificateRevocationList, issuer: x509.Certificate) 
     if usage is not None and not usage.crl_sign:
         raise CrlInvalid("the issuing CA's key usage does not allow cRLSign")
     key = issuer.public_key()
-    accepted = next((oids for kind, oids in _ACCEPTED_SIGNATURES.items() if isinstance(key, kind)),
-                    frozenset())
     oid = crl.signature_algorithm_oid
-    if oid not in accepted:
-        name = getattr(oid, "_name", oid.dotted_string)
+    if not is_accepted(key, oid):
+        name = algorithm_name(oid)
         raise CrlInvalid(f"CRL signature algorithm {name} is not accepted for the CA's key")
     if not isinstance(key, rsa.RSAPublicKey | ec.EllipticCurvePublicKey
                       | ed25519.Ed25519PublicKey) or not crl.is_signature_valid(key):

@@ -21,30 +21,18 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.x509 import ocsp
-from cryptography.x509.oid import ExtendedKeyUsageOID, OCSPExtensionOID, SignatureAlgorithmOID
+from cryptography.x509.oid import ExtendedKeyUsageOID, OCSPExtensionOID
 
 from certsas.clock import iso
 from certsas.errors import RevocationUnavailable
 from certsas.ocsp.der import single_response_has_critical_extension
+from certsas.signatures import algorithm_name, is_accepted
 
 # Responder and relying party clocks disagree a little; OpenSSL allows the same leeway.
 CLOCK_SKEW = timedelta(minutes=5)
 # An answer with no nextUpdate and no echoed nonce says nothing about when it stops being
 # true; over plain HTTP an old one could be replayed, so it must have been made just now.
 UNDATED_MAX_AGE = timedelta(minutes=10)
-
-# SHA-1 and MD5 signatures are refused: a forged "good" is exactly what a collision buys.
-_ACCEPTED_SIGNATURES: dict[type, frozenset[x509.ObjectIdentifier]] = {
-    rsa.RSAPublicKey: frozenset({
-        SignatureAlgorithmOID.RSA_WITH_SHA256, SignatureAlgorithmOID.RSA_WITH_SHA384,
-        SignatureAlgorithmOID.RSA_WITH_SHA512,
-    }),
-    ec.EllipticCurvePublicKey: frozenset({
-        SignatureAlgorithmOID.ECDSA_WITH_SHA256, SignatureAlgorithmOID.ECDSA_WITH_SHA384,
-        SignatureAlgorithmOID.ECDSA_WITH_SHA512,
-    }),
-    ed25519.Ed25519PublicKey: frozenset({SignatureAlgorithmOID.ED25519}),
-}
 
 
 @dataclass(frozen=True)
@@ -190,11 +178,9 @@ def check_delegated_signer(
 def verify_signature(response: ocsp.OCSPResponse, signer: x509.Certificate) -> None:
     """The signature over tbsResponseData verifies with the signer's public key."""
     key = signer.public_key()
-    accepted = next((oids for kind, oids in _ACCEPTED_SIGNATURES.items() if isinstance(key, kind)),
-                    frozenset())
     oid = response.signature_algorithm_oid
-    if oid not in accepted:
-        name = getattr(oid, "_name", oid.dotted_string)
+    if not is_accepted(key, oid):
+        name = algorithm_name(oid)
         raise RevocationUnavailable(
             f"OCSP response signature algorithm {name} is not accepted for the signer's key"
         )

@@ -47,6 +47,7 @@ SHIPPED = sorted([
     "certsas/revocation.py",
     "certsas/runtime.py",
     "certsas/sas.py",
+    "certsas/signatures.py",
     "certsas/scope.py",
     "certsas/storage.py",
     "certsas/tables.py",
