@@ -13,76 +13,34 @@ import signal
 import sys
 import threading
 from collections.abc import Sequence
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
-from types import TracebackType
+
+from certsas.devtools.loopback import LoopbackService
 
 __all__ = ["CrlServer", "main"]
 
 
-class CrlServer:
+class CrlServer(LoopbackService):
     """Serves ``publish``-ed bytes by path; a 404 for anything else."""
+
+    thread_name = "crl-server"
 
     def __init__(self, port: int = 0) -> None:
         self.files: dict[str, bytes] = {}
         self.delay_seconds = 0.0
         self.status = 200
         self.redirect_to: str | None = None
-        self._port = port
-        self._lock = threading.Lock()
-        self._count = 0
-        self._stopping = threading.Event()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
-
-    @property
-    def port(self) -> int:
-        return self._port
+        super().__init__(port)
 
     def url(self, path: str = "/ca.crl") -> str:
         return f"http://127.0.0.1:{self._port}{path}"
 
-    @property
-    def request_count(self) -> int:
-        with self._lock:
-            return self._count
-
     def publish(self, path: str, body: bytes) -> None:
         self.files[path] = body
 
-    def start(self) -> CrlServer:
-        if self._server is not None:
-            return self
-        self._stopping.clear()
-        server = ThreadingHTTPServer(("127.0.0.1", self._port), _handler_for(self))
-        server.daemon_threads = True
-        self._port = server.server_address[1]
-        self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, args=(0.05,),
-                                        name="crl-server", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stopping.set()
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
-
-    def __enter__(self) -> CrlServer:
-        return self.start()
-
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.stop()
-
-    def _count_one(self) -> None:
-        with self._lock:
-            self._count += 1
+    def handler(self) -> type[BaseHTTPRequestHandler]:
+        return _handler_for(self)
 
 
 def _handler_for(server: CrlServer) -> type[BaseHTTPRequestHandler]:
@@ -91,9 +49,9 @@ def _handler_for(server: CrlServer) -> type[BaseHTTPRequestHandler]:
         disable_nagle_algorithm = True
 
         def do_GET(self) -> None:
-            server._count_one()
+            server.count_request()
             if server.delay_seconds:
-                server._stopping.wait(server.delay_seconds)
+                server.pause(server.delay_seconds)
             body = server.files.get(self.path.split("?", 1)[0])
             try:
                 if server.redirect_to is not None:

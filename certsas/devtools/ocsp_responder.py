@@ -17,18 +17,14 @@ from __future__ import annotations
 import argparse
 import base64
 import binascii
-import contextlib
 import signal
-import socket
 import sys
 import threading
 import urllib.parse
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
-from types import TracebackType
-from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -36,6 +32,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509 import ocsp
 
 from certsas.clock import Clock, system_clock
+from certsas.devtools.loopback import LoopbackService
 from certsas.devtools.ocsp_signing import (
     Fault,
     Reply,
@@ -49,36 +46,7 @@ from certsas.devtools.ocsp_signing import (
 MAX_REQUEST_BYTES = 16 * 1024
 
 
-class _LoopbackServer(ThreadingHTTPServer):
-    """Tracks open connections so that a stop really stops: keep-alive included."""
-
-    daemon_threads = True
-
-    def __init__(self, port: int, handler: type[BaseHTTPRequestHandler]) -> None:
-        self.connections: set[socket.socket] = set()
-        self.connections_lock = threading.Lock()
-        super().__init__(("127.0.0.1", port), handler)
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        with self.connections_lock:
-            self.connections.add(request)
-        super().process_request(request, client_address)
-
-    def shutdown_request(self, request: Any) -> None:
-        with self.connections_lock:
-            self.connections.discard(request)
-        super().shutdown_request(request)
-
-    def drop_connections(self) -> None:
-        """Without this an idle keep-alive thread would answer the next request after a stop."""
-        with self.connections_lock:
-            for connection in self.connections:
-                with contextlib.suppress(OSError):
-                    connection.shutdown(socket.SHUT_RDWR)
-            self.connections.clear()
-
-
-class OcspResponder:
+class OcspResponder(LoopbackService):
     """An OCSP responder for one CA on ``127.0.0.1``; settable attributes apply to the next request.
 
     ``signer``/``signer_key`` default to the CA itself; a delegated signer's
@@ -108,61 +76,16 @@ class OcspResponder:
         self.next_update_seconds = next_update_seconds
         self.clock = clock
         self.fault = fault or Fault()
-        self._port = port
-        self._count = 0
-        self._count_lock = threading.Lock()
-        self._server: _LoopbackServer | None = None
-        self._thread: threading.Thread | None = None
-        self._stopping = threading.Event()
+        super().__init__(port)
 
-    # --- lifecycle -------------------------------------------------------------------
-
-    @property
-    def port(self) -> int:
-        return self._port
+    thread_name = "ocsp-responder"
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self._port}/"
 
-    @property
-    def request_count(self) -> int:
-        with self._count_lock:
-            return self._count
-
-    def start(self) -> OcspResponder:
-        """Listen (again, on the same port after a stop) and serve in a background thread."""
-        if self._server is not None:
-            return self
-        self._stopping.clear()
-        server = _LoopbackServer(self._port, _handler_for(self))
-        self._port = server.server_address[1]
-        self._server = server
-        # A short poll keeps stop() quick; serve_forever checks for shutdown once per poll.
-        self._thread = threading.Thread(target=server.serve_forever, args=(0.05,),
-                                        name="ocsp-responder", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop listening; requests still sleeping in a fault's delay end at once."""
-        self._stopping.set()
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server.drop_connections()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
-
-    def __enter__(self) -> OcspResponder:
-        return self.start()
-
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
+    def handler(self) -> type[BaseHTTPRequestHandler]:
+        return _handler_for(self)
 
     # --- answering -------------------------------------------------------------------
 
@@ -171,8 +94,7 @@ class OcspResponder:
 
     def answer(self, request_der: bytes) -> Reply:
         """The reply to one DER request, after the fault hooks."""
-        with self._count_lock:
-            self._count += 1
+        self.count_request()
         fault = self.fault
         try:
             request = ocsp.load_der_ocsp_request(request_der)
@@ -224,7 +146,7 @@ class OcspResponder:
 
     def wait(self, seconds: float) -> None:
         """Sleep for a fault's delay, but not past :meth:`stop`."""
-        self._stopping.wait(seconds)
+        self.pause(seconds)
 
 
 def _handler_for(responder: OcspResponder) -> type[BaseHTTPRequestHandler]:
