@@ -63,6 +63,21 @@ param sasDefaultTtlMinutes int = 15
 @maxValue(1440)
 param sasMaxTtlMinutes int = 60
 
+// Worker processes and threads per instance: with the platform's defaults (one process,
+// cores + 4 threads) one instance serves a few hundred tokens/s at most; docs/scale.md
+// sizes with 4 x 16. FUNCTIONS_WORKER_PROCESS_COUNT is at most 10
+// (https://learn.microsoft.com/azure/azure-functions/functions-app-settings#functions_worker_process_count,
+// https://learn.microsoft.com/azure/azure-functions/python-scale-performance-reference).
+@description('FUNCTIONS_WORKER_PROCESS_COUNT: Python worker processes per instance.')
+@minValue(1)
+@maxValue(10)
+param workerProcessCount int = 4
+
+@description('PYTHON_THREADPOOL_THREAD_COUNT: threads per worker process for the (sync) functions.')
+@minValue(1)
+@maxValue(32)
+param workerThreadCount int = 16
+
 @description('Containers certsas may issue tokens for; they are created and the blob role is scoped to them. Empty: the whole data account.')
 param sasContainerNames array = []
 
@@ -219,6 +234,8 @@ module functionApp 'app/function.bicep' = {
     trustedCaSecretName: trustedCaSecretName
     sasDefaultTtlMinutes: sasDefaultTtlMinutes
     sasMaxTtlMinutes: sasMaxTtlMinutes
+    workerProcessCount: workerProcessCount
+    workerThreadCount: workerThreadCount
     frontEnd: frontEnd
     appGatewayClientCertHeader: appGatewayClientCertHeader
     appGatewaySubnetResourceId: appGatewaySubnetResourceId

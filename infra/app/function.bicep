@@ -75,6 +75,16 @@ param sasDefaultTtlMinutes int
 @minValue(1)
 param sasMaxTtlMinutes int
 
+@description('FUNCTIONS_WORKER_PROCESS_COUNT')
+@minValue(1)
+@maxValue(10)
+param workerProcessCount int
+
+@description('PYTHON_THREADPOOL_THREAD_COUNT')
+@minValue(1)
+@maxValue(32)
+param workerThreadCount int
+
 @description('appService: App Service itself terminates mTLS. applicationGateway: an Application Gateway terminates mTLS and forwards the certificate; the app then only accepts traffic from the gateway.')
 @allowed([
   'appService'
@@ -239,6 +249,14 @@ resource site 'Microsoft.Web/sites@2023-12-01' = {
         {
           name: 'REVOCATION_MODE'
           value: 'require'
+        }
+        {
+          name: 'FUNCTIONS_WORKER_PROCESS_COUNT'
+          value: string(workerProcessCount)
+        }
+        {
+          name: 'PYTHON_THREADPOOL_THREAD_COUNT'
+          value: string(workerThreadCount)
         }
         {
           name: 'CLIENT_CERT_HEADER'

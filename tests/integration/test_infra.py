@@ -172,6 +172,11 @@ def test_app_settings(site: Bicep, function_app: Bicep) -> None:
     assert settings["FUNCTIONS_EXTENSION_VERSION"] == "~4"
     assert settings["FUNCTIONS_WORKER_RUNTIME"] == "python"
     assert settings["REVOCATION_MODE"] == "require"
+    # docs/scale.md sizes an instance with 4 worker processes x 16 threads, not the
+    # platform's one process.
+    for name, parameter in (("FUNCTIONS_WORKER_PROCESS_COUNT", "workerProcessCount"),
+                            ("PYTHON_THREADPOOL_THREAD_COUNT", "workerThreadCount")):
+        assert settings[name]["function"]["parameters"]["value_to_convert"] == parameter
     assert settings["AzureWebJobsStorage__credential"] == "managedidentity"
     assert settings["AzureWebJobsStorage__clientId"] == "identityClientId"
     assert settings["AZURE_CLIENT_ID"] == "identityClientId"
@@ -311,6 +316,16 @@ def test_no_role_assignment_outside_rbac_module() -> None:
         if path.name == "rbac.bicep":
             continue
         assert not list(declared(parse(path), "Microsoft.Authorization/roleAssignments")), path
+
+
+def test_worker_processes_and_threads_are_sized_as_the_scale_model_assumes() -> None:
+    main = parse(INFRA / "main.bicep")
+    for name, default, maximum in (("workerProcessCount", 4, 10), ("workerThreadCount", 16, 32)):
+        parameter = main["parameters"][name]
+        assert parameter["default"] == default
+        limits = {d["type"]: d["argument"] for d in parameter["decorators"]}
+        assert (limits["min_value"], limits["max_value"]) == (1, maximum)
+        assert main["modules"]["functionApp"]["config"]["params"][name] == name
 
 
 def test_outputs_for_azd_and_operators() -> None:
