@@ -12,8 +12,8 @@ import pytest
 
 from tests.support.azurite import Azurite
 from tests.support.fuzz import body_mutants, certificate_mutants, fixed_pki, header_mutants
+from tests.support.memory import SPEC_CODES
 from tests.support.stack import app_env, build_stack
-from tests.unit.test_broker import SPEC_CODES
 
 CA, CLIENT = fixed_pki()
 SAMPLE = 150

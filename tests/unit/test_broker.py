@@ -5,10 +5,8 @@ from __future__ import annotations
 import base64
 import dataclasses
 import json
-import logging
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import azure.functions as func
 import pytest
@@ -16,9 +14,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from certsas import http
-from certsas.audit import AuditRecord
 from certsas.broker import RequestInfo, TokenBroker
-from certsas.errors import CertificateRevoked, DependencyUnavailable, Refusal
+from certsas.errors import CertificateRevoked, Refusal
 from certsas.registry import Registration
 from certsas.revocation import RevocationOutcome
 from certsas.sas import AccountKeySigner
@@ -30,47 +27,15 @@ from tests.support.certforge import (
     nine_byte_ip_san,
     serial,
 )
+from tests.support.memory import (
+    SPEC_CODES,
+    DecisionLines,
+    MemoryAudit,
+    MemoryRegistry,
+    RecordingRevocation,
+    capturing_decisions,
+)
 from tests.support.pki import Pki
-
-SPEC_CODES = {
-    "client_certificate_missing", "client_certificate_malformed", "certificate_not_trusted",
-    "certificate_expired", "certificate_revoked", "revocation_status_unknown",
-    "certificate_not_registered", "scope_not_allowed", "invalid_request",
-    "revocation_unavailable", "dependency_unavailable",
-}
-
-
-class MemoryRegistry:
-    def __init__(self) -> None:
-        self.entries: dict[str, Registration] = {}
-        self.reads = 0
-
-    def get(self, thumbprint: str) -> Registration | None:
-        self.reads += 1
-        return self.entries.get(thumbprint)
-
-
-class RecordingRevocation:
-    def __init__(self, refusal: Refusal | None = None) -> None:
-        self.refusal = refusal
-        self.checked: list[str] = []
-
-    def check(self, verified: VerifiedCertificate) -> RevocationOutcome:
-        self.checked.append(verified.presented.thumbprint)
-        if self.refusal:
-            raise self.refusal
-        return RevocationOutcome.OCSP_GOOD
-
-
-class MemoryAudit:
-    def __init__(self, fail: bool = False) -> None:
-        self.records: list[AuditRecord] = []
-        self.fail = fail
-
-    def record(self, record: AuditRecord) -> None:
-        if self.fail:
-            raise DependencyUnavailable("audit down")
-        self.records.append(record)
 
 
 def make_broker(pki: Pki, revocation: RecordingRevocation | None = None,
@@ -170,27 +135,10 @@ def test_any_request_gets_a_token_or_a_spec_refusal(pki: Pki, headers: dict[str,
 # --- inputs that were 500s (issue 11, item 2): a SPEC code and one decision line -------
 
 
-class DecisionLines(logging.Handler):
-    """The decision lines logged, as dicts, in order."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.decisions: list[dict[str, Any]] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if record.getMessage().startswith("certsas decision"):
-            self.decisions.append(dict(record.certsas))  # type: ignore[attr-defined]
-
-
 @pytest.fixture
 def decisions() -> Iterator[DecisionLines]:
-    handler = DecisionLines()
-    audit_logger = logging.getLogger("certsas.audit")
-    audit_logger.addHandler(handler)
-    try:
+    with capturing_decisions() as handler:
         yield handler
-    finally:
-        audit_logger.removeHandler(handler)
 
 
 def test_inputs_that_were_500s_are_refused_with_one_decision_each(

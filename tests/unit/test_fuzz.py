@@ -9,7 +9,6 @@ The counts are printed (``pytest -s``) for the issue's closing note.
 from __future__ import annotations
 
 import base64
-import logging
 from collections import Counter
 from collections.abc import Iterable, Iterator
 
@@ -28,11 +27,13 @@ from tests.support.fuzz import (
     header_mutants,
     parses,
 )
-from tests.unit.test_broker import (
+from tests.support.memory import (
     SPEC_CODES,
+    DecisionLines,
     MemoryAudit,
     MemoryRegistry,
     RecordingRevocation,
+    capturing_decisions,
 )
 
 CERT_MUTANTS = 10_000
@@ -41,34 +42,19 @@ BODY_MUTANTS = 2000
 SEED = 11
 
 
-class DecisionCounter(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.count = 0
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.count += record.getMessage().startswith("certsas decision")
-
-
 @pytest.fixture
-def counter() -> Iterator[DecisionCounter]:
-    handler = DecisionCounter()
-    audit_logger = logging.getLogger("certsas.audit")
-    # Counted here; they still propagate, so the log-hygiene plugin checks every one.
-    audit_logger.addHandler(handler)
-    try:
+def decisions() -> Iterator[DecisionLines]:
+    with capturing_decisions() as handler:
         yield handler
-    finally:
-        audit_logger.removeHandler(handler)
 
 
 def run(broker: TokenBroker, inputs: Iterable[tuple[dict[str, str], bytes]],
-        counter: DecisionCounter) -> tuple[Counter[str], list[str]]:
+        decisions: DecisionLines) -> tuple[Counter[str], list[str]]:
     """Outcomes by code ("issued" for a token), and what was not a SPEC answer."""
     outcomes: Counter[str] = Counter()
     problems: list[str] = []
     for index, (headers, body) in enumerate(inputs):
-        before = counter.count
+        before = len(decisions.decisions)
         try:
             broker.issue(headers, body, RequestInfo(f"fuzz-{index}"))
             outcomes["issued"] += 1
@@ -79,8 +65,8 @@ def run(broker: TokenBroker, inputs: Iterable[tuple[dict[str, str], bytes]],
         except Exception as exc:  # the point of the fuzz: count what escapes
             outcomes["unhandled"] += 1
             problems.append(f"#{index}: {type(exc).__name__}")
-        if counter.count - before != 1:
-            problems.append(f"#{index}: {counter.count - before} decision lines")
+        if len(decisions.decisions) - before != 1:
+            problems.append(f"#{index}: {len(decisions.decisions) - before} decision lines")
     return outcomes, problems
 
 
@@ -121,7 +107,7 @@ def report(name: str, outcomes: Counter[str], problems: list[str]) -> None:
     assert not problems, problems[:20]
 
 
-def test_certificate_mutants(counter: DecisionCounter) -> None:
+def test_certificate_mutants(decisions: DecisionLines) -> None:
     """10,000 mutants of the registered DER; half re-signed by the CA, half of those
     registered too, so they reach the registry match, scope, revocation and signing."""
     broker, registry = registered()
@@ -135,7 +121,7 @@ def test_certificate_mutants(counter: DecisionCounter) -> None:
         if registration is not None:
             registry.entries[registration.thumbprint] = registration
         inputs.append(({"X-ARR-ClientCert": base64.b64encode(mutant.der).decode()}, b""))
-    outcomes, problems = run(broker, inputs, counter)
+    outcomes, problems = run(broker, inputs, decisions)
     report("certificate mutants", outcomes, problems)
     assert sum(outcomes.values()) == CERT_MUTANTS and resigned == CERT_MUTANTS // 2
     # The re-signed half gets past the signature: some reach the registry, some a token.
@@ -143,19 +129,19 @@ def test_certificate_mutants(counter: DecisionCounter) -> None:
     assert outcomes["client_certificate_malformed"] > 0 and outcomes["certificate_not_trusted"] > 0
 
 
-def test_header_mutants(counter: DecisionCounter) -> None:
+def test_header_mutants(decisions: DecisionLines) -> None:
     broker, _ = registered()
     inputs = [({"X-ARR-ClientCert": value}, b"")
               for value in header_mutants(CLIENT.der, HEADER_MUTANTS, SEED)]
-    outcomes, problems = run(broker, inputs, counter)
+    outcomes, problems = run(broker, inputs, decisions)
     report("header mutants", outcomes, problems)
     assert outcomes["client_certificate_malformed"] > 0
 
 
-def test_body_mutants(counter: DecisionCounter) -> None:
+def test_body_mutants(decisions: DecisionLines) -> None:
     broker, _ = registered()
     header = base64.b64encode(CLIENT.der).decode()
     inputs = [({"X-ARR-ClientCert": header}, body) for body in body_mutants(BODY_MUTANTS, SEED)]
-    outcomes, problems = run(broker, inputs, counter)
+    outcomes, problems = run(broker, inputs, decisions)
     report("body mutants", outcomes, problems)
     assert {"issued", "invalid_request", "scope_not_allowed"} <= set(outcomes)
