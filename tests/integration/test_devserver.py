@@ -117,6 +117,21 @@ def test_front_end_forwards_in_the_configured_header(files: DevFiles) -> None:
     assert "x-arr-clientcert" not in headers
 
 
+def test_with_tls_the_plain_port_stays_on_loopback_whatever_the_host(files: DevFiles) -> None:
+    """Behind the front end the plain port trusts any caller's header as the certificate,
+    so `serve --tls --host 0.0.0.0` exposes the front end alone."""
+    tls = TlsOptions(files.path("server.pem"), files.path("server.key"), port=0)
+    with DevServer(LocalApp.from_function_app(ECHO), host="0.0.0.0", port=0,  # noqa: S104
+                   tls=tls) as server:
+        assert server.http_url.startswith("http://127.0.0.1:")
+        assert server.tls_url is not None and server.tls_url.startswith("https://0.0.0.0:")
+        answer = requests.put(server.http_url + "echo/x", timeout=10)
+        assert answer.status_code == 201
+    # Without the front end the plain port is the whole app, bound where asked (func start).
+    with DevServer(LocalApp.from_function_app(ECHO), host="0.0.0.0", port=0) as plain:  # noqa: S104
+        assert plain.http_url.startswith("http://0.0.0.0:")
+
+
 def test_tls_client_gets_a_token_that_works(served: Served) -> None:
     served.register(served.files.pki.client)
     answer = requests.post(served.tls_token, cert=served.files.pair("client"),
