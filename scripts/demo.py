@@ -291,7 +291,7 @@ def write_settings(demo: Demo, connection_string: str) -> Path:
         "STORAGE_CONNECTION_STRING": connection_string, "STORAGE_ACCOUNT_NAME": "",
         "AZURE_CLIENT_ID": "", "CERT_TABLE_NAME": "ClientCertificates",
         "AUDIT_TABLE_NAME": "TokenAudit", "CLIENT_CERT_HEADER": "X-ARR-ClientCert",
-        "OCSP_MODE": "require", "OCSP_TIMEOUT_SECONDS": "3", "SAS_DEFAULT_TTL_MINUTES": "15",
+        "REVOCATION_MODE": "require", "OCSP_TIMEOUT_SECONDS": "3", "SAS_DEFAULT_TTL_MINUTES": "15",
         "SAS_MAX_TTL_MINUTES": "60", "REGISTRY_CACHE_SECONDS": "0",
         "REVOCATION_SOURCES": "ocsp,crl",
     })
@@ -300,7 +300,7 @@ def write_settings(demo: Demo, connection_string: str) -> Path:
     path = demo.workdir / "local.settings.json"
     path.write_text(json.dumps({"IsEncrypted": False, "Values": demo.env}, indent=2) + "\n",
                     encoding="utf-8")
-    say(f"settings written to {shown(path)} (OCSP_MODE=require, TRUSTED_CA_CERTS from "
+    say(f"settings written to {shown(path)} (REVOCATION_MODE=require, TRUSTED_CA_CERTS from "
         f"trusted-ca-certs.pem, STORAGE_CONNECTION_STRING for this Azurite)")
     return path
 

@@ -308,7 +308,7 @@ def test_dev_pki_writes_local_settings_that_start_the_app_and_trust_the_pki(
     bundle = (tmp_path / "pki" / "trusted-ca-certs.pem").read_text()
     assert values["TRUSTED_CA_CERTS"] == bundle
     assert len(settings.trust_anchors) == 2
-    assert values["OCSP_MODE"] == "require"  # the rest comes from the example
+    assert values["REVOCATION_MODE"] == "require"  # the rest comes from the example
     code, _, err = run(capsys, "dev-pki", str(tmp_path / "other"), "--settings", str(settings_path))
     assert code == 1 and "exists" in err
 

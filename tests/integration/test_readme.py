@@ -34,6 +34,13 @@ def newcomer_block() -> str:
     return str(found[0])
 
 
+# The Makefile's stamps and what they are made from (its `deps` rules).
+DEPENDENCY_STAMPS = {
+    ".venv/.installed": ("requirements.txt", "requirements-dev.txt", "pyproject.toml"),
+    "node_modules/.installed": ("package.json", "package-lock.json"),
+}
+
+
 @pytest.fixture
 def clone(tmp_path: Path) -> Path:
     """The tracked files, as a clone has them (times kept, so `make deps` sees it is done)."""
@@ -47,6 +54,15 @@ def clone(tmp_path: Path) -> Path:
             shutil.copy2(source, target / name)
     for shared in (".venv", "node_modules"):
         (target / shared).symlink_to(ROOT / shared)
+    # The block's `make deps` must find the shared environments done, never reinstall
+    # them from this copy: an editable install made here would point the developer's
+    # .venv at a temporary folder. So no prerequisite of theirs is newer than its stamp
+    # (under `make test` that already holds; a test run straight after editing
+    # pyproject.toml would otherwise reinstall).
+    for stamp, prerequisites in DEPENDENCY_STAMPS.items():
+        made = (ROOT / stamp).stat().st_mtime
+        for name in prerequisites:
+            os.utime(target / name, (made - 1, made - 1))
     return target
 
 

@@ -119,7 +119,7 @@ def test_decision_line_and_audit_record_name_the_source(
     good, revoked = (pki.issuing.issue(name, crl_url=crl_server.url())
                      for name in ("fn-good", "fn-revoked"))
     crl_server.publish("/ca.crl", pki.issuing.crl([(revoked.certificate.serial_number, None)]))
-    env = app_env(azurite, pki.trust_bundle, fresh_tables, OCSP_MODE="require",
+    env = app_env(azurite, pki.trust_bundle, fresh_tables, REVOCATION_MODE="require",
                   REVOCATION_SOURCES="crl")
     stack = build_stack(monkeypatch, env, azurite.connection_string)
     stack.register(good)
@@ -143,7 +143,7 @@ def test_a_dripping_ocsp_responder_is_503_within_the_budget_through_the_function
         monkeypatch: pytest.MonkeyPatch, azurite: Azurite, pki: Pki, ocsp_pki: OcspPki,
         fresh_tables: tuple[str, str], mode: str) -> None:
     with DripServer(mode) as drip:
-        env = app_env(azurite, pki.trust_bundle, fresh_tables, OCSP_MODE="require",
+        env = app_env(azurite, pki.trust_bundle, fresh_tables, REVOCATION_MODE="require",
                       REVOCATION_SOURCES="ocsp", OCSP_RESPONDER_URL=drip.url,
                       OCSP_TIMEOUT_SECONDS="1")
         stack = build_stack(monkeypatch, env, azurite.connection_string)

@@ -12,7 +12,7 @@ from tests.support.stack import Stack, app_env, build_stack, forwarded
 
 def ocsp_stack(monkeypatch: pytest.MonkeyPatch, azurite: Azurite, pki: Pki,
                tables: tuple[str, str], ocsp: OcspPki, mode: str) -> Stack:
-    env = app_env(azurite, pki.trust_bundle, tables, OCSP_MODE=mode, OCSP_TIMEOUT_SECONDS="1")
+    env = app_env(azurite, pki.trust_bundle, tables, REVOCATION_MODE=mode, OCSP_TIMEOUT_SECONDS="1")
     stack = build_stack(monkeypatch, env, azurite.connection_string)
     for issued in (ocsp.good, ocsp.revoked, ocsp.unknown, ocsp.no_aia):
         stack.register(issued)
@@ -72,7 +72,7 @@ def test_responder_flapping_is_503_then_recovers_with_no_wrong_answer_cached(
 def test_only_a_certificate_that_passed_everything_else_reaches_the_responder(
         monkeypatch: pytest.MonkeyPatch, azurite: Azurite, pki: Pki,
         fresh_tables: tuple[str, str], ocsp_pki: OcspPki, ocsp_responder: OcspResponder) -> None:
-    env = app_env(azurite, pki.trust_bundle, fresh_tables, OCSP_MODE="require")
+    env = app_env(azurite, pki.trust_bundle, fresh_tables, REVOCATION_MODE="require")
     stack = build_stack(monkeypatch, env, azurite.connection_string)
     # Revoked, but unregistered: the registry refuses it before OCSP is asked.
     assert status(stack, ocsp_pki.revoked) == (403, "certificate_not_registered")

@@ -46,7 +46,7 @@ class DevFiles:
 
 
 def write_dev_pki(directory: Path) -> DevFiles:
-    # The AIA URL points nowhere: these suites run with OCSP_MODE=off.
+    # The AIA URL points nowhere: these suites run with REVOCATION_MODE=off.
     pki = DevPki.create("http://127.0.0.1:9/ocsp")
     pki.write(directory)
     return DevFiles(pki, directory)

@@ -87,7 +87,7 @@ def app_env(azurite: Azurite, trust_bundle: str, tables: tuple[str, str], **extr
         "STORAGE_CONNECTION_STRING": azurite.connection_string,
         "CERT_TABLE_NAME": tables[0],
         "AUDIT_TABLE_NAME": tables[1],
-        "OCSP_MODE": "off",
+        "REVOCATION_MODE": "off",
         "REGISTRY_CACHE_SECONDS": "0",
     }
     env.update(extra)
