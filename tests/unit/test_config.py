@@ -99,11 +99,16 @@ def test_connection_string_forms() -> None:
 def test_local_settings_example_is_complete_and_starts() -> None:
     document = json.loads(Path(ROOT / "local.settings.json.example").read_text())
     values = document["Values"]
+    # Every setting of SPEC §3 (REVOCATION_MODE by its current name, not OCSP_MODE).
     spec_settings = {"TRUSTED_CA_CERTS", "STORAGE_CONNECTION_STRING", "STORAGE_ACCOUNT_NAME",
-                     "CERT_TABLE_NAME", "AUDIT_TABLE_NAME", "CLIENT_CERT_HEADER", "OCSP_MODE",
-                     "OCSP_RESPONDER_URL", "OCSP_TIMEOUT_SECONDS", "SAS_DEFAULT_TTL_MINUTES",
+                     "CERT_TABLE_NAME", "AUDIT_TABLE_NAME", "CLIENT_CERT_HEADER",
+                     "REVOCATION_MODE", "REVOCATION_SOURCES", "OCSP_RESPONDER_URL",
+                     "OCSP_TIMEOUT_SECONDS", "CRL_URL", "CRL_TIMEOUT_SECONDS", "CRL_MAX_BYTES",
+                     "REVOCATION_BLOCKED_NETWORKS", "EXPIRY_WARNING_DAYS",
+                     "EXPIRY_CHECK_SCHEDULE", "AUDIT_PARTITIONS", "SAS_DEFAULT_TTL_MINUTES",
                      "SAS_MAX_TTL_MINUTES", "REGISTRY_CACHE_SECONDS"}
     assert spec_settings <= set(values)
+    assert "OCSP_MODE" not in values
     settings = Settings.from_env(values)
     assert isinstance(settings.storage.access, AccountKeyAccess)
 
