@@ -259,10 +259,6 @@ class TableRegistry(TableRegistryReader):
             return Registration.from_entity(dict(entity))
         return None
 
-    def list(self) -> Iterator[Registration]:
-        for entity in self._table.query_entities(f"RowKey eq '{ROW_KEY}'"):
-            yield Registration.from_entity(dict(entity))
-
     def scan(self) -> Iterator[Registration | Unreadable]:
         """Every registration; an entity that does not parse is an :class:`Unreadable`
         rather than the end of the scan (the expiry check and ``list`` read on past it).

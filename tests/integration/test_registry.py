@@ -30,7 +30,7 @@ def test_round_trip_and_point_read(registry: TableRegistry, pki: Pki) -> None:
     assert stored is not None and stored.permissions == "rl"
     assert len(stored.thumbprint_sha1) == 40
     assert registry.get("0" * 64) is None
-    assert [r.thumbprint for r in registry.list()] == [registration.thumbprint]
+    assert [r.thumbprint for r in registry.scan()] == [registration.thumbprint]
 
 
 def test_enable_disable_remove(registry: TableRegistry, pki: Pki) -> None:

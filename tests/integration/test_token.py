@@ -197,7 +197,7 @@ def test_unregistered_and_disabled_are_403(stack: Stack, pki: Pki) -> None:
     refused(403, "certificate_not_registered", stack, forwarded(pki.client))
     stack.register(pki.client)
     assert stack.token(pki.client).status == 200
-    stack.registry.set_enabled(stack.registry.list().__next__().thumbprint, False)
+    stack.registry.set_enabled(next(stack.registry.scan()).thumbprint, False)
     refused(403, "certificate_not_registered", stack, forwarded(pki.client))
 
 
