@@ -222,6 +222,47 @@ resource expiry 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = {
   }
 }
 
+// The expiry check itself going quiet: no summary line within a day. Two failing hourly
+// evaluations in a row are needed, so a run a few minutes late does not page anyone.
+// It assumes EXPIRY_CHECK_SCHEDULE runs at least daily (SPEC 3's default: 06:00 UTC).
+resource expiryCheckSilent 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = {
+  name: '${namePrefix}-expiry-check-silent'
+  location: location
+  tags: tags
+  kind: 'LogAlert'
+  properties: {
+    displayName: 'certsas: the daily expiry check has not run'
+    description: 'No expiry-summary line for a day: the expiry check is not running, so no expiry warning can fire. Runbook: docs/operations.md.'
+    severity: 3
+    enabled: true
+    scopes: [
+      applicationInsights.id
+    ]
+    evaluationFrequency: 'PT1H'
+    windowSize: 'P1D'
+    criteria: {
+      allOf: [
+        {
+          query: loadTextContent('../queries/alert-expiry-check-silent.kql')
+          // Fires when the query returns any row: the query carries the condition, so what
+          // fires is exactly what an operator sees when running the same file in Logs.
+          timeAggregation: 'Count'
+          operator: 'GreaterThan'
+          threshold: 0
+          failingPeriods: {
+            numberOfEvaluationPeriods: 2
+            minFailingPeriodsToAlert: 2
+          }
+        }
+      ]
+    }
+    autoMitigate: true
+    actions: {
+      actionGroups: actionGroupIds
+    }
+  }
+}
+
 // HealthCheckStatus is published at a 5-minute grain at the finest; below 100 means an
 // instance failed the platform's pings to /api/health long enough to be taken out.
 resource healthCheck 'Microsoft.Insights/metricAlerts@2018-03-01' = {

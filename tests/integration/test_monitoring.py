@@ -66,6 +66,7 @@ LOG_RULES = {
     "refusalRate": ("alert-refusal-rate.kql", 2, "PT5M", "PT15M"),
     "internalError": ("alert-internal-error.kql", 1, "PT5M", "PT5M"),
     "expiry": ("alert-expiry.kql", 3, "PT1H", "PT1H"),
+    "expiryCheckSilent": ("alert-expiry-check-silent.kql", 3, "PT1H", "P1D"),
 }
 
 WORKBOOK_TILES = {
@@ -320,6 +321,17 @@ def test_every_query_file_is_used() -> None:
 
 
 # --- alert rules --------------------------------------------------------------------------
+
+def test_the_silent_expiry_check_rule_waits_two_hours_before_it_fires(alerts: Bicep) -> None:
+    rules = dict(declared(alerts, "Microsoft.Insights/scheduledQueryRules"))
+    (criterion,) = rules["expiryCheckSilent"]["properties"]["criteria"]["allOf"]
+    assert criterion["failingPeriods"] == {"numberOfEvaluationPeriods": 2,
+                                           "minFailingPeriodsToAlert": 2}
+    query = (QUERIES / "alert-expiry-check-silent.kql").read_text()
+    # It counts the summary line the expiry check really writes (tested above), and fires
+    # on zero.
+    assert '"certsas expiry-summary "' in query and "summaries == 0" in query
+
 
 def test_log_alert_rules(alerts: Bicep) -> None:
     rules = dict(declared(alerts, "Microsoft.Insights/scheduledQueryRules"))
