@@ -154,20 +154,22 @@ def _pem_der(text: str) -> bytes:
 
 def _xfcc_certificate(text: str) -> str:
     """The percent-decoded ``Cert`` of the one XFCC element in ``text``."""
-    position, pairs = 0, dict[str, str]()
+    position, cert = 0, None
     while position < len(text):
         pair = _XFCC_PAIR.match(text, position)
         if pair is None or pair.end() == position:
             raise ClientCertificateMalformed("XFCC: not Key=value pairs")
         key, quoted, bare, separator = pair.groups()
-        if key.lower() in pairs:
-            raise ClientCertificateMalformed(f"XFCC: {key[:10]!r} appears twice")
-        pairs[key.lower()] = quoted if quoted is not None else (bare or "").strip()
+        # Other keys may repeat: Envoy writes one DNS (or URI) pair per SAN. Two
+        # certificates in one element would leave us guessing whose it is.
+        if key.lower() == "cert":
+            if cert is not None:
+                raise ClientCertificateMalformed("XFCC: Cert appears twice")
+            cert = quoted if quoted is not None else (bare or "").strip()
         position = pair.end()
         if separator == ",":
             # A proxy that appends adds one element per hop; whose certificate is it?
             raise ClientCertificateMalformed("XFCC holds more than one element")
-    cert = pairs.get("cert")
     if cert is None:
         raise ClientCertificateMissing("XFCC element has no Cert")
     if not cert:

@@ -212,6 +212,24 @@ def test_xfcc_several_elements_are_malformed_and_no_cert_is_missing(pki: Pki) ->
             decode_certificate_header(bad)
 
 
+def test_xfcc_repeats_san_keys_but_never_cert(pki: Pki) -> None:
+    # Envoy writes one DNS (or URI) pair per SAN: a certificate with two SANs behind
+    # Container Apps arrives like this, and is read.
+    two_sans = pki.issuing.issue("two-sans", dns_names=["a.example", "b.example"])
+    cert = quote(two_sans.pem.decode(), safe="")
+    digest = hashlib.sha256(two_sans.der).hexdigest()
+    value = (f'Hash={digest};Cert="{cert}";Subject="CN=two-sans";'
+             "DNS=a.example;DNS=b.example;URI=spiffe://x/a;uri=spiffe://x/b")
+    presented = read_forwarded_certificate({"X-Forwarded-Client-Cert": value},
+                                           "X-Forwarded-Client-Cert")
+    assert presented.der == two_sans.der
+    # The same certificate twice is still two certificates; so is Cert in another case.
+    for twice in (f'{value};Cert="{cert}"', f'{value};cert="{cert}"',
+                  f'CERT="{cert}";DNS=a.example;Cert="{quote(pki.client.pem.decode(), safe="")}"'):
+        with pytest.raises(ClientCertificateMalformed, match="Cert appears twice"):
+            decode_certificate_header(twice)
+
+
 def test_detection_is_unambiguous(pki: Pki) -> None:
     # Each form decodes as itself; no form's value starts like another's.
     forms = encodings(pki.client.der) | {"XFCC": xfcc(pki)}
