@@ -17,11 +17,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from azure.core.exceptions import AzureError
+from azure.core.exceptions import AzureError, HttpResponseError
 
 from certsas.clock import iso
 from certsas.errors import DependencyUnavailable
-from certsas.tables import EntityWriter
+from certsas.tables import HotTable, stored_as_sent
 
 logger = logging.getLogger("certsas.audit")
 
@@ -116,11 +116,16 @@ class TableAuditSink:
     :meth:`write` stores records of one UTC day all or nothing, in one shard of that day
     (:class:`ShardPicker`): one insert, or one entity-group transaction (the service's
     limit is 100 entities, all in one partition).
+
+    A write answered 409 is read back (SPEC §5): its RowKeys are fresh UUIDs, so the
+    rows it collided with are its own first attempt, stored while the answer was lost
+    (the client retried), when they hold exactly what was sent; then it is written,
+    once. Anything else in those rows, or rows missing, is a failure.
     """
 
     MAX_BATCH = 100
 
-    def __init__(self, table: EntityWriter, partitions: int = 16) -> None:
+    def __init__(self, table: HotTable, partitions: int = 16) -> None:
         self._table = table
         self._shards = ShardPicker(partitions)
 
@@ -139,7 +144,17 @@ class TableAuditSink:
             else:
                 self._table.submit_transaction([("create", entity) for entity in entities])
         except AzureError as exc:
+            if _conflict(exc) and stored_as_sent(self._table, entities):
+                logger.info("audit write answered 409 and found its own %d record(s): "
+                            "written once", len(entities))
+                return
             raise DependencyUnavailable(f"audit record not written: {type(exc).__name__}") from None
+
+
+def _conflict(error: AzureError) -> bool:
+    """A 409: ``ResourceExistsError`` from an insert, ``TableTransactionError`` from the
+    SDK's transaction, ``ResourceExistsError`` from the lean client's."""
+    return isinstance(error, HttpResponseError) and error.status_code == 409
 
 
 class _Pending:

@@ -9,32 +9,37 @@ table creation, queries) keeps the SDK.
 
 Same wire protocol as the SDK: Table REST version 2019-02-02, JSON with minimal
 metadata, ``Prefer: return-no-content`` on inserts, the entity-group transaction as
-``multipart/mixed``. Same auth: Shared Key (connection strings, Azurite) or an Entra ID
-bearer token from an azure-identity credential (managed identity), over HTTPS only.
-Same retries as the SDK with ``retry_total=1``: a GET once more after a connection
-error or a 408/429/500/502/503/504; a POST once more after a 500/503/504 only. Errors
-are azure-core's exception types, so callers catch ``AzureError`` as before.
+``multipart/mixed`` (certsas/tablebatch.py). Same auth: Shared Key (connection strings,
+Azurite) or an Entra ID bearer token from an azure-identity credential (managed
+identity), over HTTPS only (certsas/tableauth.py). Errors are azure-core's exception
+types, so callers catch ``AzureError`` as before.
+
+Retries, as the SDK's with ``retry_total=1`` and two differences: one attempt more at
+most, and it starts within the connection timeout of the call's start, so a call takes
+no longer than two attempts. Once more after a 408/429/500/502/503/504 (a POST: after a
+500/503/504, or one of the others with ``Retry-After``), waiting what ``Retry-After``
+asks; once more after a 401, with a token the credential did not take from its cache;
+and once more after a connection error, for inserts too: an insert whose answer was
+lost may have been stored, and its retry then answers 409. Inserts here have fresh keys
+(the audit records' RowKeys are random), so a caller that gets a 409 reads the row back
+(:func:`stored_as_sent`): the same record is its own write, not a failure.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import http.client
 import json
-import re
 import select
 import ssl
 import threading
 import time
-import uuid
-from collections.abc import Callable, Iterable, Mapping
-from email.utils import formatdate
+from collections.abc import Iterable, Mapping, Sequence
+from email.utils import formatdate, parsedate_to_datetime
 from typing import Any, Protocol
 from urllib.parse import quote, urlsplit
 
 from azure.core.exceptions import (
+    AzureError,
     HttpResponseError,
     ResourceExistsError,
     ResourceNotFoundError,
@@ -42,15 +47,17 @@ from azure.core.exceptions import (
 )
 
 from certsas.entities import decode_entity, encode_entity
+from certsas.tableauth import STORAGE_SCOPE, Authorizer, BearerToken, SharedKey
+from certsas.tablebatch import batch_request, read_batch_reply
+
+__all__ = ["STORAGE_SCOPE", "Authorizer", "BearerToken", "Connections", "EntityReader",
+           "EntityWriter", "HotTable", "LeanTable", "SharedKey", "stored_as_sent"]
 
 API_VERSION = "2019-02-02"
-STORAGE_SCOPE = "https://storage.azure.com/.default"
 POOL_SIZE = 64  # idle connections kept: one per worker thread (see storage.POOL_SIZE)
 RETRY_GET = frozenset({408, 429, 500, 502, 503, 504})
 RETRY_POST = frozenset({500, 503, 504})
-TOKEN_REFRESH_MARGIN_SECONDS = 300.0
 USER_AGENT = "certsas-tables"  # names the caller in storage analytics logs
-_BATCH_STATUS = re.compile(rb"^HTTP/1\.1 (\d{3})", re.MULTILINE)
 
 Operation = tuple[str, Mapping[str, Any]]
 
@@ -69,69 +76,22 @@ class HotTable(EntityReader, EntityWriter, Protocol):
     """The calls the token path makes: ``LeanTable`` and the SDK's ``TableClient`` both fit."""
 
 
-class AccessToken(Protocol):
-    """azure-core's ``AccessToken`` (a named tuple)."""
+def stored_as_sent(table: EntityReader, entities: Sequence[Mapping[str, Any]]) -> bool:
+    """Whether every entity is in ``table`` with the properties it was sent with.
 
-    @property
-    def token(self) -> str: ...
-
-    @property
-    def expires_on(self) -> int: ...
-
-
-class TokenCredential(Protocol):
-    """What azure-identity's credentials offer (``DefaultAzureCredential`` and friends)."""
-
-    def get_token(self, *scopes: str) -> AccessToken: ...
-
-
-# --- auth ----------------------------------------------------------------------------
-
-
-class SharedKey:
-    """Shared Key authorization for the Table service (the SDK's string to sign)."""
-
-    def __init__(self, account_name: str, account_key: str) -> None:
-        self._account = account_name
-        self._key = base64.b64decode(account_key)
-
-    def authorization(self, method: str, path: str, content_type: str, date: str) -> str:
-        # The query string is never signed for Table, except comp=, which we never send.
-        signed = f"{method}\n\n{content_type}\n{date}\n/{self._account}{path.split('?')[0]}"
-        digest = hmac.new(self._key, signed.encode("utf-8"), hashlib.sha256).digest()
-        return f"SharedKey {self._account}:{base64.b64encode(digest).decode('ascii')}"
-
-    def forget(self) -> None:
-        return None  # a key has nothing to renew
-
-
-class BearerToken:
-    """An Entra ID token for Azure Storage, fetched once and renewed before it expires."""
-
-    def __init__(self, credential: TokenCredential, *, clock: Callable[[], float] = time.time,
-                 refresh_margin: float = TOKEN_REFRESH_MARGIN_SECONDS) -> None:
-        self._credential = credential
-        self._clock = clock
-        self._margin = refresh_margin
-        self._lock = threading.Lock()
-        self._token: AccessToken | None = None
-
-    def authorization(self, method: str, path: str, content_type: str, date: str) -> str:
-        with self._lock:  # one fetch at a time; the others wait for it
-            if self._token is None or self._token.expires_on - self._clock() < self._margin:
-                self._token = self._credential.get_token(STORAGE_SCOPE)
-            return f"Bearer {self._token.token}"
-
-    def forget(self) -> None:
-        """Drop the token after a 401: revoked or rotated early, the next call fetches anew."""
-        with self._lock:
-            self._token = None
-
-
-class Authorizer(Protocol):
-    def authorization(self, method: str, path: str, content_type: str, date: str) -> str: ...
-
-    def forget(self) -> None: ...
+    For an insert answered 409 whose keys were fresh: the row is the insert's own
+    earlier attempt (its answer lost) exactly when it holds what was sent. Read off the
+    hot path, only after a 409; one point read per entity.
+    """
+    for entity in entities:
+        try:
+            stored = table.get_entity(entity["PartitionKey"], entity["RowKey"])
+        except AzureError:
+            return False
+        if any(stored.get(name) != value for name, value in entity.items()
+               if value is not None):
+            return False
+    return True
 
 
 # --- connections ---------------------------------------------------------------------
@@ -147,7 +107,7 @@ class Connections:
             raise ValueError("table endpoint must be an http(s) URL")
         self.https = parts.scheme == "https"
         self._host, self._port = parts.hostname, parts.port
-        self._timeout = timeout_seconds
+        self.timeout = timeout_seconds
         self._context = ssl_context or (ssl.create_default_context() if self.https else None)
         self._lock = threading.Lock()
         self._idle: list[http.client.HTTPConnection] = []
@@ -160,9 +120,9 @@ class Connections:
                     return connection
                 connection.close()
         if self.https:
-            return http.client.HTTPSConnection(self._host, self._port, timeout=self._timeout,
+            return http.client.HTTPSConnection(self._host, self._port, timeout=self.timeout,
                                                context=self._context)
-        return http.client.HTTPConnection(self._host, self._port, timeout=self._timeout)
+        return http.client.HTTPConnection(self._host, self._port, timeout=self.timeout)
 
     def give(self, connection: http.client.HTTPConnection) -> None:
         with self._lock:
@@ -193,8 +153,8 @@ def _dropped(connection: http.client.HTTPConnection) -> bool:
 class LeanTable:
     """One table: ``get_entity``, ``create_entity`` and an all-insert ``submit_transaction``."""
 
-    def __init__(self, endpoint: str, table: str, auth: Authorizer, connections: Connections
-                 ) -> None:
+    def __init__(self, endpoint: str, table: str, auth: Authorizer, connections: Connections,
+                 *, sleep: Any = time.sleep) -> None:
         if isinstance(auth, BearerToken) and not connections.https:
             raise ValueError("bearer tokens are only sent over https")
         self._endpoint = endpoint.rstrip("/")
@@ -202,10 +162,12 @@ class LeanTable:
         self._table = table
         self._auth = auth
         self._connections = connections
+        self._sleep = sleep
 
     def get_entity(self, partition_key: str, row_key: str) -> dict[str, Any]:
-        path = f"{self._base}/{self._table}(PartitionKey='{_key(partition_key)}',RowKey='{_key(row_key)}')"
-        status, body = self._send("GET", path, b"", "", RETRY_GET, retry_errors=True)
+        path = (f"{self._base}/{self._table}"
+                f"(PartitionKey='{_key(partition_key)}',RowKey='{_key(row_key)}')")
+        status, body = self._send("GET", path, b"", "", RETRY_GET)
         if status != 200:
             raise _error(status, body, "read")
         try:
@@ -214,40 +176,36 @@ class LeanTable:
             raise HttpResponseError(message="Table read answered 200 with no entity") from None
 
     def create_entity(self, entity: Mapping[str, Any]) -> None:
+        _entity_keys(entity)
         body = json.dumps(encode_entity(entity)).encode("utf-8")
         status, answer = self._send("POST", f"{self._base}/{self._table}", body,
-                                    "application/json", RETRY_POST, retry_errors=False)
+                                    "application/json", RETRY_POST)
         if status != 204:
             raise _error(status, answer, "insert")
 
     def submit_transaction(self, operations: Iterable[Operation]) -> None:
         """Inserts into one partition, all or none (an entity-group transaction)."""
-        batch, changeset = f"batch_{uuid.uuid4()}", f"changeset_{uuid.uuid4()}"
-        parts = []
+        entities = []
         for verb, entity in operations:
             if verb != "create":
                 raise ValueError(f"only inserts are batched here, not {verb!r}")
-            parts.append(
-                f"--{changeset}\r\nContent-Type: application/http\r\n"
-                "Content-Transfer-Encoding: binary\r\n\r\n"
-                f"POST {self._endpoint}/{self._table} HTTP/1.1\r\n"
-                "Content-Type: application/json\r\nAccept: application/json;odata=minimalmetadata"
-                "\r\nPrefer: return-no-content\r\nDataServiceVersion: 3.0\r\n\r\n"
-                f"{json.dumps(encode_entity(entity))}\r\n")
-        body = (f"--{batch}\r\nContent-Type: multipart/mixed; boundary={changeset}\r\n\r\n"
-                + "".join(parts) + f"--{changeset}--\r\n\r\n--{batch}--\r\n").encode("utf-8")
-        status, answer = self._send("POST", f"{self._base}/$batch", body,
-                                    f"multipart/mixed; boundary={batch}", RETRY_POST,
-                                    retry_errors=False)
+            _entity_keys(entity)
+            entities.append(entity)
+        body, content_type = batch_request(self._endpoint, self._table, entities)
+        status, answer = self._send("POST", f"{self._base}/$batch", body, content_type,
+                                    RETRY_POST)
         if status != 202:
             raise _error(status, answer, "batch insert")
-        for part_status in (int(s) for s in _BATCH_STATUS.findall(answer)):
-            if not 200 <= part_status < 300:
-                raise _error(part_status, _json_part(answer), "batch insert")
+        reply = read_batch_reply(answer, len(entities))
+        if not reply.written:
+            if reply.status:
+                raise _error(reply.status, _json_part(answer), "batch insert")
+            raise HttpResponseError(message=f"Table batch insert answered 202: {reply.reason}")
 
     def _send(self, method: str, path: str, body: bytes, content_type: str,
-              retry_statuses: frozenset[int], *, retry_errors: bool) -> tuple[int, bytes]:
+              retry_statuses: frozenset[int]) -> tuple[int, bytes]:
         path = quote(path, safe="/()',=$")
+        deadline = time.monotonic() + self._connections.timeout
         for attempt in (1, 2):
             date = formatdate(usegmt=True)
             headers = {
@@ -266,23 +224,70 @@ class LeanTable:
                 answer = response.read()
             except (OSError, http.client.HTTPException) as exc:
                 connection.close()
-                if attempt == 1 and retry_errors:
-                    continue
+                if attempt == 1 and time.monotonic() < deadline:
+                    continue  # an insert too: see the module doc
                 raise ServiceRequestError(f"Table {method} failed: {type(exc).__name__}") from None
             if response.will_close:
                 connection.close()
             else:
                 self._connections.give(connection)
-            if response.status == 401:
-                self._auth.forget()
-            if attempt == 1 and response.status in retry_statuses:
+            if attempt == 1 and self._retry(response, headers["Authorization"], retry_statuses,
+                                            deadline):
                 continue
             return response.status, answer
         raise AssertionError("unreachable")  # pragma: no cover - the loop always returns
 
+    def _retry(self, response: http.client.HTTPResponse, authorization: str,
+               retry_statuses: frozenset[int], deadline: float) -> bool:
+        """Whether to try once more after ``response``; waits first if it asks."""
+        status = response.status
+        if status == 401:
+            try:
+                return self._auth.refused(authorization, response.getheader("WWW-Authenticate"))
+            except Exception:  # no new token to be had: the 401 stands
+                return False
+        wait = retry_after(response.getheader("Retry-After"))
+        if status not in retry_statuses and not (wait is not None and status in RETRY_GET):
+            return False
+        wait = wait or 0.0
+        if time.monotonic() + wait >= deadline:
+            return False  # the wait would outlast the call's budget: the answer stands
+        if wait:
+            self._sleep(wait)
+        return True
+
+
+def retry_after(value: str | None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delay-seconds or an HTTP-date)."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
 
 def _key(value: str) -> str:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("a table key must be valid Unicode text (it holds a lone "
+                         "surrogate)") from None
     return value.replace("'", "''")
+
+
+def _entity_keys(entity: Mapping[str, Any]) -> None:
+    for name in ("PartitionKey", "RowKey"):
+        value = entity.get(name)
+        if isinstance(value, str):
+            _key(value)
 
 
 def _json_part(answer: bytes) -> bytes:

@@ -14,9 +14,12 @@ from typing import Any
 import pytest
 from azure.data.tables import TableClient, TableServiceClient
 
+from certsas.accounts import AZURITE_ACCOUNT, AZURITE_KEY
 from certsas.audit import AuditRecord, GroupCommitAuditSink, TableAuditSink
 from certsas.errors import DependencyUnavailable
+from certsas.tables import Connections, LeanTable, SharedKey
 from tests.support.azurite import Azurite
+from tests.support.lossy_proxy import LossyTableProxy
 
 DAY = datetime(2026, 11, 23, 23, 59, 59, tzinfo=UTC)
 
@@ -46,6 +49,9 @@ class GatedTable:
             while len(self.sink._queue) < self.waiting and time.monotonic() < deadline:
                 time.sleep(0.005)
             self.gate_open = True
+
+    def get_entity(self, partition_key: str, row_key: str) -> Any:
+        return self.table.get_entity(partition_key, row_key)
 
     def create_entity(self, entity: dict[str, Any]) -> Any:
         self._gate()
@@ -185,3 +191,83 @@ def test_one_partition_is_shard_00(table: TableClient) -> None:
     sink = TableAuditSink(table, partitions=1)
     sink.record(record(1))
     assert [e["PartitionKey"] for e in table.list_entities()] == ["2026-11-23.00"]
+
+
+# --- a retried write that finds its own rows (SPEC §5) --------------------------------
+
+
+def lean_table(endpoint: str, name: str) -> LeanTable:
+    return LeanTable(endpoint, name, SharedKey(AZURITE_ACCOUNT, AZURITE_KEY),
+                     Connections(endpoint, 5.0))
+
+
+def sdk_table(endpoint: str, name: str) -> TableClient:
+    connection = (f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};"
+                  f"AccountKey={AZURITE_KEY};TableEndpoint={endpoint};")
+    return TableServiceClient.from_connection_string(
+        connection, retry_total=1, retry_backoff_factor=0.01).get_table_client(name)
+
+
+@pytest.mark.parametrize(("client", "mode"), [("lean", "close"), ("lean", "timeout"),
+                                              ("sdk", "timeout")])
+@pytest.mark.parametrize("records", [1, 3])
+def test_a_write_whose_answer_was_lost_is_written_once(
+        azurite: Azurite, table: TableClient, client: str, mode: str, records: int) -> None:
+    with LossyTableProxy(azurite.table_endpoint, mode=mode) as proxy:
+        writer = (lean_table if client == "lean" else sdk_table)(proxy.endpoint, table.table_name)
+        TableAuditSink(writer).write([record(i) for i in range(records)])
+    # The first attempt was stored and its answer lost; the retry met its own rows (409).
+    stored_status = 202 if records > 1 else 201 if client == "sdk" else 204
+    assert [(status, fate) for _, status, fate in proxy.inserts] == [
+        (stored_status, mode), (409 if records == 1 else 202, "forwarded")]
+    stored = sorted(e["RequestId"] for e in table.list_entities())
+    assert stored == [f"req-{i}" for i in range(records)]
+
+
+def test_group_commit_callers_are_answered_after_a_lost_batch(azurite: Azurite,
+                                                              table: TableClient) -> None:
+    with LossyTableProxy(azurite.table_endpoint, losses=100) as proxy:
+        sink = GroupCommitAuditSink(TableAuditSink(lean_table(proxy.endpoint, table.table_name)))
+        with ThreadPoolExecutor(16) as pool:
+            list(pool.map(lambda i: sink.record(record(i)), range(64)))
+    lost = [path for path, _, fate in proxy.inserts if fate == "close"]
+    assert len(lost) >= 2 and any(path.endswith("$batch") for path in lost), proxy.inserts
+    assert sorted(e["RequestId"] for e in table.list_entities()) == sorted(
+        f"req-{i}" for i in range(64))
+
+
+class Squatter:
+    """Writes a different record at the keys of the insert it fronts, then inserts: the
+    Table's 409 is real, and the row is not ours."""
+
+    def __init__(self, table: TableClient, lean: LeanTable) -> None:
+        self.table = table
+        self.lean = lean
+
+    def get_entity(self, partition_key: str, row_key: str) -> Any:
+        return self.lean.get_entity(partition_key, row_key)
+
+    def create_entity(self, entity: dict[str, Any]) -> None:
+        self.table.create_entity({**entity, "SignatureSha256": "someone else's"})
+        self.lean.create_entity(entity)
+
+    def submit_transaction(self, operations: list[tuple[str, dict[str, Any]]]) -> None:
+        *_, (_, last) = operations
+        self.table.create_entity({**last, "Thumbprint": "CD" * 32})
+        self.lean.submit_transaction(operations)
+
+
+@pytest.mark.parametrize("records", [1, 3])
+def test_a_conflict_with_a_row_that_is_not_ours_is_a_failure(
+        azurite: Azurite, table: TableClient, records: int) -> None:
+    squatter = Squatter(table, lean_table(azurite.table_endpoint, table.table_name))
+    with pytest.raises(DependencyUnavailable, match="ResourceExistsError"):
+        TableAuditSink(squatter).write([record(i) for i in range(records)])  # type: ignore[arg-type]
+    assert len(list(table.list_entities())) == 1  # the squatter's; none of ours
+
+
+def test_the_read_back_costs_nothing_on_the_hot_path(azurite: Azurite, table: TableClient) -> None:
+    """A write without a 409 makes one request; the read-back runs only after one."""
+    with LossyTableProxy(azurite.table_endpoint, losses=0) as proxy:
+        TableAuditSink(lean_table(proxy.endpoint, table.table_name)).write([record(1)])
+    assert [fate for *_, fate in proxy.inserts] == ["forwarded"]

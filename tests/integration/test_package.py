@@ -50,6 +50,8 @@ SHIPPED = sorted([
     "certsas/signatures.py",
     "certsas/scope.py",
     "certsas/storage.py",
+    "certsas/tableauth.py",
+    "certsas/tablebatch.py",
     "certsas/tables.py",
     "certsas/thumbprints.py",
     "certsas/verification.py",

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import json
 import ssl
-import threading
-from collections.abc import Iterator
-from dataclasses import dataclass
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from email.utils import formatdate
 from pathlib import Path
 
 import pytest
@@ -20,6 +19,7 @@ from azure.core.exceptions import (
     ResourceNotFoundError,
 )
 from azure.data.tables import TableServiceClient
+from azure.identity import DefaultAzureCredential, ManagedIdentityCredential
 
 from certsas.accounts import AZURITE_ACCOUNT, AZURITE_KEY
 from certsas.devtools.pki import SERVER_AUTH
@@ -27,7 +27,10 @@ from certsas.errors import DependencyUnavailable
 from certsas.registry import Registration, TableRegistryReader
 from certsas.tables import API_VERSION, STORAGE_SCOPE, BearerToken, Connections, LeanTable, SharedKey
 from tests.support.azurite import Azurite
+from tests.support.credentials import CachingCredential
+from tests.support.identity_endpoint import HEADER_SECRET, IdentityEndpoint
 from tests.support.pki import Pki
+from tests.support.scripted_table import Answer, ScriptedTable, Seen, batch_reply
 
 
 @pytest.fixture
@@ -88,112 +91,182 @@ def test_a_batch_stores_all_or_nothing(azurite: Azurite,
     assert rows == ["r0", "r1", "r2"]
 
 
-# --- Entra ID: a loopback HTTPS stand-in for the Table service -----------------------
+# --- answers Azurite never gives: a scripted loopback service (Shared Key) ------------
 
 
-@dataclass(frozen=True)
-class Token:
-    token: str
-    expires_on: int
+def scripted(service: ScriptedTable, timeout: float = 5.0) -> LeanTable:
+    return LeanTable(service.endpoint, "T", SharedKey(AZURITE_ACCOUNT, AZURITE_KEY),
+                     Connections(service.endpoint, timeout))
 
 
-class FakeCredential:
-    def __init__(self) -> None:
-        self.calls = 0
-
-    def get_token(self, *scopes: str) -> Token:
-        assert scopes == (STORAGE_SCOPE,)
-        self.calls += 1
-        return Token(f"entra-token-{self.calls}", 2_000_000_000)
+def in_turn(*answers: Answer) -> Callable[[Seen], Answer]:
+    queue = list(answers)
+    return lambda seen: queue.pop(0) if len(queue) > 1 else queue[0]
 
 
-class FakeTableService(BaseHTTPRequestHandler):
-    seen: list[dict[str, str]]
+BUSY = b'{"odata.error": {"code": "ServerBusy"}}'
+INSERT = {"PartitionKey": "p", "RowKey": "r"}
+THREE = [("create", {"PartitionKey": "p", "RowKey": f"r{i}"}) for i in range(3)]
 
-    def do_GET(self) -> None:
-        self.seen.append({"method": "GET", "path": self.path, **dict(self.headers.items())})
-        if "Garbled" in self.path:
-            self._answer(200, b"<html>a proxy's error page</html>")
-            return
-        if "Denied" in self.path:
-            self._answer(401, b'{"odata.error": {"code": "InvalidAuthenticationInfo"}}')
-            return
-        body = json.dumps({"odata.metadata": "m", "PartitionKey": "p", "RowKey": "r",
-                           "At@odata.type": "Edm.DateTime", "At": "2026-01-02T03:04:05.1234567Z"})
-        self._answer(200, body.encode())
 
-    def do_POST(self) -> None:
-        length = int(self.headers.get("Content-Length", "0"))
-        self.seen.append({"method": "POST", "path": self.path, "body": self.rfile.read(length).decode(),
-                          **dict(self.headers.items())})
-        self._answer(204, b"")
+@pytest.mark.parametrize("reply", [
+    Answer(202),  # no body at all
+    batch_reply("HTTP/1.1 204 No Content", "HTTP/1.0 400 Bad Request", "HTTP/1.1 204 No Content"),
+    batch_reply("http/1.1 409 Conflict"),
+    batch_reply("HTTP/1.1 204 No Content", "HTTP/1.1 204 No Content"),  # one part short
+])
+def test_a_batch_reply_that_does_not_say_every_insert_was_stored_is_a_failure(
+        reply: Answer) -> None:
+    with (ScriptedTable(lambda seen: reply) as service,
+          pytest.raises(HttpResponseError, match="batch insert answered")):
+        scripted(service).submit_transaction(THREE)
+    assert len(service.seen) == 1  # a 202 is an answer: not retried
 
-    def _answer(self, status: int, body: bytes) -> None:
-        self.send_response(status)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
 
-    def log_message(self, format: str, *args: object) -> None:
-        return None
+def test_a_batch_reply_with_one_success_part_per_insert_is_written() -> None:
+    with ScriptedTable(lambda seen: batch_reply(*["HTTP/1.1 204 No Content"] * 3)) as service:
+        scripted(service).submit_transaction(THREE)
+    boundary = service.seen[0].headers["Content-Type"].split("boundary=")[1]
+    assert service.seen[0].body.count(b"POST ") == 3 and boundary.startswith("batch_")
+
+
+@pytest.mark.parametrize(("method", "status"), [("GET", 503), ("GET", 429), ("POST", 503),
+                                                ("POST", 429)])
+def test_retry_after_is_waited_for_within_the_budget(method: str, status: int) -> None:
+    entity = Answer(200, ENTITY.encode()) if method == "GET" else Answer(204)
+    with ScriptedTable(in_turn(Answer(status, BUSY, {"Retry-After": "1"}), entity)) as service:
+        table = scripted(service, timeout=5.0)
+        started = time.monotonic()
+        table.get_entity("p", "r") if method == "GET" else table.create_entity(INSERT)
+        elapsed = time.monotonic() - started
+    assert len(service.seen) == 2
+    assert 1.0 <= elapsed < 2.5, elapsed
+
+
+def test_retry_after_as_an_http_date_is_waited_for() -> None:
+    when = formatdate(time.time() + 2, usegmt=True)  # whole seconds: 1 to 2 s from now
+    with ScriptedTable(in_turn(Answer(503, BUSY, {"Retry-After": when}), Answer(204))) as service:
+        started = time.monotonic()
+        scripted(service).create_entity(INSERT)
+        elapsed = time.monotonic() - started
+    assert len(service.seen) == 2 and 0.9 <= elapsed < 2.5, elapsed
+
+
+def test_a_wait_beyond_the_budget_is_not_made() -> None:
+    with ScriptedTable(in_turn(Answer(503, BUSY, {"Retry-After": "30"}), Answer(204))) as service:
+        started = time.monotonic()
+        with pytest.raises(HttpResponseError) as busy:
+            scripted(service, timeout=2.0).create_entity(INSERT)
+        elapsed = time.monotonic() - started
+    assert (busy.value.status_code, getattr(busy.value, "error_code", None)) == (503, "ServerBusy")
+    assert len(service.seen) == 1 and elapsed < 0.5, elapsed
+
+
+def test_a_409_with_retry_after_is_not_retried() -> None:
+    with (ScriptedTable(lambda seen: Answer(409, b"", {"Retry-After": "0"})) as service,
+          pytest.raises(ResourceExistsError)):
+        scripted(service).create_entity(INSERT)
+    assert len(service.seen) == 1
+
+
+# --- Entra ID: a loopback HTTPS stand-in for the Table service ------------------------
+
+ENTITY = json.dumps({"odata.metadata": "m", "PartitionKey": "p", "RowKey": "r",
+                     "At@odata.type": "Edm.DateTime", "At": "2026-01-02T03:04:05.1234567Z"})
+DENIED = b'{"odata.error": {"code": "InvalidAuthenticationInfo"}}'
 
 
 @pytest.fixture
-def https_service(pki: Pki, tmp_path: Path) -> Iterator[tuple[str, list[dict[str, str]], ssl.SSLContext]]:
+def tls(pki: Pki, tmp_path: Path) -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    """A server context for 127.0.0.1 and a client context that trusts it."""
     server_cert = pki.issuing.issue("127.0.0.1", eku=(SERVER_AUTH,), ip_addresses=["127.0.0.1"])
     (tmp_path / "chain.pem").write_bytes(server_cert.pem + pki.issuing.issued.pem)
     (tmp_path / "key.pem").write_bytes(server_cert.key_pem)
-    seen: list[dict[str, str]] = []
-    handler = type("Handler", (FakeTableService,), {"seen": seen})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(tmp_path / "chain.pem", tmp_path / "key.pem")
-    server.socket = context.wrap_socket(server.socket, server_side=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    client = ssl.create_default_context(cadata=pki.root.issued.pem.decode("ascii"))
-    try:
-        yield f"https://127.0.0.1:{server.server_address[1]}", seen, client
-    finally:
-        server.shutdown()
-        server.server_close()
+    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server.load_cert_chain(tmp_path / "chain.pem", tmp_path / "key.pem")
+    return server, ssl.create_default_context(cadata=pki.root.issued.pem.decode("ascii"))
+
+
+def entra_service(revoked: set[str]) -> Callable[[Seen], Answer]:
+    """The Table service to a bearer token: 401 to a revoked one, else the entity or 204."""
+    def answer(seen: Seen) -> Answer:
+        if seen.headers["Authorization"].removeprefix("Bearer ") in revoked:
+            return Answer(401, DENIED, {"WWW-Authenticate": 'Bearer authorization_uri='
+                                        '"https://login.microsoftonline.com/t/oauth2/authorize"'})
+        if "Garbled" in seen.path:
+            return Answer(200, b"<html>a proxy's error page</html>")
+        return Answer(200, ENTITY.encode()) if seen.method == "GET" else Answer(204)
+    return answer
 
 
 def test_managed_identity_sends_one_cached_bearer_token_over_https(
-        https_service: tuple[str, list[dict[str, str]], ssl.SSLContext]) -> None:
-    endpoint, seen, context = https_service
-    credential = FakeCredential()
-    table = LeanTable(endpoint, "Audit", BearerToken(credential),
-                      Connections(endpoint, 5.0, ssl_context=context))
-    entity = table.get_entity("p", "r")
-    table.create_entity({"PartitionKey": "p", "RowKey": "s"})
+        tls: tuple[ssl.SSLContext, ssl.SSLContext]) -> None:
+    credential = CachingCredential()
+    with ScriptedTable(entra_service(set()), tls=tls[0]) as service:
+        table = LeanTable(service.endpoint, "Audit", BearerToken(credential, clock=credential.clock),
+                          Connections(service.endpoint, 5.0, ssl_context=tls[1]))
+        entity = table.get_entity("p", "r")
+        table.create_entity({"PartitionKey": "p", "RowKey": "s"})
     assert entity["At"] == datetime(2026, 1, 2, 3, 4, 5, 123456, tzinfo=UTC)
-    assert credential.calls == 1
-    assert [r["Authorization"] for r in seen] == ["Bearer entra-token-1"] * 2
-    assert {r["x-ms-version"] for r in seen} == {API_VERSION}
-    assert seen[0]["path"] == "/Audit(PartitionKey='p',RowKey='r')"
-    assert json.loads(seen[1]["body"]) == {"PartitionKey": "p", "RowKey": "s"}
+    assert credential.issued == 1
+    assert [r.headers["Authorization"] for r in service.seen] == ["Bearer entra-token-1"] * 2
+    assert {r.headers["x-ms-version"] for r in service.seen} == {API_VERSION}
+    assert service.seen[0].path == "/acct/Audit(PartitionKey='p',RowKey='r')"
+    assert json.loads(service.seen[1].body) == {"PartitionKey": "p", "RowKey": "s"}
 
 
-
-def test_a_refused_token_is_dropped_and_the_next_call_fetches_another(
-        https_service: tuple[str, list[dict[str, str]], ssl.SSLContext]) -> None:
-    endpoint, seen, context = https_service
-    credential = FakeCredential()
-    connections = Connections(endpoint, 5.0, ssl_context=context)
-    bearer = BearerToken(credential)
-    with pytest.raises(HttpResponseError) as refused:
-        LeanTable(endpoint, "Denied", bearer, connections).get_entity("p", "r")
+def test_a_refused_token_is_replaced_by_a_new_one_and_the_call_recovers(
+        tls: tuple[ssl.SSLContext, ssl.SSLContext]) -> None:
+    # The credential caches as azure-identity does: asked again plainly, it would hand
+    # back the very token the service refused.
+    credential = CachingCredential()
+    revoked = {"entra-token-1"}
+    with ScriptedTable(entra_service(revoked), tls=tls[0]) as service:
+        table = LeanTable(service.endpoint, "Audit", BearerToken(credential, clock=credential.clock),
+                          Connections(service.endpoint, 5.0, ssl_context=tls[1]))
+        table.get_entity("p", "r")  # 401, a new token, the same read again: 200
+        table.create_entity({"PartitionKey": "p", "RowKey": "s"})
+        revoked.add("entra-token-2")
+        table.create_entity({"PartitionKey": "p", "RowKey": "t"})  # an insert recovers too
+        revoked.add("entra-token-3")
+        revoked.add("entra-token-4")  # the new token is refused as well: the 401 stands
+        with pytest.raises(HttpResponseError) as refused:
+            table.get_entity("p", "r")
     assert (refused.value.status_code, getattr(refused.value, "error_code", None)) == (
         401, "InvalidAuthenticationInfo")
-    LeanTable(endpoint, "Audit", bearer, connections).get_entity("p", "r")
-    assert [r["Authorization"] for r in seen] == ["Bearer entra-token-1", "Bearer entra-token-2"]
+    assert [r.headers["Authorization"].removeprefix("Bearer entra-token-") for r in service.seen
+            ] == ["1", "2", "2", "2", "3", "3", "4"]
+    assert [r.get("claims") for r in credential.requests] == [None, "{}", "{}", "{}"]
 
 
 def test_a_garbled_answer_is_a_storage_fault_not_a_crash(
-        https_service: tuple[str, list[dict[str, str]], ssl.SSLContext]) -> None:
-    endpoint, _, context = https_service
-    table = LeanTable(endpoint, "Garbled", BearerToken(FakeCredential()),
-                      Connections(endpoint, 5.0, ssl_context=context))
-    with pytest.raises(DependencyUnavailable, match="registry read failed: HttpResponseError"):
-        TableRegistryReader(table).get("A" * 64)
+        tls: tuple[ssl.SSLContext, ssl.SSLContext]) -> None:
+    with ScriptedTable(entra_service(set()), tls=tls[0]) as service:
+        table = LeanTable(service.endpoint, "Garbled", BearerToken(CachingCredential()),
+                          Connections(service.endpoint, 5.0, ssl_context=tls[1]))
+        with pytest.raises(DependencyUnavailable, match="registry read failed: HttpResponseError"):
+            TableRegistryReader(table).get("A" * 64)
+
+
+def test_azure_identity_itself_answers_a_401_with_a_new_token(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The claim CachingCredential stands for, checked against azure-identity's own
+    ManagedIdentityCredential and DefaultAzureCredential, talking to a loopback App Service
+    identity endpoint: asked plainly they answer from their cache; after a 401 the lean
+    client's request (claims "{}") makes them fetch a new token. A day-long token also
+    comes with refresh_on (MSAL: half its lifetime), which BearerToken renews at."""
+    with IdentityEndpoint() as endpoint:
+        monkeypatch.setenv("IDENTITY_ENDPOINT", endpoint.url)
+        monkeypatch.setenv("IDENTITY_HEADER", HEADER_SECRET)
+        for kind in (ManagedIdentityCredential, DefaultAzureCredential):
+            endpoint.requests.clear()
+            credential = kind()
+            bearer = BearerToken(credential)
+            sent = bearer.authorization("GET", "/t", "", "date")
+            assert sent == "Bearer mi-token-1"
+            assert credential.get_token_info(STORAGE_SCOPE).token == "mi-token-1"  # cached
+            assert bearer.refused(sent, None)
+            assert bearer.authorization("GET", "/t", "", "date") == "Bearer mi-token-2"
+            assert len(endpoint.requests) == 2, kind.__name__
+            info = credential.get_token_info(STORAGE_SCOPE)
+            assert info.refresh_on is not None and info.refresh_on < info.expires_on - 3600

@@ -1,10 +1,12 @@
-"""The lean Table client's pure parts: entity encoding, errors, token renewal, proxy choice."""
+"""The lean Table client's pure parts: entity encoding, errors, keys, Retry-After, proxy choice."""
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime
+from email.utils import formatdate
 
 import pytest
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
@@ -15,12 +17,14 @@ from certsas.config import StorageSettings
 from certsas.entities import decode_entity, encode_entity, parse_datetime
 from certsas.storage import StorageClients
 from certsas.tables import (
-    STORAGE_SCOPE,
     BearerToken,
     Connections,
     LeanTable,
+    SharedKey,
     _error,
+    retry_after,
 )
+from tests.support.credentials import CachingCredential
 
 CONNECTION = ("DefaultEndpointsProtocol=https;AccountName=acct;AccountKey=a2V5;"
               "EndpointSuffix=core.windows.net")
@@ -60,38 +64,8 @@ def test_answers_become_azure_core_errors_with_the_service_code_and_no_body() ->
     assert type(other) is HttpResponseError and getattr(other, "error_code", None) is None
 
 
-@dataclass(frozen=True)
-class Token:
-    token: str
-    expires_on: int
-
-
-class FakeCredential:
-    """azure-identity's shape: get_token(*scopes) -> AccessToken."""
-
-    def __init__(self, lifetime: int) -> None:
-        self.scopes: list[tuple[str, ...]] = []
-        self.lifetime = lifetime
-        self.now = 1_000_000
-
-    def get_token(self, *scopes: str) -> Token:
-        self.scopes.append(scopes)
-        return Token(f"token-{len(self.scopes)}", self.now + self.lifetime)
-
-
-def test_bearer_token_is_fetched_once_for_storage_and_renewed_before_expiry() -> None:
-    credential = FakeCredential(lifetime=3600)
-    bearer = BearerToken(credential, clock=lambda: credential.now, refresh_margin=300)
-    assert bearer.authorization("GET", "/t", "", "date") == "Bearer token-1"
-    credential.now += 3000  # 600 s left: still good
-    assert bearer.authorization("POST", "/t", "application/json", "date") == "Bearer token-1"
-    credential.now += 301  # inside the margin: renewed before the service would refuse it
-    assert bearer.authorization("GET", "/t", "", "date") == "Bearer token-2"
-    assert credential.scopes == [(STORAGE_SCOPE,), (STORAGE_SCOPE,)]
-
-
 def test_bearer_tokens_never_go_over_plain_http() -> None:
-    bearer = BearerToken(FakeCredential(lifetime=3600))
+    bearer = BearerToken(CachingCredential())
     with pytest.raises(ValueError, match="https"):
         LeanTable("http://127.0.0.1:1/acct", "T", bearer, Connections("http://127.0.0.1:1", 1))
 
@@ -114,3 +88,29 @@ def test_managed_identity_gets_bearer_tokens_from_its_credential() -> None:
     assert isinstance(table, LeanTable)
     assert isinstance(table._auth, BearerToken)
     assert type(table._auth._credential).__name__ == "DefaultAzureCredential"
+
+
+def test_a_lone_surrogate_in_a_key_is_a_clear_value_error() -> None:
+    table = LeanTable("http://127.0.0.1:1/acct", "T", SharedKey("acct", "a2V5"),
+                      Connections("http://127.0.0.1:1", 1))
+    calls: list[Callable[[], object]] = [
+        lambda: table.get_entity("p", "r\ud800"),
+        lambda: table.get_entity("\udfff", "r"),
+        lambda: table.create_entity({"PartitionKey": "p", "RowKey": "\ud800x"}),
+        lambda: table.submit_transaction([("create", {"PartitionKey": "p", "RowKey": "a"}),
+                                          ("create", {"PartitionKey": "\ud800", "RowKey": "b"})]),
+    ]
+    for call in calls:
+        with pytest.raises(ValueError, match="lone surrogate") as refused:
+            call()  # refused before any connection is made (port 1 answers nothing)
+        assert type(refused.value) is ValueError
+
+
+def test_retry_after_reads_seconds_and_http_dates() -> None:
+    assert retry_after("2") == 2.0
+    assert retry_after("0.5") == 0.5
+    assert retry_after("-3") == 0.0
+    assert retry_after(None) is None and retry_after("") is None and retry_after("soon") is None
+    later = retry_after(formatdate(time.time() + 30, usegmt=True))
+    assert later is not None and 28 <= later <= 30
+    assert retry_after(formatdate(time.time() - 30, usegmt=True)) == 0.0
