@@ -204,7 +204,6 @@ class LeanTable:
 
     def _send(self, method: str, path: str, body: bytes, content_type: str,
               retry_statuses: frozenset[int]) -> tuple[int, bytes]:
-        path = quote(path, safe="/()',=$")
         deadline = time.monotonic() + self._connections.timeout
         for attempt in (1, 2):
             date = formatdate(usegmt=True)
@@ -275,12 +274,13 @@ def retry_after(value: str | None) -> float | None:
 
 
 def _key(value: str) -> str:
+    """A key as the SDK puts it in a URL: quotes doubled (OData), then percent-encoded."""
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
         raise ValueError("a table key must be valid Unicode text (it holds a lone "
                          "surrogate)") from None
-    return value.replace("'", "''")
+    return quote(value.replace("'", "''"), safe="")
 
 
 def _entity_keys(entity: Mapping[str, Any]) -> None:

@@ -12,13 +12,17 @@ from email.utils import formatdate
 from pathlib import Path
 
 import pytest
+from azure.core.credentials import AzureNamedKeyCredential
 from azure.core.exceptions import (
     AzureError,
     HttpResponseError,
     ResourceExistsError,
     ResourceNotFoundError,
 )
-from azure.data.tables import TableServiceClient
+from azure.core.pipeline import PipelineContext, PipelineRequest
+from azure.core.rest import HttpRequest
+from azure.data.tables import TableClient, TableServiceClient
+from azure.data.tables._authentication import SharedKeyCredentialPolicy
 from azure.identity import DefaultAzureCredential, ManagedIdentityCredential
 
 from certsas.accounts import AZURITE_ACCOUNT, AZURITE_KEY
@@ -270,3 +274,64 @@ def test_azure_identity_itself_answers_a_401_with_a_new_token(
             assert len(endpoint.requests) == 2, kind.__name__
             info = credential.get_token_info(STORAGE_SCOPE)
             assert info.refresh_on is not None and info.refresh_on < info.expires_on - 3600
+
+
+# --- the same signature as azure-data-tables' own Shared Key policy ------------------
+
+KEYS = ("2026-11-23.07", "d'quote ü+x %20")  # a quote, non-ASCII, a plus, a percent
+
+
+def table_service(seen: Seen) -> Answer:
+    """What the Table service answers the SDK's and the lean client's three calls."""
+    if seen.method == "GET":
+        body = json.dumps({"odata.metadata": "m", "PartitionKey": KEYS[0], "RowKey": KEYS[1]})
+        return Answer(200, body.encode(), {"Content-Type": "application/json;odata=minimalmetadata"})
+    if "$batch" in seen.path:
+        return batch_reply("HTTP/1.1 204 No Content", "HTTP/1.1 204 No Content")
+    return Answer(204, b"", {"Preference-Applied": "return-no-content"})
+
+
+def three_calls(table: LeanTable | TableClient) -> None:
+    table.get_entity(*KEYS)  # the hot point read
+    table.create_entity({"PartitionKey": KEYS[0], "RowKey": "insert", "Text": "x"})
+    table.submit_transaction([("create", {"PartitionKey": KEYS[0], "RowKey": f"b{i}"})
+                              for i in range(2)])
+
+
+def test_the_lean_client_signs_exactly_as_azure_data_tables_does() -> None:
+    """Both ways, for the same request and date: the SDK's SharedKeyCredentialPolicy signs
+    what the lean client sent to the same Authorization, and the lean SharedKey signs what
+    the SDK sent to the SDK's. If either side changes its string to sign, this fails."""
+    policy = SharedKeyCredentialPolicy(  # type: ignore[no-untyped-call]  # the SDK leaves it untyped
+        AzureNamedKeyCredential(AZURITE_ACCOUNT, AZURITE_KEY))
+    ours = SharedKey(AZURITE_ACCOUNT, AZURITE_KEY)
+    with ScriptedTable(table_service) as service:
+        three_calls(LeanTable(service.endpoint, "Audit", ours,
+                              Connections(service.endpoint, 5.0)))
+        lean_requests = list(service.seen)
+        service.seen.clear()
+        connection = (f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};"
+                      f"AccountKey={AZURITE_KEY};TableEndpoint={service.endpoint};")
+        three_calls(TableClient.from_connection_string(connection, "Audit", retry_total=0))
+        sdk_requests = list(service.seen)
+    origin = service.endpoint.removesuffix("/acct")
+    for sent in lean_requests:
+        unsigned = {k: v for k, v in sent.headers.items() if k.lower() != "authorization"}
+        request = HttpRequest(sent.method, origin + sent.path, headers=unsigned)
+        policy.on_request(PipelineRequest(request, PipelineContext(None)))
+        assert request.headers["Authorization"] == sent.headers["Authorization"], sent.path
+    for sent in sdk_requests:
+        signed = ours.authorization(sent.method, sent.path, sent.headers.get("Content-Type", ""),
+                                    sent.headers["x-ms-date"])
+        assert signed == sent.headers["Authorization"], sent.path
+    # The same three requests: the same methods and resource paths, keys encoded alike.
+    assert [(r.method, r.path) for r in lean_requests] == [(r.method, r.path) for r in sdk_requests]
+
+
+def test_keys_with_quotes_and_escapes_round_trip_through_azurite(
+        azurite: Azurite, tables: tuple[TableServiceClient, str]) -> None:
+    service, name = tables
+    table = lean(azurite, name)
+    table.create_entity({"PartitionKey": KEYS[0], "RowKey": KEYS[1], "N": 1})
+    assert table.get_entity(*KEYS)["N"] == 1
+    assert service.get_table_client(name).get_entity(*KEYS)["N"] == 1
