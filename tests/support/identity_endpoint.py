@@ -6,46 +6,30 @@ counts them."""
 from __future__ import annotations
 
 import json
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
+
+from tests.support.loopback import LoopbackServer, QuietHandler
 
 HEADER_SECRET = "loopback-identity-header"
 
 
-class IdentityEndpoint:
+class IdentityEndpoint(LoopbackServer):
     def __init__(self, lifetime: int = 86_400) -> None:
         self.lifetime = lifetime
         self.requests: list[str] = []
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        super().__init__(self._handler())
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}/msi/token"
+        return f"{self.origin}/msi/token"
 
-    def __enter__(self) -> IdentityEndpoint:
-        self._thread.start()
-        return self
-
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
-
-    def _handler(self) -> type[BaseHTTPRequestHandler]:
+    def _handler(self) -> type[QuietHandler]:
         endpoint = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: object) -> None:
-                pass
-
+        class Handler(QuietHandler):
             def do_GET(self) -> None:
                 if self.headers.get("X-IDENTITY-HEADER") != HEADER_SECRET:
-                    self.send_error(400)
+                    self.answer(400)
                     return
                 endpoint.requests.append(self.path)
                 body = json.dumps({
@@ -53,10 +37,6 @@ class IdentityEndpoint:
                     "expires_on": str(int(time.time()) + endpoint.lifetime),
                     "resource": "https://storage.azure.com", "token_type": "Bearer",
                 }).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                self.answer(200, body, {"Content-Type": "application/json"})
 
         return Handler

@@ -12,21 +12,18 @@ client's retry meets its own row and gets Azurite's real 409.
 from __future__ import annotations
 
 import hashlib
-import http.client
 import json
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
 from urllib.parse import urlsplit
 
-from tests.support.forbidding_proxy import HOP_BY_HOP
+from tests.support.loopback import LoopbackServer, QuietHandler
 
 TIMED_OUT = json.dumps({"odata.error": {"code": "OperationTimedOut", "message": {
     "lang": "en-US", "value": "Operation could not be completed within the specified time."}}}
 ).encode()
 
 
-class LossyTableProxy:
+class LossyTableProxy(LoopbackServer):
     """``with LossyTableProxy(azurite.table_endpoint) as proxy:`` then ``proxy.endpoint``; it
     loses the answers to the first ``losses`` stored inserts (a retry's answer never);
     ``proxy.inserts`` lists ``(path, Azurite's status, what the client got)`` per POST."""
@@ -42,23 +39,11 @@ class LossyTableProxy:
         self.inserts: list[tuple[str, int, str]] = []
         self._sent: set[bytes] = set()
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        super().__init__(self._handler())
 
     @property
     def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}{self.account_path}"
-
-    def __enter__(self) -> LossyTableProxy:
-        self._thread.start()
-        return self
-
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
+        return self.origin + self.account_path
 
     def _lose(self, path: str, body: bytes, status: int) -> bool:
         """Lose the answer to a stored insert's first attempt (never to its retry)."""
@@ -71,49 +56,22 @@ class LossyTableProxy:
             self.inserts.append((path, status, self.mode if lose else "forwarded"))
             return lose
 
-    def _handler(self) -> type[BaseHTTPRequestHandler]:
+    def _handler(self) -> type[QuietHandler]:
         proxy = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, format: str, *args: object) -> None:
-                pass
-
+        class Handler(QuietHandler):
             def _relay(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else b""
-                upstream = http.client.HTTPConnection(*proxy.upstream, timeout=30)
-                try:
-                    headers = {k: v for k, v in self.headers.items()
-                               if k.lower() not in HOP_BY_HOP}
-                    upstream.request(self.command, self.path, body=body, headers=headers)
-                    answer = upstream.getresponse()
-                    content = answer.read()
-                finally:
-                    upstream.close()
+                body = self.read_body()
+                relayed = self.relay(proxy.upstream, body)
                 if self.command == "POST" and proxy._lose(urlsplit(self.path).path, body,
-                                                                answer.status):
+                                                          relayed.status):
                     if proxy.mode == "close":
                         self.close_connection = True  # stored upstream; the client hears nothing
                         return
-                    self._answer(500, "Operation timed out", {"x-ms-error-code": "OperationTimedOut",
-                                 "Content-Type": "application/json"}, TIMED_OUT)
+                    self.answer(500, TIMED_OUT, {"x-ms-error-code": "OperationTimedOut",
+                                                 "Content-Type": "application/json"})
                     return
-                self._answer(answer.status, answer.reason,
-                             {k: v for k, v in answer.getheaders()
-                              if k.lower() not in HOP_BY_HOP | {"content-length", "date",
-                                                                "server"}},
-                             content)
-
-            def _answer(self, status: int, reason: str, headers: dict[str, str],
-                        body: bytes) -> None:
-                self.send_response(status, reason)
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                self.pass_back(relayed)
 
             do_GET = do_POST = _relay
 

@@ -8,8 +8,8 @@ import ssl
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
+
+from tests.support.loopback import LoopbackServer, QuietHandler
 
 
 @dataclass(frozen=True)
@@ -30,7 +30,7 @@ class Seen:
 Script = Callable[[Seen], Answer]
 
 
-class ScriptedTable:
+class ScriptedTable(LoopbackServer):
     """``with ScriptedTable(script) as service:`` then ``service.endpoint``; ``service.seen``
     lists every request, in order. ``script`` chooses each answer from the request."""
 
@@ -38,49 +38,22 @@ class ScriptedTable:
         self.seen: list[Seen] = []
         self._script = script
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._server.daemon_threads = True
-        if tls is not None:
-            self._server.socket = tls.wrap_socket(self._server.socket, server_side=True)
-        self._scheme = "https" if tls is not None else "http"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        super().__init__(self._handler(), tls=tls)
 
     @property
     def endpoint(self) -> str:
-        return f"{self._scheme}://127.0.0.1:{self._server.server_address[1]}/acct"
+        return f"{self.origin}/acct"
 
-    def __enter__(self) -> ScriptedTable:
-        self._thread.start()
-        return self
-
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
-
-    def _handler(self) -> type[BaseHTTPRequestHandler]:
+    def _handler(self) -> type[QuietHandler]:
         service = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, format: str, *args: object) -> None:
-                pass
-
+        class Handler(QuietHandler):
             def _answer(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                seen = Seen(self.command, self.path, dict(self.headers.items()),
-                            self.rfile.read(length) if length else b"")
+                seen = Seen(self.command, self.path, dict(self.headers.items()), self.read_body())
                 with service._lock:
                     service.seen.append(seen)
                 answer = service._script(seen)
-                self.send_response(answer.status)
-                for name, value in answer.headers.items():
-                    self.send_header(name, value)
-                self.send_header("Content-Length", str(len(answer.body)))
-                self.end_headers()
-                self.wfile.write(answer.body)
+                self.answer(answer.status, answer.body, answer.headers)
 
             do_GET = do_POST = _answer
 
