@@ -153,8 +153,8 @@ def _dropped(connection: http.client.HTTPConnection) -> bool:
 class LeanTable:
     """One table: ``get_entity``, ``create_entity`` and an all-insert ``submit_transaction``."""
 
-    def __init__(self, endpoint: str, table: str, auth: Authorizer, connections: Connections,
-                 *, sleep: Any = time.sleep) -> None:
+    def __init__(self, endpoint: str, table: str, auth: Authorizer, connections: Connections
+                 ) -> None:
         if isinstance(auth, BearerToken) and not connections.https:
             raise ValueError("bearer tokens are only sent over https")
         self._endpoint = endpoint.rstrip("/")
@@ -162,7 +162,6 @@ class LeanTable:
         self._table = table
         self._auth = auth
         self._connections = connections
-        self._sleep = sleep
 
     def get_entity(self, partition_key: str, row_key: str) -> dict[str, Any]:
         path = (f"{self._base}/{self._table}"
@@ -240,6 +239,8 @@ class LeanTable:
                retry_statuses: frozenset[int], deadline: float) -> bool:
         """Whether to try once more after ``response``; waits first if it asks."""
         status = response.status
+        if time.monotonic() >= deadline:
+            return False  # the budget is spent: the answer stands
         if status == 401:
             try:
                 return self._auth.refused(authorization, response.getheader("WWW-Authenticate"))
@@ -252,7 +253,7 @@ class LeanTable:
         if time.monotonic() + wait >= deadline:
             return False  # the wait would outlast the call's budget: the answer stands
         if wait:
-            self._sleep(wait)
+            time.sleep(wait)
         return True
 
 
