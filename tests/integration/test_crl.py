@@ -22,9 +22,11 @@ from certsas.errors import CertificateRevoked, RevocationStatusUnknown, Revocati
 from certsas.netfetch import NetFetcher
 from certsas.revocation import RevocationOutcome, RevocationPolicy, Status
 from certsas.verification import VerifiedCertificate
+from tests.support import crlforge
 from tests.support.clock import ManualClock
 from tests.support.openssl_ca import OpensslCa
 from tests.support.pki import Pki
+from tests.support.vectors import certificates_by_subject, vector_crls
 
 UNKNOWN_CRITICAL = x509.UnrecognizedExtension(x509.ObjectIdentifier("1.3.6.1.4.1.55555.1"),
                                               b"\x05\x00")
@@ -341,3 +343,54 @@ def test_dev_pki_writes_a_crl_that_revokes_the_revoked_client(server: CrlServer,
     with pytest.raises(CertificateRevoked, match="keyCompromise"):
         require(source).check(dev_verified(dev.revoked_client))
     assert "issuing-ca.crl" in dev.files()
+
+
+# --- bytes cryptography cannot read (issue 18, item 1) -----------------------------------------
+
+
+@pytest.mark.parametrize("case", list(crlforge.OPENSSL_DEFECTS))
+def test_any_bytes_from_a_crl_server_end_unavailable_and_held(
+        pki: Pki, server: CrlServer, checker: MakeChecker, clock: ManualClock, case: str) -> None:
+    make, reason = crlforge.OPENSSL_DEFECTS[case]
+    leaf = client(pki, server)
+    server.publish("/ca.crl", make(pki, leaf.certificate.serial_number))
+    source = checker()
+    with pytest.raises(RevocationUnavailable, match=reason) as caught:
+        require(source).check(verified(pki, leaf))
+    assert caught.value.revocation == "crl:unavailable"
+    soft = RevocationPolicy(RevocationMode.SOFT_FAIL, [source])
+    assert soft.check(verified(pki, leaf)) is RevocationOutcome.SOFT_FAILED
+    assert server.request_count == 1  # held like any failed download: not fetched again at once
+    clock.advance(6)  # past the 5 seconds' hold: the next request tries again
+    assert source.verdict(verified(pki, leaf)).status is Status.UNAVAILABLE
+    assert server.request_count == 2
+
+
+def test_a_serial_listed_twice_is_revoked(pki: Pki, server: CrlServer,
+                                          checker: MakeChecker) -> None:
+    leaf = client(pki, server)
+    server.publish("/ca.crl", crlforge.duplicate_serial(pki.issuing, leaf.certificate.serial_number))
+    with pytest.raises(CertificateRevoked):
+        require(checker()).check(verified(pki, leaf))
+
+
+def test_every_crl_of_cryptography_vectors_served_has_a_verdict(
+        pki: Pki, server: CrlServer, checker: MakeChecker) -> None:
+    leaf = client(pki, server)
+    issuers = certificates_by_subject()
+    statuses: dict[Status, int] = {}
+    for vector in vector_crls():
+        server.publish("/ca.crl", vector.body)
+        try:
+            named = issuers.get(x509.load_der_x509_crl(vector.body).issuer, ())
+        except ValueError:
+            named = ()
+        # The PKITS CA that issued it stands as the leaf's issuer: its signature verifies.
+        chain = (leaf.certificate, named[0]) if named else (leaf.certificate,
+                                                            pki.issuing.certificate)
+        status = checker().verdict(VerifiedCertificate(PresentedCertificate.from_der(leaf.der),
+                                                       chain)).status
+        statuses[status] = statuses.get(status, 0) + 1
+    assert sum(statuses.values()) == len(vector_crls()) == server.request_count
+    assert set(statuses) <= {Status.GOOD, Status.REVOKED, Status.UNAVAILABLE}
+    assert statuses.get(Status.GOOD, 0) >= 50  # PKITS CRLs, checked all the way through
