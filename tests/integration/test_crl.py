@@ -394,3 +394,77 @@ def test_every_crl_of_cryptography_vectors_served_has_a_verdict(
     assert sum(statuses.values()) == len(vector_crls()) == server.request_count
     assert set(statuses) <= {Status.GOOD, Status.REVOKED, Status.UNAVAILABLE}
     assert statuses.get(Status.GOOD, 0) >= 50  # PKITS CRLs, checked all the way through
+
+
+# --- a CRL never goes back in time (issue 18, item 2) ---------------------------------------
+
+
+def _rollback_at_refresh(pki: Pki, server: CrlServer, checker: MakeChecker, clock: ManualClock,
+                         caplog: pytest.LogCaptureFixture,
+                         make: Callable[[list[int], datetime, datetime], bytes]) -> None:
+    """The cached CRL revokes the leaf; at the refresh the server serves an older, still
+    current CRL that does not: the refresh fails and the leaf stays revoked."""
+    leaf = client(pki, server)
+    start = clock()
+    server.publish("/ca.crl", make([leaf.certificate.serial_number], start,
+                                   start + timedelta(hours=1)))
+    source = checker()
+    assert source.verdict(verified(pki, leaf)).status is Status.REVOKED
+    older = make([], start - timedelta(minutes=30), start + timedelta(hours=2))
+    server.publish("/ca.crl", older)
+    clock.advance(50 * 60)
+    with caplog.at_level(logging.WARNING, logger="certsas.crl"):
+        assert source.verdict(verified(pki, leaf)).status is Status.REVOKED  # the refresh starts
+        assert source.wait_for_refreshes(5.0)
+    assert (source.downloads, server.request_count) == (2, 2)
+    assert any("CRL refresh failed" in r.getMessage() and "goes back in time" in r.getMessage()
+               for r in caplog.records)
+    assert source.verdict(verified(pki, leaf)).status is Status.REVOKED
+    # Past the cached CRL's nextUpdate the older one is still refused: the cache is cold
+    # now, and a download older than the last CRL seen is a failed load.
+    clock.advance(11 * 60 + 5 * 60)
+    verdict = source.verdict(verified(pki, leaf))
+    assert verdict.status is Status.UNAVAILABLE and "goes back in time" in verdict.detail
+    assert source.verdict(verified(pki, leaf)).status is Status.UNAVAILABLE
+    assert server.request_count == 3  # held like any failed download
+    # A newer CRL is taken again.
+    clock.advance(6)
+    server.publish("/ca.crl", make([], clock(), clock() + timedelta(hours=1)))
+    assert source.verdict(verified(pki, leaf)).status is Status.GOOD
+
+
+def test_a_lower_crl_number_at_refresh_is_a_failed_refresh(
+        pki: Pki, server: CrlServer, checker: MakeChecker, clock: ManualClock,
+        caplog: pytest.LogCaptureFixture) -> None:
+    # The dev CA numbers its CRLs by thisUpdate: the older CRL has the lower number.
+    def numbered(serials: list[int], this_update: datetime, next_update: datetime) -> bytes:
+        return pki.issuing.crl([(s, None) for s in serials], this_update=this_update,
+                               next_update=next_update)
+    _rollback_at_refresh(pki, server, checker, clock, caplog, numbered)
+
+
+def test_without_crl_numbers_an_earlier_this_update_is_a_failed_refresh(
+        pki: Pki, server: CrlServer, checker: MakeChecker, clock: ManualClock,
+        caplog: pytest.LogCaptureFixture) -> None:
+    def unnumbered(serials: list[int], this_update: datetime, next_update: datetime) -> bytes:
+        return crlforge.unnumbered(pki.issuing, serials, this_update, next_update)
+    _rollback_at_refresh(pki, server, checker, clock, caplog, unnumbered)
+
+
+def test_a_pem_body_with_two_crls_at_refresh_is_not_used(
+        pki: Pki, server: CrlServer, checker: MakeChecker, clock: ManualClock) -> None:
+    leaf = client(pki, server)
+    start = clock()
+    revoking = pki.issuing.crl([(leaf.certificate.serial_number, None)], this_update=start,
+                               next_update=start + timedelta(hours=1))
+    server.publish("/ca.crl", revoking)
+    source = checker()
+    assert source.verdict(verified(pki, leaf)).status is Status.REVOKED
+    # A newer CRL that does not list the leaf first, the current one second: neither is used.
+    newer = pki.issuing.crl([], this_update=start + timedelta(minutes=40))
+    server.publish("/ca.crl", crlforge.two_crls_in_one_pem(newer, revoking))
+    clock.advance(50 * 60)
+    assert source.verdict(verified(pki, leaf)).status is Status.REVOKED
+    assert source.wait_for_refreshes(5.0)
+    assert source.verdict(verified(pki, leaf)).status is Status.REVOKED
+    assert server.request_count == 2

@@ -190,3 +190,15 @@ OPENSSL_DEFECTS: dict[str, tuple[Callable[[Pki, int], bytes], str]] = {
         lambda pki, serial: pki.issuing.crl([]) + pki.issuing.crl([(serial, None)]),
         "does not parse"),
 }
+
+
+def unnumbered(ca: CertificateAuthority, revoked: list[int], this_update: datetime,
+               next_update: datetime) -> bytes:
+    """A CRL without a CRL number (the dev CA's ``crl`` always numbers its lists)."""
+    builder = (x509.CertificateRevocationListBuilder().issuer_name(ca.certificate.subject)
+               .last_update(this_update).next_update(next_update))
+    for serial in revoked:
+        builder = builder.add_revoked_certificate(
+            x509.RevokedCertificateBuilder().serial_number(serial)
+            .revocation_date(this_update - timedelta(hours=1)).build())
+    return builder.sign(ca.key, hashes.SHA256()).public_bytes(serialization.Encoding.DER)
