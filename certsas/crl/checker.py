@@ -53,6 +53,10 @@ logger = logging.getLogger("certsas.crl")
 # (URL, the issuing CA's certificate): certificates hash and compare by their DER, cheaply.
 CacheKey = tuple[str, x509.Certificate]
 CRL_ACCEPT = "application/pkix-crl, application/x-pkcs7-crl;q=0.9, */*;q=0.1"
+# The memory cap (docs/revocation.md): an index costs about 100 bytes per entry, so at most
+# 32 CRLs and a million entries together (some 100 MB); the CRL just loaded is always kept.
+MAX_CRLS = 32
+MAX_ENTRIES = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -86,7 +90,8 @@ class CrlChecker:
         refresh_fraction: float = 0.8,
         refresh_retry_seconds: float = 60.0,
         failure_hold_seconds: float = 5.0,
-        max_crls: int = 32,
+        max_crls: int = MAX_CRLS,
+        max_entries: int = MAX_ENTRIES,
     ) -> None:
         if timeout_seconds <= 0 or max_bytes < 1:
             raise ValueError("timeout_seconds and max_bytes must be positive")
@@ -103,8 +108,11 @@ class CrlChecker:
         self._refresh_retry = timedelta(seconds=refresh_retry_seconds)
         self._failure_hold = timedelta(seconds=failure_hold_seconds)
         self._max_crls = max_crls
+        self._max_entries = max_entries
         self._lock = threading.Lock()
         self._cached: dict[CacheKey, _Cached] = {}
+        # The newest CRL seen per key, kept when its index is evicted: no going back after that.
+        self._newest: dict[CacheKey, CrlIndex] = {}
         self._failures: ExpiringLru[CacheKey, Verdict] = ExpiringLru(max_crls)
         self._loads: dict[CacheKey, _Load] = {}
         self._threads: list[threading.Thread] = []
@@ -205,16 +213,28 @@ class CrlChecker:
         """Cache ``index`` unless it is older than the CRL cached (SPEC §2a: no going back)."""
         now = self._clock()
         with self._lock:
-            cached = self._cached.get(key)
-            if cached is not None and index.is_older_than(cached.index):
+            newest = self._newest.get(key)
+            if newest is not None and index.is_older_than(newest):
                 return Verdict(Status.UNAVAILABLE, (
                     f"CRL from {redact_url(url)} goes back in time: {index.describe()} is older "
-                    f"than the cached CRL's {cached.index.describe()}; not used"))
+                    f"than the {newest.describe()} already seen; not used"))
             self._cached[key] = _Cached(index, self._refresh_time(index, now))
-            while len(self._cached) > self._max_crls:
-                oldest = min(self._cached, key=lambda k: self._cached[k].index.next_update)
-                del self._cached[oldest]
+            self._newest.pop(key, None)
+            self._newest[key] = _mark(index)
+            self._evict(keep=key)
         return index
+
+    def _evict(self, keep: CacheKey) -> None:
+        """Within the caps, dropping the CRLs that end first; ``keep`` stays (lock held)."""
+        others = sorted((k for k in self._cached if k != keep),
+                        key=lambda k: self._cached[k].index.next_update)
+        entries = sum(len(cached.index.revoked) for cached in self._cached.values())
+        for victim in others:
+            if len(self._cached) <= self._max_crls and entries <= self._max_entries:
+                break
+            entries -= len(self._cached.pop(victim).index.revoked)
+        while len(self._newest) > 8 * self._max_crls:  # marks are small; the oldest goes
+            del self._newest[next(iter(self._newest))]
 
     def _failed(self, key: CacheKey, verdict: Verdict) -> None:
         """A failed refresh keeps the cached CRL (and says so); a failed cold load is held."""
@@ -246,3 +266,8 @@ class CrlChecker:
         for thread in threads:
             thread.join(timeout)
         return not any(thread.is_alive() for thread in threads)
+
+
+def _mark(index: CrlIndex) -> CrlIndex:
+    """What going back in time is judged by: the CRL's number and dates, without its entries."""
+    return CrlIndex(index.this_update, index.next_update, {}, None, index.number)

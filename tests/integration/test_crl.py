@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import gc
 import ipaddress
 import logging
 import threading
 import time
+import tracemalloc
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -13,14 +15,16 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
+from bench.crl import big_crl
 from certsas.clientcert import PresentedCertificate
 from certsas.config import RevocationMode
 from certsas.crl.checker import CrlChecker
+from certsas.crl.validation import validate_crl
 from certsas.devtools.crl_server import CrlServer
 from certsas.devtools.pki import DevPki, Issued
 from certsas.errors import CertificateRevoked, RevocationStatusUnknown, RevocationUnavailable
 from certsas.netfetch import NetFetcher
-from certsas.revocation import RevocationOutcome, RevocationPolicy, Status
+from certsas.revocation import RevocationOutcome, RevocationPolicy, Status, Verdict
 from certsas.verification import VerifiedCertificate
 from tests.support import crlforge
 from tests.support.clock import ManualClock
@@ -468,3 +472,74 @@ def test_a_pem_body_with_two_crls_at_refresh_is_not_used(
     assert source.wait_for_refreshes(5.0)
     assert source.verdict(verified(pki, leaf)).status is Status.REVOKED
     assert server.request_count == 2
+
+
+# --- one bound for the whole first wait; the memory cap (issue 18, item 4) ----------------------
+
+
+def test_the_first_requests_whole_wait_download_and_parse_is_one_bound(
+        pki: Pki, server: CrlServer, checker: MakeChecker) -> None:
+    leaf = client(pki, server)
+    # 200,000 entries: parsing and indexing alone takes longer than the 0.3 s budget here.
+    server.publish("/ca.crl", big_crl(pki.issuing, 200_000, leaf.certificate.serial_number + 1))
+    source = checker(timeout=0.3, max_bytes=20 * 1024 * 1024)
+    barrier = threading.Barrier(8)
+    waits: list[tuple[float, Verdict]] = []
+
+    def ask() -> None:
+        barrier.wait()
+        started = time.monotonic()
+        verdict = source.verdict(verified(pki, leaf))
+        waits.append((time.monotonic() - started, verdict))
+
+    threads = [threading.Thread(target=ask) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for elapsed, verdict in waits:  # the first request and every waiter: one bound
+        assert verdict.status is Status.UNAVAILABLE and "within 0.30s" in verdict.detail
+        assert elapsed < 0.3 + 0.2
+    # The load went on: the CRL that landed late serves the next request, no new download.
+    assert source.wait_for_refreshes(30.0)
+    assert source.verdict(verified(pki, leaf)).status is Status.GOOD
+    assert (source.downloads, server.request_count) == (1, 1)
+
+
+@pytest.mark.parametrize(("max_crls", "max_entries"), [(2, 1000), (32, 25)])
+def test_the_cache_keeps_within_its_caps_dropping_the_crl_that_ends_first(
+        pki: Pki, server: CrlServer, clock: ManualClock, max_crls: int, max_entries: int) -> None:
+    leaves = [pki.issuing.issue(f"cap-{n}", crl_url=server.url(f"/{n}.crl")) for n in range(3)]
+    for n, leaf in enumerate(leaves):  # 10 entries each; the first ends first
+        server.publish(f"/{n}.crl", pki.issuing.crl(
+            [(leaf.certificate.serial_number + k + 1, None) for k in range(10)],
+            this_update=clock(), next_update=clock() + timedelta(hours=n + 1)))
+    source = CrlChecker(crl_url=None, timeout_seconds=2.0, max_bytes=1 << 20,
+                        fetcher=NetFetcher(blocked_networks=()), clock=clock,
+                        max_crls=max_crls, max_entries=max_entries)
+    for leaf in leaves:
+        assert source.verdict(verified(pki, leaf)).status is Status.GOOD
+    assert source.cached_crls == 2
+    assert server.request_count == 3
+    for leaf in leaves[1:]:  # still cached
+        assert source.verdict(verified(pki, leaf)).status is Status.GOOD
+    assert server.request_count == 3
+    assert source.verdict(verified(pki, leaves[0])).status is Status.GOOD  # fetched again
+    assert server.request_count == 4
+
+
+def test_an_index_costs_about_100_bytes_per_entry(pki: Pki) -> None:
+    """The figure docs/revocation.md gives (and MAX_ENTRIES assumes): serials of 20 bytes, as
+    CAs issue them, measured with tracemalloc on a 100,000-entry CRL."""
+    der = big_crl(pki.issuing, 100_000, 2**158 + 1)
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        index = validate_crl(der, pki.issuing.certificate, datetime.now(UTC))
+        gc.collect()
+        retained = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert len(index.revoked) == 100_000
+    assert 60 < retained / 100_000 < 130
