@@ -11,6 +11,7 @@ import tracemalloc
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from cryptography import x509
@@ -543,3 +544,67 @@ def test_an_index_costs_about_100_bytes_per_entry(pki: Pki) -> None:
         tracemalloc.stop()
     assert len(index.revoked) == 100_000
     assert 60 < retained / 100_000 < 130
+
+
+# --- IDP URIs compare with scheme and host case-insensitive (issue 18, item 3) ----------------
+
+
+def test_an_idp_naming_the_distribution_point_in_other_case_covers_it(
+        pki: Pki, server: CrlServer, checker: MakeChecker) -> None:
+    port = urlsplit(server.url()).port
+    leaf = pki.issuing.issue("idp-case", crl_url=f"http://LocalHost:{port}/ca.crl")
+    idp = _idp(full_name=[x509.UniformResourceIdentifier(f"HTTP://localhost:{port}/ca.crl")])
+    server.publish("/ca.crl", idp(pki, 1))
+    assert require(checker()).check(verified(pki, leaf)) is RevocationOutcome.CRL_GOOD
+    other_path = _idp(full_name=[x509.UniformResourceIdentifier(f"http://localhost:{port}/CA.crl")])
+    server.publish("/ca.crl", other_path(pki, 1))
+    with pytest.raises(RevocationUnavailable, match="partition for other certificates"):
+        require(checker()).check(verified(pki, leaf))
+
+
+# --- a URL's query string never appears (issue 18, item 5) -------------------------------------
+
+
+def test_a_crl_urls_query_string_never_appears_in_a_verdict_or_a_warning(
+        pki: Pki, server: CrlServer, checker: MakeChecker,
+        caplog: pytest.LogCaptureFixture) -> None:
+    leaf = pki.issuing.issue("no-cdp")
+    secret_url = server.url("/ca.crl") + "?sv=2024-11-04&sig=Zm9vYmFyc2VjcmV0"
+    server.publish("/ca.crl", pki.issuing.crl([]))
+    good = checker(secret_url).verdict(verified(pki, leaf))
+    assert good.status is Status.GOOD and "?<query hidden>" in good.detail
+    server.status = 500
+    soft = RevocationPolicy(RevocationMode.SOFT_FAIL, [checker(secret_url)])
+    with caplog.at_level(logging.WARNING):
+        assert soft.check(verified(pki, leaf)) is RevocationOutcome.SOFT_FAILED
+    with pytest.raises(RevocationUnavailable) as caught:
+        require(checker(secret_url)).check(verified(pki, leaf))
+    shown = [caught.value.detail, caught.value.message, good.detail,
+             *(record.getMessage() for record in caplog.records)]
+    assert any("HTTP 500" in text for text in shown)
+    assert not any("sig=" in text or "Zm9vYmFyc2VjcmV0" in text for text in shown)
+
+
+# --- unspecified addresses count as loopback (issue 18, item 6) ------------------------------
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "0", "[::]", "[::ffff:0.0.0.0]"])
+def test_an_unspecified_address_counts_as_loopback_when_loopback_is_blocked(
+        pki: Pki, server: CrlServer, checker: MakeChecker, host: str) -> None:
+    port = urlsplit(server.url()).port
+    leaf = pki.issuing.issue("unspecified", crl_url=f"http://{host}:{port}/ca.crl")
+    server.publish("/ca.crl", pki.issuing.crl([]))
+    for blocked in (LOOPBACK, (ipaddress.ip_network("::1/128"),)):
+        verdict = checker(fetcher=NetFetcher(blocked_networks=blocked)).verdict(verified(pki, leaf))
+        assert verdict.status is Status.UNAVAILABLE and "blocked network" in verdict.detail
+    assert server.request_count == 0
+
+
+def test_an_unspecified_address_does_reach_this_machine(
+        pki: Pki, server: CrlServer, checker: MakeChecker) -> None:
+    # Why it must count as loopback: 0.0.0.0 reaches the server listening on 127.0.0.1.
+    port = urlsplit(server.url()).port
+    leaf = pki.issuing.issue("unspecified", crl_url=f"http://0.0.0.0:{port}/ca.crl")
+    server.publish("/ca.crl", pki.issuing.crl([]))
+    assert checker().verdict(verified(pki, leaf)).status is Status.GOOD
+    assert server.request_count == 1

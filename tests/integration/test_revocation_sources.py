@@ -216,3 +216,20 @@ def test_an_aia_url_into_a_blocked_network_is_never_contacted_but_the_override_i
                            cache_max_seconds=0, fetcher=blocked, clock=ocsp_clock)
     assert override.verdict(verified(ocsp_pki, ocsp_pki.good)).status is Status.GOOD
     assert ocsp_responder.request_count == 1
+
+
+def test_an_ocsp_responder_urls_query_string_never_appears(
+        ocsp_pki: OcspPki, ocsp_responder: OcspResponder, ocsp_clock: ManualClock,
+        caplog: pytest.LogCaptureFixture) -> None:
+    secret = "?sv=2024-11-04&sig=Zm9vYmFyc2VjcmV0"
+    ocsp_responder.stop()  # down: the verdict and the soft-fail warning name the URL
+    source = OcspChecker(responder_url=ocsp_responder.url + secret, timeout_seconds=0.5,
+                         cache_max_seconds=0, clock=ocsp_clock)
+    verdict = source.verdict(verified(ocsp_pki, ocsp_pki.good))
+    assert verdict.status is Status.UNAVAILABLE and "?<query hidden>" in verdict.detail
+    with caplog.at_level(logging.WARNING):
+        RevocationPolicy(RevocationMode.SOFT_FAIL, [source]).check(
+            verified(ocsp_pki, ocsp_pki.good))
+    shown = [verdict.detail, *(record.getMessage() for record in caplog.records)]
+    assert any("revocation soft-fail" in text for text in shown)
+    assert not any("sig=" in text or "Zm9vYmFyc2VjcmV0" in text for text in shown)
