@@ -588,7 +588,7 @@ def test_a_crl_urls_query_string_never_appears_in_a_verdict_or_a_warning(
 # --- unspecified addresses count as loopback (issue 18, item 6) ------------------------------
 
 
-@pytest.mark.parametrize("host", ["0.0.0.0", "0", "[::]", "[::ffff:0.0.0.0]"])
+@pytest.mark.parametrize("host", ["0.0.0.0", "0", "[::]", "[::ffff:0.0.0.0]"])  # noqa: S104
 def test_an_unspecified_address_counts_as_loopback_when_loopback_is_blocked(
         pki: Pki, server: CrlServer, checker: MakeChecker, host: str) -> None:
     port = urlsplit(server.url()).port
