@@ -12,6 +12,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 
 from certsas.crl.validation import (
+    CrlIndex,
     CrlInvalid,
     covers,
     distribution_point_url,
@@ -78,14 +79,19 @@ def test_the_first_http_distribution_point_in_order(pki: Pki) -> None:
     assert distribution_point_url(pki.client.certificate) is None
 
 
-def test_an_idp_scope_must_name_the_certificates_distribution_point(pki: Pki) -> None:
-    url = "http://crl.example/issuing.crl"
+def _scoped_to(pki: Pki, url: str, *, user_only: bool) -> CrlIndex:
+    """A CRL of the issuing CA whose issuing distribution point names ``url``, validated."""
     idp = x509.IssuingDistributionPoint(
         full_name=[x509.UniformResourceIdentifier(url)], relative_name=None,
-        only_contains_user_certs=True, only_contains_ca_certs=False, only_some_reasons=None,
-        indirect_crl=False, only_contains_attribute_certs=False)
-    index = validate_crl(pki.issuing.crl([], extensions=[(idp, True)]),
-                         pki.issuing.certificate, NOW)
+        only_contains_user_certs=user_only, only_contains_ca_certs=False,
+        only_some_reasons=None, indirect_crl=False, only_contains_attribute_certs=False)
+    return validate_crl(pki.issuing.crl([], extensions=[(idp, True)]), pki.issuing.certificate,
+                        NOW)
+
+
+def test_an_idp_scope_must_name_the_certificates_distribution_point(pki: Pki) -> None:
+    url = "http://crl.example/issuing.crl"
+    index = _scoped_to(pki, url, user_only=True)
     fetched = "http://mirror.example/issuing.crl"  # CRL_URL: the certificate's own CDP counts
     assert covers(index, pki.issuing.issue("in", crl_url=url).certificate, fetched)
     assert not covers(index, pki.issuing.issue("out", crl_url=url + "x").certificate, url)
@@ -105,12 +111,7 @@ def test_an_idp_scope_must_name_the_certificates_distribution_point(pki: Pki) ->
 def test_an_idp_uri_matches_with_scheme_and_host_case_insensitive(
         pki: Pki, in_idp: str, in_certificate: str, same: bool) -> None:
     # SPEC §2a, RFC 3986 §6.2.2.1: scheme, host and percent-escapes are case-insensitive.
-    idp = x509.IssuingDistributionPoint(
-        full_name=[x509.UniformResourceIdentifier(in_idp)], relative_name=None,
-        only_contains_user_certs=False, only_contains_ca_certs=False, only_some_reasons=None,
-        indirect_crl=False, only_contains_attribute_certs=False)
-    index = validate_crl(pki.issuing.crl([], extensions=[(idp, True)]),
-                         pki.issuing.certificate, NOW)
+    index = _scoped_to(pki, in_idp, user_only=False)
     leaf = pki.issuing.issue("idp-case", crl_url=in_certificate).certificate
     assert covers(index, leaf, in_certificate) is same
     assert (normalise_uri(in_idp) == normalise_uri(in_certificate)) is same
