@@ -500,7 +500,7 @@ def test_the_first_requests_whole_wait_download_and_parse_is_one_bound(
         thread.join()
     for elapsed, verdict in waits:  # the first request and every waiter: one bound
         assert verdict.status is Status.UNAVAILABLE and "within 0.30s" in verdict.detail
-        assert elapsed < 0.3 + 0.2
+        assert elapsed < 0.3 + 0.5  # slack for a loaded machine, still well short of the parse
     # The load went on: the CRL that landed late serves the next request, no new download.
     assert source.wait_for_refreshes(30.0)
     assert source.verdict(verified(pki, leaf)).status is Status.GOOD

@@ -169,7 +169,7 @@ def test_a_dripping_crl_server_is_cut_at_the_budget(pki: Pki, mode: str) -> None
         elapsed = time.monotonic() - started
         # The request gives up at its budget; the download it waited for is cut there too.
         assert verdict.status is Status.UNAVAILABLE and "within 1.00s" in verdict.detail
-        assert elapsed < 1.0 + 0.5
+        assert elapsed < 1.0 + 1.0
         assert source.wait_for_refreshes(1.0)
         held = source.verdict(VerifiedCertificate(
             PresentedCertificate.from_der(leaf.der),
