@@ -19,7 +19,7 @@ Caching, per (URL, issuing CA): a valid CRL is kept until its nextUpdate (plus t
 skew validation allows, so a CRL just past it is not downloaded per request). Once most of its
 life has passed (``refresh_fraction``) the next lookup starts one background refresh and is
 answered from the cached CRL; a failed refresh is logged and the cached CRL kept until its
-nextUpdate. A CRL never goes back in time: a download older than the one cached (CRL number,
+nextUpdate. A CRL never goes back in time: a download older than the newest seen (CRL number,
 else thisUpdate) is a failed load. A failed load is remembered for ``failure_hold_seconds`` so
 a broken CRL is not fetched per request.
 """
