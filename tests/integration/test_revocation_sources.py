@@ -22,6 +22,7 @@ from certsas.ocsp.checker import OcspChecker
 from certsas.ocsp.fetch import HttpOcspFetcher
 from certsas.revocation import RevocationOutcome, RevocationPolicy, RevocationSource, Status
 from certsas.verification import VerifiedCertificate
+from tests.support import crlforge
 from tests.support.azurite import Azurite
 from tests.support.clock import ManualClock
 from tests.support.drip import DripServer
@@ -233,3 +234,20 @@ def test_an_ocsp_responder_urls_query_string_never_appears(
     shown = [verdict.detail, *(record.getMessage() for record in caplog.records)]
     assert any("revocation soft-fail" in text for text in shown)
     assert not any("sig=" in text or "Zm9vYmFyc2VjcmV0" in text for text in shown)
+
+
+@pytest.mark.parametrize(("mode", "status", "error"), [("require", 503, "revocation_unavailable"),
+                                                       ("soft-fail", 200, None)])
+def test_a_crl_cryptography_cannot_read_is_never_a_500_through_the_function(
+        monkeypatch: pytest.MonkeyPatch, azurite: Azurite, pki: Pki, fresh_tables: tuple[str, str],
+        crl_server: CrlServer, mode: str, status: int, error: str | None) -> None:
+    leaf = pki.issuing.issue(f"fn-dup-{mode}", crl_url=crl_server.url())
+    crl_server.publish("/ca.crl", crlforge.duplicate_entry_extension(
+        pki.issuing, leaf.certificate.serial_number))  # cryptography: DuplicateExtension
+    env = app_env(azurite, pki.trust_bundle, fresh_tables, REVOCATION_MODE=mode,
+                  REVOCATION_SOURCES="crl")
+    stack = build_stack(monkeypatch, env, azurite.connection_string)
+    stack.register(leaf)
+    answers = [stack.call(forwarded(leaf)) for _ in range(3)]
+    assert [(answer.status, answer.error) for answer in answers] == [(status, error)] * 3
+    assert crl_server.request_count == 1  # the failure is held, not downloaded per request
