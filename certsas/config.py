@@ -264,6 +264,10 @@ def _url(env: Mapping[str, str], name: str) -> str | None:
     value = _text(env, name)
     if value is not None and not re.fullmatch(r"https?://[^\s/?#]+[^\s]*", value, re.IGNORECASE):
         raise ConfigurationError(name, "must be an http:// or https:// URL")
+    # SPEC §2a: a password in a URL ends up in every log line that names the URL.
+    if value is not None and "@" in re.split(r"[/?#]", value.split("://", 1)[1], maxsplit=1)[0]:
+        raise ConfigurationError(name, "carries credentials (user:password@ before the host); "
+                                       "a revocation URL must not hold any")
     return value
 
 

@@ -9,7 +9,9 @@ A responder named in a certificate is not ours, so the fetch assumes nothing abo
 - **a size cap** enforced while reading: the read stops at the cap, nothing is buffered first;
 - **blocked networks**: the host is resolved once, every address is checked against
   ``REVOCATION_BLOCKED_NETWORKS`` and the connection goes to the address that was checked
-  (no second lookup a DNS answer could change); the operator's override URLs are exempt;
+  (no second lookup a DNS answer could change); the operator's override URLs are exempt.
+  An unspecified address (``0.0.0.0``, ``0``, ``::``) reaches this machine, so it counts as
+  loopback whenever loopback is blocked;
 - **a cap on fetches in flight**, process-wide: a fetch that cannot get a slot within its
   budget fails, so a slow responder cannot hold every worker thread.
 
@@ -32,7 +34,7 @@ from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from typing import cast
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from certsas.config import Network, RevocationSettings
 
@@ -40,6 +42,9 @@ from certsas.config import Network, RevocationSettings
 # threads of a Functions instance (PYTHON_THREADPOOL_THREAD_COUNT), so some always stay free.
 MAX_FETCHES_IN_FLIGHT = 4
 READ_CHUNK = 64 * 1024
+# Connecting to an unspecified address reaches this machine (Linux, Windows): loopback.
+_LOOPBACK = (ipaddress.ip_address("127.0.0.1"), ipaddress.ip_address("::1"))
+_PRINTABLE = "".join(chr(code) for code in range(0x21, 0x7F))
 
 
 class FetchError(Exception):
@@ -138,13 +143,31 @@ class NetFetcher:
         for _family, address in addresses:
             ip = ipaddress.ip_address(address[0])
             mapped = ip.ipv4_mapped if isinstance(ip, ipaddress.IPv6Address) else None
+            seen = [ip] if mapped is None else [ip, mapped]
+            if any(each.is_unspecified for each in seen):
+                seen += _LOOPBACK
             for network in self.blocked_networks:
-                if ip in network or (mapped is not None and mapped in network):
+                if any(each in network for each in seen):
                     raise FetchError(f"host {target.host} resolves into a blocked network "
                                      f"({network}, REVOCATION_BLOCKED_NETWORKS); not contacted")
 
 
 _Address = tuple[int, tuple[str, int]]  # (family, (ip, port))
+
+
+def redact_url(url: str) -> str:
+    """``url`` as it may appear in a log line or an error (SPEC §2a): no user or password, no
+    query string (a SAS ``sig=`` lives there), no fragment, and nothing but printable ASCII
+    (a URL from a certificate is attacker-chosen text: no line breaks in a log)."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not one
+    except ValueError:
+        return "<a URL that does not parse>"
+    host = parts.netloc.rpartition("@")[2]
+    shown = urlunsplit((parts.scheme, host, parts.path, "", ""))
+    shown = quote(shown, safe=_PRINTABLE)
+    return shown + ("?<query hidden>" if parts.query else "")
 
 
 @dataclass(frozen=True)

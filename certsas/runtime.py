@@ -12,6 +12,8 @@ import os
 import threading
 from collections.abc import Iterator, Mapping
 
+from cryptography import x509
+
 from certsas import expiry
 from certsas.accounts import AccountKeyAccess
 from certsas.audit import GroupCommitAuditSink, TableAuditSink
@@ -30,8 +32,10 @@ from certsas.storage import StorageClients
 from certsas.verification import ChainValidator
 
 
-def build_revocation(settings: RevocationSettings, clock: Clock = system_clock) -> RevocationChecker:
-    """SPEC §2a: off never calls out; otherwise the sources, in REVOCATION_SOURCES order."""
+def build_revocation(settings: RevocationSettings, clock: Clock = system_clock,
+                     anchors: tuple[x509.Certificate, ...] = ()) -> RevocationChecker:
+    """SPEC §2a: off never calls out; otherwise the sources, in REVOCATION_SOURCES order.
+    ``anchors`` (TRUSTED_CA_CERTS) may hold a CA's renewed certificate that signs its CRLs."""
     if settings.mode is RevocationMode.OFF:
         return NotChecked()
     fetcher = NetFetcher(settings.blocked_networks)
@@ -52,6 +56,7 @@ def build_revocation(settings: RevocationSettings, clock: Clock = system_clock) 
                 max_bytes=settings.crl_max_bytes,
                 fetcher=fetcher,
                 clock=clock,
+                anchors=anchors,
             ))
     return RevocationPolicy(settings.mode, sources)
 
@@ -76,7 +81,7 @@ def build_broker(settings: Settings, *, clock: Clock = system_clock) -> TokenBro
         header_name=settings.client_cert_header,
         validator=ChainValidator(settings.trust_anchors, clock=clock),
         registry=registry,
-        revocation=build_revocation(settings.revocation, clock),
+        revocation=build_revocation(settings.revocation, clock, settings.trust_anchors),
         signer=build_signer(settings, clients),
         audit=GroupCommitAuditSink(TableAuditSink(
             clients.hot_table(settings.storage.audit_table), settings.audit_partitions)),

@@ -1,17 +1,26 @@
 """Is this CRL usable for certificates of this CA? Pure functions, SPEC §2a and RFC 5280 §6.3.
 
-A usable CRL becomes a :class:`CrlIndex`: its dates, its scope, and every revoked serial in
-a dict built once, so a lookup never scans the list. Every failure is a :class:`CrlInvalid`
-whose message names the rule. ``cryptography`` parses; every check is ours.
+A usable CRL becomes a :class:`CrlIndex`: its dates, its number, its scope, and every revoked
+serial in a dict built once, so a lookup never scans the list. Every failure is a
+:class:`CrlInvalid` whose message names the rule. ``cryptography`` parses; every check is ours.
+
+The bytes come from a server (or anyone on the path of an http URL): whatever ``cryptography``
+raises while reading them (``DuplicateExtension``, ``UnsupportedGeneralNameType``,
+``InvalidVersion``, a ``ValueError`` from a field parsed lazily, ...) is a :class:`CrlInvalid`
+too, never an exception that escapes. Each public check guarantees that on its own.
 """
 
 from __future__ import annotations
 
+import functools
+import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import ParamSpec, TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
 from cryptography import x509
-from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509.oid import CRLEntryExtensionOID, ExtensionOID
 
@@ -26,10 +35,27 @@ _UNDERSTOOD = frozenset({ExtensionOID.ISSUING_DISTRIBUTION_POINT, ExtensionOID.C
                          ExtensionOID.AUTHORITY_KEY_IDENTIFIER})
 _UNDERSTOOD_ENTRY = frozenset({CRLEntryExtensionOID.CRL_REASON,
                                CRLEntryExtensionOID.INVALIDITY_DATE})
+_PERCENT_ESCAPE = re.compile(r"%[0-9A-Fa-f]{2}")
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 class CrlInvalid(Exception):
     """The CRL must not be used; the message says which rule it breaks."""
+
+
+def _reading(check: Callable[P, R]) -> Callable[P, R]:
+    """Whatever reading a server's bytes raises inside ``check`` becomes a CrlInvalid."""
+    @functools.wraps(check)
+    def guarded(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return check(*args, **kwargs)
+        except CrlInvalid:
+            raise
+        except Exception as exc:  # the peer's bytes: any exception means "not usable"
+            raise CrlInvalid(f"CRL is malformed ({type(exc).__name__})") from None
+    return guarded
 
 
 @dataclass(frozen=True)
@@ -40,8 +66,9 @@ class CrlIndex:
     next_update: datetime
     # serial -> reason (None when the entry gives none); certificateHold is in here too.
     revoked: dict[int, x509.ReasonFlags | None]
-    # The issuing distribution point's names, when it has some: the certificate must name one.
+    # The issuing distribution point's names (normalised, :func:`normalise_uri`), if it has some.
     scope: frozenset[str] | None = None
+    number: int | None = None  # the CRL number extension, when present
 
     def reason(self, serial: int) -> tuple[bool, x509.ReasonFlags | None]:
         """(revoked?, reason): a dict lookup."""
@@ -49,47 +76,100 @@ class CrlIndex:
             return True, self.revoked[serial]
         return False, None
 
+    def is_older_than(self, other: CrlIndex) -> bool:
+        """SPEC §2a: by CRL number when both have one (thisUpdate breaks a tie), else thisUpdate."""
+        if self.number is not None and other.number is not None:
+            return (self.number, self.this_update) < (other.number, other.this_update)
+        return self.this_update < other.this_update
 
-def validate_crl(der: bytes, issuer: x509.Certificate, now: datetime) -> CrlIndex:
-    """Accept ``der`` only if it is a complete, current CRL signed by ``issuer``; index it."""
+    def describe(self) -> str:
+        number = f"number {self.number}, " if self.number is not None else ""
+        return f"{number}thisUpdate {iso(self.this_update)}"
+
+
+@_reading
+def validate_crl(der: bytes, issuer: x509.Certificate, now: datetime,
+                 anchors: Sequence[x509.Certificate] = ()) -> CrlIndex:
+    """Accept ``der`` only if it is one complete, current CRL for ``issuer``'s certificates;
+    index it. ``anchors`` (TRUSTED_CA_CERTS) may hold the CA's renewed certificate, which
+    may sign in its place (:func:`check_signer`)."""
+    crl = read_crl(der)
+    check_signer(crl, issuer, anchors, now)
+    return index_crl(crl, now)
+
+
+@_reading
+def read_crl(der: bytes) -> x509.CertificateRevocationList:
+    """Exactly one CRL, DER (RFC 5280 says DER over HTTP) or PEM (some servers publish it)."""
+    body = der.lstrip()
+    if body.startswith(b"-----BEGIN"):
+        # load_pem_x509_crl reads the first block and ignores the rest: which of several
+        # CRLs would be used is the server's choice, so a body with more is not used.
+        if body.count(b"-----BEGIN") != 1:
+            raise CrlInvalid("CRL body holds more than one PEM block (one CRL expected)")
+        loader = x509.load_pem_x509_crl
+    else:
+        loader = x509.load_der_x509_crl  # rejects bytes after the one CRL
     try:
-        # RFC 5280 says DER over HTTP; some servers publish PEM, which says the same thing.
-        if der.lstrip().startswith(b"-----BEGIN"):
-            crl = x509.load_pem_x509_crl(der)
-        else:
-            crl = x509.load_der_x509_crl(der)
+        return loader(body)
     except ValueError:
-        raise CrlInvalid("CRL does not parse (DER or PEM expected)") from None
-    try:
-        check_issuer(crl, issuer)
-        next_update = check_freshness(crl, now)
-        scope = check_extensions(crl)
-        revoked = index_entries(crl)
-    except (ValueError, UnsupportedAlgorithm) as exc:  # a field that parsed lazily is malformed
-        raise CrlInvalid(f"CRL is malformed: {type(exc).__name__}") from None
-    return CrlIndex(crl.last_update_utc, next_update, revoked, scope)
+        raise CrlInvalid("CRL does not parse (one DER or PEM CRL expected)") from None
 
 
-def check_issuer(crl: x509.CertificateRevocationList, issuer: x509.Certificate) -> None:
-    """Issued and signed by the CA that issued the leaf, with an accepted algorithm."""
+@_reading
+def index_crl(crl: x509.CertificateRevocationList, now: datetime) -> CrlIndex:
+    """Every check but the signer's, and the index: what follows a verified signature."""
+    next_update = check_freshness(crl, now)
+    scope = check_extensions(crl)
+    revoked = index_entries(crl)
+    return CrlIndex(crl.last_update_utc, next_update, revoked, scope, crl_number(crl))
+
+
+@_reading
+def check_signer(crl: x509.CertificateRevocationList, issuer: x509.Certificate,
+                 anchors: Sequence[x509.Certificate], now: datetime) -> x509.Certificate:
+    """Issued under the leaf issuer's name and signed by it or, after that CA renewed its key,
+    by a certificate in ``anchors`` with the same name, cRLSign and a current validity
+    (RFC 5280 §6.3.3 (f): the CRL issuer's path is validated on its own). The signer."""
     if crl.issuer != issuer.subject:
         raise CrlInvalid("CRL issuer is not the certificate's issuing CA")
+    refusal = _refuse_signer(crl, issuer, "the issuing CA's", must_name_crl_sign=False)
+    if refusal is None:
+        return issuer
+    for renewed in anchors:
+        if renewed == issuer or renewed.subject != issuer.subject:
+            continue
+        if not renewed.not_valid_before_utc - CLOCK_SKEW <= now \
+                <= renewed.not_valid_after_utc + CLOCK_SKEW:
+            continue
+        if _refuse_signer(crl, renewed, "a renewed CA's", must_name_crl_sign=True) is None:
+            return renewed
+    raise CrlInvalid(refusal)
+
+
+def _refuse_signer(crl: x509.CertificateRevocationList, signer: x509.Certificate, whose: str,
+                   *, must_name_crl_sign: bool) -> str | None:
+    """Why ``signer`` did not sign ``crl`` acceptably, or None if it did."""
     try:
-        usage = issuer.extensions.get_extension_for_class(x509.KeyUsage).value
+        usage: x509.KeyUsage | None = signer.extensions.get_extension_for_class(
+            x509.KeyUsage).value
     except x509.ExtensionNotFound:
         usage = None
-    if usage is not None and not usage.crl_sign:
-        raise CrlInvalid("the issuing CA's key usage does not allow cRLSign")
-    key = issuer.public_key()
+    # RFC 5280 §6.3.3 (f) asks cRLSign only of a key usage that is present; a renewed
+    # certificate stands in for the one the leaf names, so it must say so outright.
+    if (usage is None and must_name_crl_sign) or (usage is not None and not usage.crl_sign):
+        return f"{whose} key usage does not allow cRLSign"
+    key = signer.public_key()
     oid = crl.signature_algorithm_oid
     if not is_accepted(key, oid):
-        name = algorithm_name(oid)
-        raise CrlInvalid(f"CRL signature algorithm {name} is not accepted for the CA's key")
+        return f"CRL signature algorithm {algorithm_name(oid)} is not accepted for {whose} key"
     if not isinstance(key, rsa.RSAPublicKey | ec.EllipticCurvePublicKey
                       | ed25519.Ed25519PublicKey) or not crl.is_signature_valid(key):
-        raise CrlInvalid("CRL signature does not verify with the issuing CA's key")
+        return f"CRL signature does not verify with {whose} key"
+    return None
 
 
+@_reading
 def check_freshness(crl: x509.CertificateRevocationList, now: datetime) -> datetime:
     """thisUpdate not in the future, nextUpdate present and not passed; both with skew."""
     this_update, next_update = crl.last_update_utc, crl.next_update_utc
@@ -104,10 +184,19 @@ def check_freshness(crl: x509.CertificateRevocationList, now: datetime) -> datet
     return next_update
 
 
+@_reading
+def crl_number(crl: x509.CertificateRevocationList) -> int | None:
+    try:
+        return crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
+    except x509.ExtensionNotFound:
+        return None
+
+
+@_reading
 def check_extensions(crl: x509.CertificateRevocationList) -> frozenset[str] | None:
     """No delta, no unrecognised critical extension, a scope of every end-entity certificate.
 
-    Returns the issuing distribution point's URIs, if it names any.
+    Returns the issuing distribution point's URIs (normalised), if it names any.
     """
     extensions = crl.extensions
     for extension in extensions:
@@ -132,9 +221,10 @@ def check_extensions(crl: x509.CertificateRevocationList) -> frozenset[str] | No
         raise CrlInvalid("CRL's issuing distribution point has a relative name; not supported")
     if idp.full_name is None:
         return None
-    return frozenset(_uri(name) for name in idp.full_name if _uri(name))
+    return frozenset(normalise_uri(uri) for uri in _uris(idp.full_name))
 
 
+@_reading
 def index_entries(crl: x509.CertificateRevocationList) -> dict[int, x509.ReasonFlags | None]:
     """serial -> reason, every entry checked once: this is the one pass over the list."""
     revoked: dict[int, x509.ReasonFlags | None] = {}
@@ -154,14 +244,15 @@ def index_entries(crl: x509.CertificateRevocationList) -> dict[int, x509.ReasonF
     return revoked
 
 
-def covers(index: CrlIndex, certificate: x509.Certificate) -> bool:
-    """A CRL whose issuing distribution point is named must be one the certificate names.
-
-    RFC 5280 §6.3.3 (b)(2)(i): a partitioned CRL for other certificates says nothing of this one.
-    """
+def covers(index: CrlIndex, certificate: x509.Certificate, fetched_url: str) -> bool:
+    """A CRL whose issuing distribution point is named must be one the certificate names
+    (RFC 5280 §6.3.3 (b)(2)(i): a partition for other certificates says nothing of this one),
+    or, for a certificate that names none (CRL_URL), the URL fetched. Scheme, host and
+    percent-escapes compare case-insensitively (RFC 3986 §6.2.2.1)."""
     if index.scope is None:
         return True
-    return bool(index.scope & set(distribution_point_urls(certificate)))
+    names = distribution_point_urls(certificate) or [fetched_url]
+    return not index.scope.isdisjoint(normalise_uri(name) for name in names)
 
 
 def distribution_point_urls(certificate: x509.Certificate) -> list[str]:
@@ -170,8 +261,7 @@ def distribution_point_urls(certificate: x509.Certificate) -> list[str]:
         cdp = certificate.extensions.get_extension_for_class(x509.CRLDistributionPoints).value
     except x509.ExtensionNotFound:
         return []
-    return [_uri(name) for point in cdp if point.full_name for name in point.full_name
-            if _uri(name)]
+    return [uri for point in cdp if point.full_name for uri in _uris(point.full_name)]
 
 
 def distribution_point_url(certificate: x509.Certificate) -> str | None:
@@ -182,5 +272,25 @@ def distribution_point_url(certificate: x509.Certificate) -> str | None:
     return None
 
 
-def _uri(name: x509.GeneralName) -> str:
-    return name.value if isinstance(name, x509.UniformResourceIdentifier) else ""
+def normalise_uri(uri: str) -> str:
+    """RFC 3986 §6.2.2.1: scheme and host lower-cased, percent-escapes upper-cased; the rest
+    (user, path, query) is case-sensitive and kept. Unparseable text is compared as it is."""
+    try:
+        parts = urlsplit(uri)
+        host = parts.hostname
+        port = parts.port
+    except ValueError:
+        return uri
+    netloc = parts.netloc
+    if host is not None:
+        user = netloc.rpartition("@")[0]
+        host = f"[{host}]" if ":" in host else host
+        netloc = (f"{user}@" if "@" in netloc else "") + host \
+            + (f":{port}" if port is not None else "")
+    upper = functools.partial(_PERCENT_ESCAPE.sub, lambda m: m.group(0).upper())
+    return urlunsplit((parts.scheme.lower(), netloc, upper(parts.path), upper(parts.query),
+                       upper(parts.fragment)))
+
+
+def _uris(names: Sequence[x509.GeneralName]) -> list[str]:
+    return [name.value for name in names if isinstance(name, x509.UniformResourceIdentifier)]

@@ -30,6 +30,7 @@ from cryptography.x509.oid import AuthorityInformationAccessOID
 from certsas.cache import ExpiringLru, FlightAbandoned, SingleFlight
 from certsas.clock import Clock, iso, system_clock
 from certsas.errors import RevocationUnavailable
+from certsas.netfetch import redact_url
 from certsas.ocsp.fetch import HttpOcspFetcher, OcspFetcher, OcspFetchError
 from certsas.ocsp.validation import OcspAnswer, key_hash, validate_response
 from certsas.revocation import Status, Verdict
@@ -116,12 +117,12 @@ class OcspChecker:
             der = self._post(url, request.public_bytes(serialization.Encoding.DER),
                              from_certificate=self.responder_url is None)
         except OcspFetchError as exc:
-            return Verdict(Status.UNAVAILABLE, f"OCSP responder {url}: {exc}")
+            return Verdict(Status.UNAVAILABLE, f"OCSP responder {redact_url(url)}: {exc}")
         now = self._clock()
         try:
             answer = validate_response(der, request, verified.issuer, nonce, now)
         except RevocationUnavailable as exc:
-            return Verdict(Status.UNAVAILABLE, f"{exc.detail} (responder {url})")
+            return Verdict(Status.UNAVAILABLE, f"{exc.detail} (responder {redact_url(url)})")
         self._remember(key, answer)
         return answer
 

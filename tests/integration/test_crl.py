@@ -2,29 +2,36 @@
 
 from __future__ import annotations
 
+import gc
 import ipaddress
 import logging
 import threading
 import time
+import tracemalloc
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from cryptography import x509
 
+from bench.crl import big_crl
 from certsas.clientcert import PresentedCertificate
 from certsas.config import RevocationMode
 from certsas.crl.checker import CrlChecker
+from certsas.crl.validation import validate_crl
 from certsas.devtools.crl_server import CrlServer
 from certsas.devtools.pki import DevPki, Issued
 from certsas.errors import CertificateRevoked, RevocationStatusUnknown, RevocationUnavailable
 from certsas.netfetch import NetFetcher
-from certsas.revocation import RevocationOutcome, RevocationPolicy, Status
+from certsas.revocation import RevocationOutcome, RevocationPolicy, Status, Verdict
 from certsas.verification import VerifiedCertificate
+from tests.support import crlforge
 from tests.support.clock import ManualClock
 from tests.support.openssl_ca import OpensslCa
 from tests.support.pki import Pki
+from tests.support.vectors import certificates_by_subject, vector_crls
 
 UNKNOWN_CRITICAL = x509.UnrecognizedExtension(x509.ObjectIdentifier("1.3.6.1.4.1.55555.1"),
                                               b"\x05\x00")
@@ -341,3 +348,263 @@ def test_dev_pki_writes_a_crl_that_revokes_the_revoked_client(server: CrlServer,
     with pytest.raises(CertificateRevoked, match="keyCompromise"):
         require(source).check(dev_verified(dev.revoked_client))
     assert "issuing-ca.crl" in dev.files()
+
+
+# --- bytes cryptography cannot read (issue 18, item 1) -----------------------------------------
+
+
+@pytest.mark.parametrize("case", list(crlforge.OPENSSL_DEFECTS))
+def test_any_bytes_from_a_crl_server_end_unavailable_and_held(
+        pki: Pki, server: CrlServer, checker: MakeChecker, clock: ManualClock, case: str) -> None:
+    make, reason = crlforge.OPENSSL_DEFECTS[case]
+    leaf = client(pki, server)
+    server.publish("/ca.crl", make(pki, leaf.certificate.serial_number))
+    source = checker()
+    with pytest.raises(RevocationUnavailable, match=reason) as caught:
+        require(source).check(verified(pki, leaf))
+    assert caught.value.revocation == "crl:unavailable"
+    soft = RevocationPolicy(RevocationMode.SOFT_FAIL, [source])
+    assert soft.check(verified(pki, leaf)) is RevocationOutcome.SOFT_FAILED
+    assert server.request_count == 1  # held like any failed download: not fetched again at once
+    clock.advance(6)  # past the 5 seconds' hold: the next request tries again
+    assert source.verdict(verified(pki, leaf)).status is Status.UNAVAILABLE
+    assert server.request_count == 2
+
+
+def test_a_serial_listed_twice_is_revoked(pki: Pki, server: CrlServer,
+                                          checker: MakeChecker) -> None:
+    leaf = client(pki, server)
+    server.publish("/ca.crl", crlforge.duplicate_serial(pki.issuing, leaf.certificate.serial_number))
+    with pytest.raises(CertificateRevoked):
+        require(checker()).check(verified(pki, leaf))
+
+
+def test_every_crl_of_cryptography_vectors_served_has_a_verdict(
+        pki: Pki, server: CrlServer, checker: MakeChecker) -> None:
+    leaf = client(pki, server)
+    issuers = certificates_by_subject()
+    statuses: dict[Status, int] = {}
+    for vector in vector_crls():
+        server.publish("/ca.crl", vector.body)
+        try:
+            named = issuers.get(x509.load_der_x509_crl(vector.body).issuer, ())
+        except ValueError:
+            named = ()
+        # The PKITS CA that issued it stands as the leaf's issuer: its signature verifies.
+        chain = (leaf.certificate, named[0]) if named else (leaf.certificate,
+                                                            pki.issuing.certificate)
+        status = checker().verdict(VerifiedCertificate(PresentedCertificate.from_der(leaf.der),
+                                                       chain)).status
+        statuses[status] = statuses.get(status, 0) + 1
+    assert sum(statuses.values()) == len(vector_crls()) == server.request_count
+    assert set(statuses) <= {Status.GOOD, Status.REVOKED, Status.UNAVAILABLE}
+    assert statuses.get(Status.GOOD, 0) >= 50  # PKITS CRLs, checked all the way through
+
+
+# --- a CRL never goes back in time (issue 18, item 2) ---------------------------------------
+
+
+def _rollback_at_refresh(pki: Pki, server: CrlServer, checker: MakeChecker, clock: ManualClock,
+                         caplog: pytest.LogCaptureFixture,
+                         make: Callable[[list[int], datetime, datetime], bytes]) -> None:
+    """The cached CRL revokes the leaf; at the refresh the server serves an older, still
+    current CRL that does not: the refresh fails and the leaf stays revoked."""
+    leaf = client(pki, server)
+    start = clock()
+    server.publish("/ca.crl", make([leaf.certificate.serial_number], start,
+                                   start + timedelta(hours=1)))
+    source = checker()
+    assert source.verdict(verified(pki, leaf)).status is Status.REVOKED
+    older = make([], start - timedelta(minutes=30), start + timedelta(hours=2))
+    server.publish("/ca.crl", older)
+    clock.advance(50 * 60)
+    with caplog.at_level(logging.WARNING, logger="certsas.crl"):
+        assert source.verdict(verified(pki, leaf)).status is Status.REVOKED  # the refresh starts
+        assert source.wait_for_refreshes(5.0)
+    assert (source.downloads, server.request_count) == (2, 2)
+    assert any("CRL refresh failed" in r.getMessage() and "goes back in time" in r.getMessage()
+               for r in caplog.records)
+    assert source.verdict(verified(pki, leaf)).status is Status.REVOKED
+    # Past the cached CRL's nextUpdate the older one is still refused: the cache is cold
+    # now, and a download older than the last CRL seen is a failed load.
+    clock.advance(11 * 60 + 5 * 60)
+    verdict = source.verdict(verified(pki, leaf))
+    assert verdict.status is Status.UNAVAILABLE and "goes back in time" in verdict.detail
+    assert source.verdict(verified(pki, leaf)).status is Status.UNAVAILABLE
+    assert server.request_count == 3  # held like any failed download
+    # A newer CRL is taken again.
+    clock.advance(6)
+    server.publish("/ca.crl", make([], clock(), clock() + timedelta(hours=1)))
+    assert source.verdict(verified(pki, leaf)).status is Status.GOOD
+
+
+def test_a_lower_crl_number_at_refresh_is_a_failed_refresh(
+        pki: Pki, server: CrlServer, checker: MakeChecker, clock: ManualClock,
+        caplog: pytest.LogCaptureFixture) -> None:
+    # The dev CA numbers its CRLs by thisUpdate: the older CRL has the lower number.
+    def numbered(serials: list[int], this_update: datetime, next_update: datetime) -> bytes:
+        return pki.issuing.crl([(s, None) for s in serials], this_update=this_update,
+                               next_update=next_update)
+    _rollback_at_refresh(pki, server, checker, clock, caplog, numbered)
+
+
+def test_without_crl_numbers_an_earlier_this_update_is_a_failed_refresh(
+        pki: Pki, server: CrlServer, checker: MakeChecker, clock: ManualClock,
+        caplog: pytest.LogCaptureFixture) -> None:
+    def unnumbered(serials: list[int], this_update: datetime, next_update: datetime) -> bytes:
+        return crlforge.unnumbered(pki.issuing, serials, this_update, next_update)
+    _rollback_at_refresh(pki, server, checker, clock, caplog, unnumbered)
+
+
+def test_a_pem_body_with_two_crls_at_refresh_is_not_used(
+        pki: Pki, server: CrlServer, checker: MakeChecker, clock: ManualClock) -> None:
+    leaf = client(pki, server)
+    start = clock()
+    revoking = pki.issuing.crl([(leaf.certificate.serial_number, None)], this_update=start,
+                               next_update=start + timedelta(hours=1))
+    server.publish("/ca.crl", revoking)
+    source = checker()
+    assert source.verdict(verified(pki, leaf)).status is Status.REVOKED
+    # A newer CRL that does not list the leaf first, the current one second: neither is used.
+    newer = pki.issuing.crl([], this_update=start + timedelta(minutes=40))
+    server.publish("/ca.crl", crlforge.two_crls_in_one_pem(newer, revoking))
+    clock.advance(50 * 60)
+    assert source.verdict(verified(pki, leaf)).status is Status.REVOKED
+    assert source.wait_for_refreshes(5.0)
+    assert source.verdict(verified(pki, leaf)).status is Status.REVOKED
+    assert server.request_count == 2
+
+
+# --- one bound for the whole first wait; the memory cap (issue 18, item 4) ----------------------
+
+
+def test_the_first_requests_whole_wait_download_and_parse_is_one_bound(
+        pki: Pki, server: CrlServer, checker: MakeChecker) -> None:
+    leaf = client(pki, server)
+    # 200,000 entries: parsing and indexing alone takes longer than the 0.3 s budget here.
+    server.publish("/ca.crl", big_crl(pki.issuing, 200_000, leaf.certificate.serial_number + 1))
+    source = checker(timeout=0.3, max_bytes=20 * 1024 * 1024)
+    barrier = threading.Barrier(8)
+    waits: list[tuple[float, Verdict]] = []
+
+    def ask() -> None:
+        barrier.wait()
+        started = time.monotonic()
+        verdict = source.verdict(verified(pki, leaf))
+        waits.append((time.monotonic() - started, verdict))
+
+    threads = [threading.Thread(target=ask) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for elapsed, verdict in waits:  # the first request and every waiter: one bound
+        assert verdict.status is Status.UNAVAILABLE and "within 0.30s" in verdict.detail
+        assert elapsed < 0.3 + 0.5  # slack for a loaded machine, still well short of the parse
+    # The load went on: the CRL that landed late serves the next request, no new download.
+    assert source.wait_for_refreshes(30.0)
+    assert source.verdict(verified(pki, leaf)).status is Status.GOOD
+    assert (source.downloads, server.request_count) == (1, 1)
+
+
+@pytest.mark.parametrize(("max_crls", "max_entries"), [(2, 1000), (32, 25)])
+def test_the_cache_keeps_within_its_caps_dropping_the_crl_that_ends_first(
+        pki: Pki, server: CrlServer, clock: ManualClock, max_crls: int, max_entries: int) -> None:
+    leaves = [pki.issuing.issue(f"cap-{n}", crl_url=server.url(f"/{n}.crl")) for n in range(3)]
+    for n, leaf in enumerate(leaves):  # 10 entries each; the first ends first
+        server.publish(f"/{n}.crl", pki.issuing.crl(
+            [(leaf.certificate.serial_number + k + 1, None) for k in range(10)],
+            this_update=clock(), next_update=clock() + timedelta(hours=n + 1)))
+    source = CrlChecker(crl_url=None, timeout_seconds=2.0, max_bytes=1 << 20,
+                        fetcher=NetFetcher(blocked_networks=()), clock=clock,
+                        max_crls=max_crls, max_entries=max_entries)
+    for leaf in leaves:
+        assert source.verdict(verified(pki, leaf)).status is Status.GOOD
+    assert source.cached_crls == 2
+    assert server.request_count == 3
+    for leaf in leaves[1:]:  # still cached
+        assert source.verdict(verified(pki, leaf)).status is Status.GOOD
+    assert server.request_count == 3
+    assert source.verdict(verified(pki, leaves[0])).status is Status.GOOD  # fetched again
+    assert server.request_count == 4
+
+
+def test_an_index_costs_about_100_bytes_per_entry(pki: Pki) -> None:
+    """The figure docs/revocation.md gives (and MAX_ENTRIES assumes): serials of 20 bytes, as
+    CAs issue them, measured with tracemalloc on a 100,000-entry CRL."""
+    der = big_crl(pki.issuing, 100_000, 2**158 + 1)
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        index = validate_crl(der, pki.issuing.certificate, datetime.now(UTC))
+        gc.collect()
+        retained = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert len(index.revoked) == 100_000
+    assert 60 < retained / 100_000 < 130
+
+
+# --- IDP URIs compare with scheme and host case-insensitive (issue 18, item 3) ----------------
+
+
+def test_an_idp_naming_the_distribution_point_in_other_case_covers_it(
+        pki: Pki, server: CrlServer, checker: MakeChecker) -> None:
+    port = urlsplit(server.url()).port
+    leaf = pki.issuing.issue("idp-case", crl_url=f"http://LocalHost:{port}/ca.crl")
+    idp = _idp(full_name=[x509.UniformResourceIdentifier(f"HTTP://localhost:{port}/ca.crl")])
+    server.publish("/ca.crl", idp(pki, 1))
+    assert require(checker()).check(verified(pki, leaf)) is RevocationOutcome.CRL_GOOD
+    other_path = _idp(full_name=[x509.UniformResourceIdentifier(f"http://localhost:{port}/CA.crl")])
+    server.publish("/ca.crl", other_path(pki, 1))
+    with pytest.raises(RevocationUnavailable, match="partition for other certificates"):
+        require(checker()).check(verified(pki, leaf))
+
+
+# --- a URL's query string never appears (issue 18, item 5) -------------------------------------
+
+
+def test_a_crl_urls_query_string_never_appears_in_a_verdict_or_a_warning(
+        pki: Pki, server: CrlServer, checker: MakeChecker,
+        caplog: pytest.LogCaptureFixture) -> None:
+    leaf = pki.issuing.issue("no-cdp")
+    secret_url = server.url("/ca.crl") + "?sv=2024-11-04&sig=Zm9vYmFyc2VjcmV0"
+    server.publish("/ca.crl", pki.issuing.crl([]))
+    good = checker(secret_url).verdict(verified(pki, leaf))
+    assert good.status is Status.GOOD and "?<query hidden>" in good.detail
+    server.status = 500
+    soft = RevocationPolicy(RevocationMode.SOFT_FAIL, [checker(secret_url)])
+    with caplog.at_level(logging.WARNING):
+        assert soft.check(verified(pki, leaf)) is RevocationOutcome.SOFT_FAILED
+    with pytest.raises(RevocationUnavailable) as caught:
+        require(checker(secret_url)).check(verified(pki, leaf))
+    shown = [caught.value.detail, caught.value.message, good.detail,
+             *(record.getMessage() for record in caplog.records)]
+    assert any("HTTP 500" in text for text in shown)
+    assert not any("sig=" in text or "Zm9vYmFyc2VjcmV0" in text for text in shown)
+
+
+# --- unspecified addresses count as loopback (issue 18, item 6) ------------------------------
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "0", "[::]", "[::ffff:0.0.0.0]"])  # noqa: S104
+def test_an_unspecified_address_counts_as_loopback_when_loopback_is_blocked(
+        pki: Pki, server: CrlServer, checker: MakeChecker, host: str) -> None:
+    port = urlsplit(server.url()).port
+    leaf = pki.issuing.issue("unspecified", crl_url=f"http://{host}:{port}/ca.crl")
+    server.publish("/ca.crl", pki.issuing.crl([]))
+    for blocked in (LOOPBACK, (ipaddress.ip_network("::1/128"),)):
+        verdict = checker(fetcher=NetFetcher(blocked_networks=blocked)).verdict(verified(pki, leaf))
+        assert verdict.status is Status.UNAVAILABLE and "blocked network" in verdict.detail
+    assert server.request_count == 0
+
+
+def test_an_unspecified_address_does_reach_this_machine(
+        pki: Pki, server: CrlServer, checker: MakeChecker) -> None:
+    # Why it must count as loopback: 0.0.0.0 reaches the server listening on 127.0.0.1.
+    port = urlsplit(server.url()).port
+    leaf = pki.issuing.issue("unspecified", crl_url=f"http://0.0.0.0:{port}/ca.crl")
+    server.publish("/ca.crl", pki.issuing.crl([]))
+    assert checker().verdict(verified(pki, leaf)).status is Status.GOOD
+    assert server.request_count == 1

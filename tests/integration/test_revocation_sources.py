@@ -22,6 +22,7 @@ from certsas.ocsp.checker import OcspChecker
 from certsas.ocsp.fetch import HttpOcspFetcher
 from certsas.revocation import RevocationOutcome, RevocationPolicy, RevocationSource, Status
 from certsas.verification import VerifiedCertificate
+from tests.support import crlforge
 from tests.support.azurite import Azurite
 from tests.support.clock import ManualClock
 from tests.support.drip import DripServer
@@ -167,8 +168,15 @@ def test_a_dripping_crl_server_is_cut_at_the_budget(pki: Pki, mode: str) -> None
             PresentedCertificate.from_der(leaf.der),
             (leaf.certificate, pki.issuing.certificate, pki.root.certificate)))
         elapsed = time.monotonic() - started
-    assert "no answer within 1.00s" in verdict.detail
-    assert elapsed < 1.0 + 1.0
+        # The request gives up at its budget; the download it waited for is cut there too.
+        assert verdict.status is Status.UNAVAILABLE and "within 1.00s" in verdict.detail
+        assert elapsed < 1.0 + 1.0
+        assert source.wait_for_refreshes(1.0)
+        held = source.verdict(VerifiedCertificate(
+            PresentedCertificate.from_der(leaf.der),
+            (leaf.certificate, pki.issuing.certificate, pki.root.certificate)))
+    assert "no answer within 1.00s" in held.detail
+    assert drip.connections == 1  # the failure is held: no second download
 
 
 def test_fetches_in_flight_are_capped(crl_server: CrlServer) -> None:
@@ -209,3 +217,37 @@ def test_an_aia_url_into_a_blocked_network_is_never_contacted_but_the_override_i
                            cache_max_seconds=0, fetcher=blocked, clock=ocsp_clock)
     assert override.verdict(verified(ocsp_pki, ocsp_pki.good)).status is Status.GOOD
     assert ocsp_responder.request_count == 1
+
+
+def test_an_ocsp_responder_urls_query_string_never_appears(
+        ocsp_pki: OcspPki, ocsp_responder: OcspResponder, ocsp_clock: ManualClock,
+        caplog: pytest.LogCaptureFixture) -> None:
+    secret = "?sv=2024-11-04&sig=Zm9vYmFyc2VjcmV0"
+    ocsp_responder.stop()  # down: the verdict and the soft-fail warning name the URL
+    source = OcspChecker(responder_url=ocsp_responder.url + secret, timeout_seconds=0.5,
+                         cache_max_seconds=0, clock=ocsp_clock)
+    verdict = source.verdict(verified(ocsp_pki, ocsp_pki.good))
+    assert verdict.status is Status.UNAVAILABLE and "?<query hidden>" in verdict.detail
+    with caplog.at_level(logging.WARNING):
+        RevocationPolicy(RevocationMode.SOFT_FAIL, [source]).check(
+            verified(ocsp_pki, ocsp_pki.good))
+    shown = [verdict.detail, *(record.getMessage() for record in caplog.records)]
+    assert any("revocation soft-fail" in text for text in shown)
+    assert not any("sig=" in text or "Zm9vYmFyc2VjcmV0" in text for text in shown)
+
+
+@pytest.mark.parametrize(("mode", "status", "error"), [("require", 503, "revocation_unavailable"),
+                                                       ("soft-fail", 200, None)])
+def test_a_crl_cryptography_cannot_read_is_never_a_500_through_the_function(
+        monkeypatch: pytest.MonkeyPatch, azurite: Azurite, pki: Pki, fresh_tables: tuple[str, str],
+        crl_server: CrlServer, mode: str, status: int, error: str | None) -> None:
+    leaf = pki.issuing.issue(f"fn-dup-{mode}", crl_url=crl_server.url())
+    crl_server.publish("/ca.crl", crlforge.duplicate_entry_extension(
+        pki.issuing, leaf.certificate.serial_number))  # cryptography: DuplicateExtension
+    env = app_env(azurite, pki.trust_bundle, fresh_tables, REVOCATION_MODE=mode,
+                  REVOCATION_SOURCES="crl")
+    stack = build_stack(monkeypatch, env, azurite.connection_string)
+    stack.register(leaf)
+    answers = [stack.call(forwarded(leaf)) for _ in range(3)]
+    assert [(answer.status, answer.error) for answer in answers] == [(status, error)] * 3
+    assert crl_server.request_count == 1  # the failure is held, not downloaded per request
