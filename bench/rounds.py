@@ -2,12 +2,13 @@
 
 Why rounds: measured once each, a minute apart, ``warm ÷ (floor + insert)`` swung from
 1.04 to 1.64 between three runs of one machine (issue 18). Here every round measures
-all four sections back to back (floor, insert, warm, warm without the audit write; the
-order mirrored every other round, so drift hits each alike), each round's ratios are
-computed from that round's own sections, and the figures reported are the median over
-rounds with its spread (min-max). Rounds alternate between the machine as it is
-(``free``) and every thread of this process and of Azurite pinned to CPU 0 (``pinned``,
-``sched_setaffinity``: what ``taskset -c 0`` does), so both come from the same minutes.
+all four sections (floor, insert, warm, warm without the audit write) turn about in
+short slices (the order mirrored slice by slice), so a burst of other work, or drift,
+lands in each section alike; each round's ratios are computed from that round's own
+sections, and the figures reported are the median over rounds with its spread (min-max).
+Rounds alternate between the machine as it is (``free``) and every thread of this
+process and of Azurite pinned to CPU 0 (``pinned``, ``sched_setaffinity``: what
+``taskset -c 0`` does), so both come from the same minutes.
 
 What made single runs swing, and the controls that take it out (``Controls``):
 
@@ -21,7 +22,9 @@ What made single runs swing, and the controls that take it out (``Controls``):
 - **a cold Azurite**: V8 compiles Azurite's insert path as it goes, so its first few
   thousand inserts cost it more CPU than later ones; the rounds start after
   ``Counts.azurite_warmup`` untimed inserts into a table that is then dropped;
-- **cold connections and caches**: each section runs untimed calls first.
+- **cold connections and caches**: each section runs untimed calls first;
+- **other work on the machine**: sections measured one after the other for a second each
+  meet different bursts; slices of a few milliseconds share them.
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ from typing import Any
 
 from azure.data.tables import TableServiceClient
 
-from bench.measure import run_serial
+from bench.measure import percentile
 from bench.scenarios import TokenCall, floor_work, install, without_audit
 from bench.services import CONTAINER, Services
 from certsas.audit import AuditRecord, TableAuditSink
@@ -56,17 +59,18 @@ RATIOS = ("warm_over_floor_plus_insert", "cpu_per_token_over_floor",
 @dataclasses.dataclass(frozen=True)
 class Controls:
     fresh_table: bool  # each round writes to an audit table of its own
-    gc_frozen: bool  # gc.collect(); gc.freeze() before each timed section
-    warm_up: bool  # Counts.warmup untimed calls before each timed section
+    gc_frozen: bool  # gc.collect(); gc.freeze() before each timed round
+    warm_up: bool  # Counts.warmup untimed calls of each section, Azurite warmed first
+    interleaved: bool  # sections run in Counts.slices slices, turn about, within a round
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
 
-CONTROLLED = Controls(fresh_table=True, gc_frozen=True, warm_up=True)
+CONTROLLED = Controls(fresh_table=True, gc_frozen=True, warm_up=True, interleaved=True)
 # The protocol before issue 18: one audit table for the whole run, collections wherever
 # they fall, a section starts cold. Kept to show the difference (--uncontrolled).
-UNCONTROLLED = Controls(fresh_table=False, gc_frozen=False, warm_up=False)
+UNCONTROLLED = Controls(fresh_table=False, gc_frozen=False, warm_up=False, interleaved=False)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,6 +81,7 @@ class Counts:
     warm: int = 800
     warm_without_audit_write: int = 800
     warmup: int = 50  # per section, when Controls.warm_up
+    slices: int = 40  # per round, when Controls.interleaved
     azurite_warmup: int = 3000  # inserts before the first round, when Controls.warm_up
 
 
@@ -141,24 +146,59 @@ class GcMonitor:
             gc.callbacks.remove(self)
 
 
-def timed_section(work: Callable[[], bool], count: int, warmup: int, controls: Controls,
-                  monitor: GcMonitor) -> Section:
-    for _ in range(warmup if controls.warm_up else 0):
-        work()
+class Timings:
+    """Wall and CPU time of every call of one section, gathered slice by slice."""
+
+    def __init__(self) -> None:
+        self.wall_ns: list[int] = []
+        self.cpu_ns = 0
+        self.gc_collections = 0
+        self.gc_ns = 0
+
+    def run(self, work: Callable[[], bool], count: int, monitor: GcMonitor) -> None:
+        collections, gc_ns = monitor.collections, monitor.ns
+        cpu = time.process_time_ns()
+        for _ in range(count):
+            started = time.perf_counter_ns()
+            if not work():
+                raise RuntimeError("a timed call failed its check")
+            self.wall_ns.append(time.perf_counter_ns() - started)
+        self.cpu_ns += time.process_time_ns() - cpu
+        self.gc_collections += monitor.collections - collections
+        self.gc_ns += monitor.ns - gc_ns
+
+    def section(self) -> Section:
+        calls = len(self.wall_ns)
+        return Section(p50_us=percentile(sorted(self.wall_ns), 50) / 1000,
+                       cpu_us=self.cpu_ns / calls / 1000, gc_collections=self.gc_collections,
+                       gc_ms=self.gc_ns / 1e6)
+
+
+def timed_round(work: dict[str, tuple[Callable[[], bool], int]], counts: Counts,
+                controls: Controls, monitor: GcMonitor, *, mirrored: bool) -> dict[str, Section]:
+    """Every section of one round. Interleaved: ``counts.slices`` slices, each running a
+    ``1/slices`` share of every section in turn (mirrored order slice by slice), so a burst
+    of other work on the machine lands in all four sections alike rather than in one."""
+    slices = counts.slices if controls.interleaved else 1
+    order = list(reversed(SECTIONS)) if mirrored else list(SECTIONS)
+    if controls.warm_up:
+        for name in order:
+            for _ in range(counts.warmup):
+                work[name][0]()
     if controls.gc_frozen:
         gc.collect()
         gc.freeze()
-    collections, gc_ns = monitor.collections, monitor.ns
-    cpu = time.process_time()
-    summary = run_serial(work, count)
-    cpu = time.process_time() - cpu
-    if controls.gc_frozen:
-        gc.unfreeze()
-    if summary.errors:
-        raise RuntimeError(f"a timed call failed its check: {summary.first_error}")
-    return Section(p50_us=summary.p50_ns / 1000, cpu_us=cpu / count * 1e6,
-                   gc_collections=monitor.collections - collections,
-                   gc_ms=(monitor.ns - gc_ns) / 1e6)
+    timings = {name: Timings() for name in SECTIONS}
+    try:
+        for index in range(slices):
+            for name in order if index % 2 == 0 else order[::-1]:
+                call, count = work[name]
+                share = count // slices + (1 if index < count % slices else 0)
+                timings[name].run(call, share, monitor)
+    finally:
+        if controls.gc_frozen:
+            gc.unfreeze()
+    return {name: timings[name].section() for name in SECTIONS}
 
 
 # --- one round ------------------------------------------------------------------------
@@ -225,8 +265,7 @@ def one_round(services: Services, settings: Settings, call: TokenCall, audit_tab
             "warm": (warm, counts.warm),
             "warm_without_audit_write": (warm_without_audit_write,
                                          counts.warm_without_audit_write)}
-    order = reversed(SECTIONS) if mirrored else SECTIONS
-    return {name: timed_section(*work[name], counts.warmup, controls, monitor) for name in order}
+    return timed_round(work, counts, controls, monitor, mirrored=mirrored)
 
 
 def round_ratios(sections: dict[str, Section]) -> dict[str, float]:
@@ -254,6 +293,8 @@ def summarise(rounds: list[dict[str, Section]]) -> dict[str, Any]:
                             for name in SECTIONS},
         "gc_ms_while_timed": {name: spread([r[name].gc_ms for r in rounds], 2)
                               for name in SECTIONS},
+        "gc_collections_while_timed": {name: sum(r[name].gc_collections for r in rounds)
+                                       for name in SECTIONS},
     }
 
 

@@ -57,14 +57,15 @@ SMOKE = Plan(warm=20, warm_threaded=24, naive=8, naive_threaded=16, floor=20, ch
              warmup=3, cold_runs=2, cold_warmup=0, crl_entries=1000, scale_processes=2,
              scale_threads=4, scale_tokens_per_process=10, scale_seconds=30.0,
              rounds=rounds.Counts(rounds=2, floor=20, insert=10, warm=20,
-                                  warm_without_audit_write=20, warmup=3, azurite_warmup=20))
+                                  warm_without_audit_write=20, warmup=3, slices=4,
+                                  azurite_warmup=20))
 # About a fifth of the full counts: to try the method on a busy machine (figures labelled).
 QUICK = Plan(warm=400, warm_threaded=400, naive=120, naive_threaded=120, floor=600, cheap=400,
              io=60, warmup=10, cold_runs=3, cold_warmup=1, crl_entries=20_000, scale_processes=2,
              scale_threads=8, scale_tokens_per_process=300, scale_seconds=30.0,
              rounds=rounds.Counts(rounds=5, floor=300, insert=120, warm=250,
                                   warm_without_audit_write=250, warmup=20,
-                                  azurite_warmup=1500))
+                                  slices=20, azurite_warmup=1500))
 
 
 def token_call(services: Services) -> scenarios.TokenCall:
