@@ -5,6 +5,7 @@ Only the shape is checked: keys present, figures positive, no errors. Never a ti
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import subprocess
@@ -156,6 +157,7 @@ def rounds_have_their_shape(figures: dict[str, Any], rounds_run: int) -> None:
             spread_of_rounds(figure, rounds_run)
         for figure in part["gc_ms_while_timed"].values():
             assert len(figure["rounds"]) == rounds_run and figure["min"] >= 0
+        assert set(part["gc_collections_while_timed"]) == set(rounds.SECTIONS)
 
 
 @pytest.mark.slow
@@ -183,6 +185,15 @@ def test_rounds_alone_and_without_their_controls(tmp_path: Path) -> None:
     assert set(document) == {"smoke", "counts", "machine", "plan", "rounds"}
     assert document["rounds"]["controls"] == rounds.UNCONTROLLED.to_json()
     rounds_have_their_shape(document["rounds"], document["plan"]["rounds"]["rounds"])
+
+
+def test_the_gc_monitor_counts_collections_and_their_time() -> None:
+    monitor = rounds.GcMonitor()
+    with monitor.installed():
+        gc.collect()
+        gc.collect(0)
+    assert monitor.collections == 2 and monitor.ns > 0
+    assert monitor not in gc.callbacks
 
 
 def test_pinning_moves_every_thread_of_a_process_and_back() -> None:
