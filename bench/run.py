@@ -190,7 +190,7 @@ def _ms(us: float) -> str:
 
 def table(results: dict[str, Any]) -> str:
     lines = [
-        f"certsas benchmark ({'smoke' if results['smoke'] else 'full'}): Python "
+        f"certsas benchmark ({results['counts']} counts): Python "
         f"{results['machine']['python']}, {results['machine']['cpus']} CPUs, Azurite and OCSP "
         "responder on 127.0.0.1, REVOCATION_MODE=require",
         "",
@@ -281,7 +281,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         Plan(), "full")
     controls = rounds.UNCONTROLLED if args.uncontrolled else rounds.CONTROLLED
     out = args.out or (None if args.rounds_only else ROOT / "bench" / "results.json")
-    before = _load_average()
+    before, started = _load_average(), time.monotonic()
     with tempfile.TemporaryDirectory(prefix="certsas-bench-") as workdir, \
             running_services(Path(workdir)) as services:
         if args.rounds_only:
@@ -299,6 +299,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "machine": {"python": platform.python_version(), "cpus": os.cpu_count() or 0,
                     "platform": platform.platform(),
                     "load_average_before": before, "load_average_after": _load_average()},
+        "elapsed_seconds": round(time.monotonic() - started, 1),
         "plan": asdict(plan),
         **results,
     }

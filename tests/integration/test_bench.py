@@ -103,6 +103,7 @@ def test_top_level_ratios_and_targets(results: dict[str, Any]) -> None:
         assert isinstance(target["met"], bool)
     assert results["targets"]["errors_at_8_threads"]["reached"] == 0
     assert {"python", "cpus", "platform"} <= results["machine"].keys()
+    assert results["counts"] == "smoke" and results["elapsed_seconds"] > 0
     assert results["plan"]["cold_runs"] == 2
 
 
@@ -182,7 +183,7 @@ def test_rounds_alone_and_without_their_controls(tmp_path: Path) -> None:
     document, stdout = run_bench(tmp_path / "rounds.json", "--rounds-only", "--uncontrolled")
     assert "interleaved rounds: median" in stdout
     assert "profile of one warm request" not in stdout
-    assert set(document) == {"smoke", "counts", "machine", "plan", "rounds"}
+    assert set(document) == {"smoke", "counts", "machine", "elapsed_seconds", "plan", "rounds"}
     assert document["rounds"]["controls"] == rounds.UNCONTROLLED.to_json()
     rounds_have_their_shape(document["rounds"], document["plan"]["rounds"]["rounds"])
 
