@@ -1,6 +1,6 @@
 """certsas benchmark: prints a table and writes JSON. Figures only; nothing here is a timed test.
 
-    python -m bench.run [--smoke] [--out bench/results.json]
+    python -m bench.run [--smoke | --quick] [--rounds-only] [--uncontrolled] [--out FILE]
 
 Starts a real Azurite and our OCSP responder on 127.0.0.1 (``REVOCATION_MODE=require``),
 then measures warm token issuance through the function (1 and 8 threads), the
@@ -19,11 +19,11 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench import crl, scale, scenarios
+from bench import crl, rounds, scale, scenarios
 from bench.cold import measure_cold_start
 from bench.measure import repeat
 from bench.services import Services, running_services
@@ -50,18 +50,49 @@ class Plan:
     scale_threads: int = 16
     scale_tokens_per_process: int = 1500
     scale_seconds: float = 60.0
+    rounds: rounds.Counts = field(default_factory=rounds.Counts)
 
 
 SMOKE = Plan(warm=20, warm_threaded=24, naive=8, naive_threaded=16, floor=20, cheap=10, io=5,
              warmup=3, cold_runs=2, cold_warmup=0, crl_entries=1000, scale_processes=2,
-             scale_threads=4, scale_tokens_per_process=10, scale_seconds=30.0)
+             scale_threads=4, scale_tokens_per_process=10, scale_seconds=30.0,
+             rounds=rounds.Counts(rounds=2, floor=20, insert=10, warm=20,
+                                  warm_without_audit_write=20, warmup=3, slices=4,
+                                  azurite_warmup=20))
+# About a fifth of the full counts: to try the method on a busy machine (figures labelled).
+QUICK = Plan(warm=400, warm_threaded=400, naive=120, naive_threaded=120, floor=600, cheap=400,
+             io=60, warmup=10, cold_runs=3, cold_warmup=1, crl_entries=20_000, scale_processes=2,
+             scale_threads=8, scale_tokens_per_process=300, scale_seconds=30.0,
+             rounds=rounds.Counts(rounds=5, floor=300, insert=120, warm=250,
+                                  warm_without_audit_write=250, warmup=20,
+                                  slices=20, azurite_warmup=1500))
 
 
-def measure(services: Services, plan: Plan) -> tuple[dict[str, Any], str]:
+def token_call(services: Services) -> scenarios.TokenCall:
+    """The ``token`` user function with the bench's headers; a fresh broker installed."""
+    os.environ.update(services.env)
+    import function_app
+    from certsas.devtools.routes import find_route
+    from certsas.runtime import reset_broker
+
+    reset_broker()
+    return scenarios.TokenCall(find_route(function_app.app, "token").handler, services.headers)
+
+
+def measure_rounds(services: Services, plan: Plan, controls: rounds.Controls) -> dict[str, Any]:
+    """Only the interleaved rounds (``--rounds-only``)."""
+    from certsas.config import Settings
+
+    call = token_call(services)
+    scenarios.warm_up(call, plan.warmup, THREADS)
+    return rounds.measure(services, Settings.from_env(os.environ), call, plan.rounds, controls)
+
+
+def measure(services: Services, plan: Plan, controls: rounds.Controls
+            ) -> tuple[dict[str, Any], str]:
     """Everything but cold start, in this process: (results, printed profile)."""
     os.environ.update(services.env)
     from certsas.config import Settings
-    from certsas.devtools.routes import find_route
     from certsas.runtime import get_broker, reset_broker
 
     settings = Settings.from_env(os.environ)
@@ -70,10 +101,7 @@ def measure(services: Services, plan: Plan) -> tuple[dict[str, Any], str]:
     floor_cpu = time.process_time() - cpu
     parts = scenarios.components(services, settings, cheap=plan.cheap, io_count=plan.io)
 
-    import function_app
-
-    reset_broker()
-    call = scenarios.TokenCall(find_route(function_app.app, "token").handler, services.headers)
+    call = token_call(services)
     scenarios.warm_up(call, plan.warmup, THREADS)
     warm_broker = get_broker()
     profile = scenarios.profile_one(call)
@@ -94,6 +122,7 @@ def measure(services: Services, plan: Plan) -> tuple[dict[str, Any], str]:
 
     scenarios.install(scenarios.without_audit(naive_broker))
     naive_no_audit = scenarios.load(call, services, plan.naive, 1)
+    interleaved = rounds.measure(services, settings, call, plan.rounds, controls)
     crl_figures = crl.measure(services, settings, call, scenarios.install, plan.warm,
                               entries=plan.crl_entries)
     reset_broker()
@@ -113,6 +142,7 @@ def measure(services: Services, plan: Plan) -> tuple[dict[str, Any], str]:
         "diagnostics": {"warm_without_audit_write": token_load(no_audit),
                         "naive_without_audit_write": token_load(naive_no_audit)},
         "cpu": scale.cpu_per_token(warm_cpu, warm.summary.count, floor_cpu, floor.count),
+        "rounds": interleaved,
     }
     return results, profile
 
@@ -127,8 +157,9 @@ def ratios(results: dict[str, Any]) -> dict[str, float]:
         "naive_over_warm_without_audit_write": round(
             diagnostics["warm_without_audit_write"]["rps"]
             / diagnostics["naive_without_audit_write"]["rps"], 2),
-        "warm_over_floor_without_audit_write": round(
-            diagnostics["warm_without_audit_write"]["p50_us"] / results["floor"]["p50_us"], 2),
+        # Median over the interleaved rounds (bench/rounds.py), like the other floor ratios.
+        "warm_over_floor_without_audit_write":
+            results["rounds"]["free"]["ratios"]["warm_over_floor_without_audit_write"]["median"],
         "import_over_deps": round(cold["import_function_app_ms"] / cold["bare_dependency_import_ms"],
                                   2),
     }
@@ -159,7 +190,7 @@ def _ms(us: float) -> str:
 
 def table(results: dict[str, Any]) -> str:
     lines = [
-        f"certsas benchmark ({'smoke' if results['smoke'] else 'full'}): Python "
+        f"certsas benchmark ({results['counts']} counts): Python "
         f"{results['machine']['python']}, {results['machine']['cpus']} CPUs, Azurite and OCSP "
         "responder on 127.0.0.1, REVOCATION_MODE=require",
         "",
@@ -198,8 +229,10 @@ def table(results: dict[str, Any]) -> str:
         f"{'ratios':<44}{'reached':>9}{'target':>9}{'met':>6}",
     ]
     for key, target in results["targets"].items():
+        spread = (f"  rounds {target['spread'][0]}-{target['spread'][1]}"
+                  if "spread" in target else "")
         lines.append(f"  {key:<42}{target['reached']!s:>9}{target['target']:>9}"
-                     f"{'yes' if target['met'] else 'NO':>6}")
+                     f"{'yes' if target['met'] else 'NO':>6}{spread}")
     for key in ("naive_over_warm_8_threads", "naive_over_warm_without_audit_write",
                 "warm_over_floor_without_audit_write"):
         lines.append(f"  {key:<42}{results[key]!s:>9}")
@@ -232,38 +265,63 @@ def error_count(results: dict[str, Any]) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n")[0])
-    parser.add_argument("--smoke", action="store_true", help="tiny counts: a few seconds in all")
-    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results.json")
+    size = parser.add_mutually_exclusive_group()
+    size.add_argument("--smoke", action="store_true", help="tiny counts: a few seconds in all")
+    size.add_argument("--quick", action="store_true",
+                      help="about a fifth of the full counts, to try the method on a busy machine")
+    parser.add_argument("--rounds-only", action="store_true",
+                        help="only the interleaved rounds (bench/rounds.py); writes --out if given")
+    parser.add_argument("--uncontrolled", action="store_true",
+                        help="rounds without their controls (one audit table, no gc.freeze, "
+                             "no warm-up): the protocol before, for comparison")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="JSON file (default bench/results.json; none with --rounds-only)")
     args = parser.parse_args(argv)
-    plan = SMOKE if args.smoke else Plan()
-    before = _load_average()
+    plan, name = (SMOKE, "smoke") if args.smoke else (QUICK, "quick") if args.quick else (
+        Plan(), "full")
+    controls = rounds.UNCONTROLLED if args.uncontrolled else rounds.CONTROLLED
+    out = args.out or (None if args.rounds_only else ROOT / "bench" / "results.json")
+    before, started = _load_average(), time.monotonic()
     with tempfile.TemporaryDirectory(prefix="certsas-bench-") as workdir, \
             running_services(Path(workdir)) as services:
-        results, profile = measure(services, plan)
-        results["scale"] = scale.measure_services(services, plan)
-        results["cold_start"] = measure_cold_start(
-            dict(os.environ) | services.env, services.header_value, ROOT,
-            runs=plan.cold_runs, warmup=plan.cold_warmup,
-        )
+        if args.rounds_only:
+            results: dict[str, Any] = {"rounds": measure_rounds(services, plan, controls)}
+        else:
+            results, profile = measure(services, plan, controls)
+            results["scale"] = scale.measure_services(services, plan)
+            results["cold_start"] = measure_cold_start(
+                dict(os.environ) | services.env, services.header_value, ROOT,
+                runs=plan.cold_runs, warmup=plan.cold_warmup,
+            )
     results = {
         "smoke": args.smoke,
+        "counts": name,
         "machine": {"python": platform.python_version(), "cpus": os.cpu_count() or 0,
                     "platform": platform.platform(),
                     "load_average_before": before, "load_average_after": _load_average()},
+        "elapsed_seconds": round(time.monotonic() - started, 1),
         "plan": asdict(plan),
         **results,
     }
-    results |= ratios(results) | scale.ratios(results)
-    results["targets"] = targets(results) | scale.targets(results)
-    print("profile of one warm request (cProfile, top 15 by cumulative time)")
-    print(profile)
-    print()
-    print(table(results))
-    print(scale.table(results))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
-    print(f"\nwrote {args.out}")
-    errors = error_count(results)
+    if args.rounds_only:
+        print(f"machine load average before / after: {before} / {_load_average()}")
+        print(rounds.table(results["rounds"]))
+        errors = 0
+    else:
+        results |= ratios(results) | scale.ratios(results)
+        results["single_shot"] = scale.single_shot(results)
+        results["targets"] = targets(results) | scale.targets(results)
+        print("profile of one warm request (cProfile, top 15 by cumulative time)")
+        print(profile)
+        print()
+        print(table(results))
+        print(scale.table(results))
+        print(rounds.table(results["rounds"]))
+        errors = error_count(results)
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+        print(f"\nwrote {out}")
     if errors:
         print(f"error: {errors} request(s) failed their correctness check", file=sys.stderr)
         return 1

@@ -5,13 +5,18 @@ Only the shape is checked: keys present, figures positive, no errors. Never a ti
 
 from __future__ import annotations
 
+import gc
 import json
+import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from bench import rounds
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 LOAD_KEYS = {"requests", "threads", "errors", "seconds", "rps", "p50_us", "p95_us", "p99_us",
@@ -23,17 +28,22 @@ COLD_FIGURES = ("import_function_app_ms", "first_token_ms", "app_process_ms",
                 "bare_dependency_import_ms", "own_import_ms")
 
 
-@pytest.fixture(scope="module")
-def results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    out = tmp_path_factory.mktemp("bench") / "results.json"
+def run_bench(out: Path, *flags: str) -> tuple[dict[str, Any], str]:
     completed = subprocess.run(
-        [sys.executable, "-m", "bench.run", "--smoke", "--out", str(out)],
+        [sys.executable, "-m", "bench.run", "--smoke", *flags, "--out", str(out)],
         cwd=ROOT, capture_output=True, text=True, timeout=300, check=False,
     )
     assert completed.returncode == 0, completed.stderr[-4000:]
-    assert "profile of one warm request" in completed.stdout
-    assert "cumulative" in completed.stdout
     document: dict[str, Any] = json.loads(out.read_text(encoding="utf-8"))
+    return document, completed.stdout
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    document, stdout = run_bench(tmp_path_factory.mktemp("bench") / "results.json")
+    assert "profile of one warm request" in stdout
+    assert "cumulative" in stdout
+    assert "interleaved rounds: median" in stdout
     return document
 
 
@@ -93,6 +103,7 @@ def test_top_level_ratios_and_targets(results: dict[str, Any]) -> None:
         assert isinstance(target["met"], bool)
     assert results["targets"]["errors_at_8_threads"]["reached"] == 0
     assert {"python", "cpus", "platform"} <= results["machine"].keys()
+    assert results["counts"] == "smoke" and results["elapsed_seconds"] > 0
     assert results["plan"]["cold_runs"] == 2
 
 
@@ -122,3 +133,91 @@ def test_cpu_per_token_and_the_multi_process_load_are_reported(results: dict[str
         == audit["records_matching_issued"]
     assert sum(int(size) * n for size, n in scale["batch_sizes"].items()) == scale["tokens"]
     assert results["targets"]["scale_audit_one_record_per_token"]["met"] is True
+
+
+def spread_of_rounds(figure: dict[str, Any], rounds_run: int) -> None:
+    assert len(figure["rounds"]) == rounds_run
+    assert all(value > 0 for value in figure["rounds"])
+    assert figure["min"] == min(figure["rounds"]) and figure["max"] == max(figure["rounds"])
+    assert figure["min"] <= figure["median"] <= figure["max"]
+
+
+def rounds_have_their_shape(figures: dict[str, Any], rounds_run: int) -> None:
+    modes = ["free"] if rounds.pinning_unavailable() else ["free", "pinned"]
+    if len(modes) == 1:
+        assert figures["pinned"]["skipped"] == rounds.pinning_unavailable()
+    else:
+        assert figures["pinned"]["cpu"] == min(os.sched_getaffinity(0))
+    for mode in modes:
+        part = figures[mode]
+        assert set(part["ratios"]) == set(rounds.RATIOS)
+        for table in ("p50_us", "cpu_us_per_call", "gc_ms_while_timed"):
+            assert set(part[table]) == set(rounds.SECTIONS), table
+        for figure in [*part["ratios"].values(), *part["p50_us"].values(),
+                       *part["cpu_us_per_call"].values()]:
+            spread_of_rounds(figure, rounds_run)
+        for figure in part["gc_ms_while_timed"].values():
+            assert len(figure["rounds"]) == rounds_run and figure["min"] >= 0
+        assert set(part["gc_collections_while_timed"]) == set(rounds.SECTIONS)
+
+
+@pytest.mark.slow
+def test_ratios_are_medians_of_interleaved_rounds_with_their_spread(results: dict[str, Any]
+                                                                    ) -> None:
+    figures = results["rounds"]
+    assert figures["controls"] == rounds.CONTROLLED.to_json()
+    assert figures["counts"] == results["plan"]["rounds"]
+    rounds_have_their_shape(figures, results["plan"]["rounds"]["rounds"])
+    free = figures["free"]["ratios"]
+    for key in ("warm_over_floor_plus_insert", "cpu_per_token_over_floor"):
+        assert results[key] == free[key]["median"]
+        assert results["targets"][key]["reached"] == free[key]["median"]
+        assert results["targets"][key]["spread"] == [free[key]["min"], free[key]["max"]]
+        assert results["single_shot"][key] > 0
+    assert (results["warm_over_floor_without_audit_write"]
+            == free["warm_over_floor_without_audit_write"]["median"])
+
+
+@pytest.mark.slow
+def test_rounds_alone_and_without_their_controls(tmp_path: Path) -> None:
+    document, stdout = run_bench(tmp_path / "rounds.json", "--rounds-only", "--uncontrolled")
+    assert "interleaved rounds: median" in stdout
+    assert "profile of one warm request" not in stdout
+    assert set(document) == {"smoke", "counts", "machine", "elapsed_seconds", "plan", "rounds"}
+    assert document["rounds"]["controls"] == rounds.UNCONTROLLED.to_json()
+    rounds_have_their_shape(document["rounds"], document["plan"]["rounds"]["rounds"])
+
+
+def test_the_gc_monitor_counts_collections_and_their_time() -> None:
+    monitor = rounds.GcMonitor()
+    with monitor.installed():
+        gc.collect()
+        gc.collect(0)
+    assert monitor.collections == 2 and monitor.ns > 0
+    assert monitor not in gc.callbacks
+
+
+def test_pinning_moves_every_thread_of_a_process_and_back() -> None:
+    if rounds.pinning_unavailable():
+        pytest.skip(str(rounds.pinning_unavailable()))
+    everything = os.sched_getaffinity(0)
+    one = {min(everything)}
+    # A child with a second thread: both must be moved, as Azurite's threads are.
+    child = subprocess.Popen([sys.executable, "-c",
+                              "import threading, time; threading.Thread(target=time.sleep, "
+                              "args=(30,), daemon=True).start(); time.sleep(30)"])
+    try:
+        threads: list[int] = []
+        for _ in range(200):
+            threads = [int(t) for t in os.listdir(f"/proc/{child.pid}/task")]
+            if len(threads) >= 2:
+                break
+            time.sleep(0.01)
+        assert len(threads) >= 2
+        rounds.set_affinity([child.pid], one)
+        assert all(os.sched_getaffinity(tid) == one for tid in threads)
+        rounds.set_affinity([child.pid], everything)
+        assert all(os.sched_getaffinity(tid) == everything for tid in threads)
+    finally:
+        child.kill()
+        child.wait()
