@@ -80,6 +80,7 @@ def string_to_sign(url: str) -> str:
 def signed_by(url: str, key: UserDelegationKey) -> bool:
     """Would Storage accept ``url``'s signature as made with ``key``?"""
     signature = parse_qs(urlsplit(url).query)["sig"][0]
+    assert key.value is not None
     expected = hmac.new(base64.b64decode(key.value), string_to_sign(url).encode("utf-8"),
                         hashlib.sha256).digest()
     return hmac.compare_digest(base64.b64decode(signature), expected)

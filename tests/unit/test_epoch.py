@@ -124,7 +124,7 @@ def test_a_missing_table_is_a_failed_read_not_an_absent_epoch() -> None:
     class NoTable(MemoryTable):
         def get_entity(self, partition_key: str, row_key: str) -> Mapping[str, Any]:
             error = ResourceNotFoundError("Table read answered 404 TableNotFound")
-            error.error_code = "TableNotFound"
+            error.error_code = "TableNotFound"  # type: ignore[attr-defined]
             raise error
 
     watch = EpochWatch(NoTable(), 30, clock=ManualClock(START))
