@@ -88,32 +88,34 @@ class EpochWatch:
         self._generation = 0
         self._read_at: datetime | None = None
         self._reading = threading.Lock()  # one read at a time, foreground or background
-        self._background = False
 
     def generation(self) -> int:
         now = self._clock()
         read_at = self._read_at
         if read_at is None or now - read_at >= self._period:
             with self._reading:
-                if self._read_at is None or self._clock() - self._read_at >= self._period:
+                if not self._fresh(self._period):  # another request may have just read it
                     self._read(now)
-        elif now - read_at >= self._period / 2:
-            self._start_background()
+        elif now - read_at >= self._period / 2 and self._reading.acquire(blocking=False):
+            # The lock is handed to the thread, which releases it: one read in flight.
+            try:
+                threading.Thread(target=self._read_in_background, name="certsas-epoch",
+                                 daemon=True).start()
+            except BaseException:
+                self._reading.release()
+                raise
         return self._generation
 
-    def _start_background(self) -> None:
-        if self._background or self._reading.locked():
-            return
-        self._background = True
-        threading.Thread(target=self._read_in_background, name="certsas-epoch",
-                         daemon=True).start()
+    def _fresh(self, within: timedelta) -> bool:
+        read_at = self._read_at
+        return read_at is not None and self._clock() - read_at < within
 
     def _read_in_background(self) -> None:
         try:
-            with self._reading:
+            if not self._fresh(self._period / 2):
                 self._read(self._clock())
         finally:
-            self._background = False
+            self._reading.release()
 
     def _read(self, now: datetime) -> None:
         try:

@@ -129,3 +129,22 @@ def test_a_missing_table_is_a_failed_read_not_an_absent_epoch() -> None:
 
     watch = EpochWatch(NoTable(), 30, clock=ManualClock(START))
     assert watch.generation() == 0  # nothing seen yet, and no exception
+
+
+def test_concurrent_requests_start_one_background_read() -> None:
+    table, clock = MemoryTable(), ManualClock(START)
+    watch = EpochWatch(table, 30, clock=clock)
+    watch.generation()
+    table.gate = threading.Event()
+    clock.advance(20)
+    callers = [threading.Thread(target=watch.generation) for _ in range(32)]
+    for caller in callers:
+        caller.start()
+    for caller in callers:
+        caller.join(5)  # none waits for the read: the gate is still shut
+    assert not any(caller.is_alive() for caller in callers)
+    table.gate.set()
+    wait_for(lambda: table.reads == 2)
+    time.sleep(0.05)
+    watch.generation()
+    assert table.reads == 2
