@@ -6,6 +6,7 @@ the stand-in's managed identity endpoint, as it would on an Azure VM or App Serv
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from azure.identity import DefaultAzureCredential
 
 from certsas.audit import AuditRecord, TableAuditSink
 from certsas.cli.errors import CliError
-from certsas.cli.incident import Target, confirmed, revoke
+from certsas.cli.incident import KIND, Target, confirmed, revoke
 from certsas.cli.management import ACTION, API_VERSION, ROLE, ManagementApi
 from certsas.epoch import read_epoch_id
 from tests.support.azurite import Azurite
@@ -181,6 +182,11 @@ def test_keys_first_then_epoch_then_audit_and_a_failed_call_writes_nothing(
     assert [line.split()[1][:13] for line in body] == ["A" * 13, "REVOKE-TOKENS", "A" * 13]
     assert f"account {ACCOUNT} revoked by {OPERATOR_OID}" in body[1]
     assert out[-1].startswith("3 ")
+    code, out, _ = run(capsys, "audit", "--since", "1h", "--until", until, "--json")
+    records = json.loads("\n".join(out))
+    assert [r.get("kind", "token") for r in records] == ["token", KIND, "token"]
+    assert records[1]["account"] == ACCOUNT and records[1]["operator"] == OPERATOR_OID
+    assert records[1]["request_id"] == written
 
 
 def token_record(at: datetime, request_id: str) -> AuditRecord:
