@@ -28,7 +28,7 @@ from tests.support import ROOT
 from tests.support.azurite import Azurite
 from tests.support.management import management_stand_in, use_stand_in
 
-SECONDS = 2  # REGISTRY_CACHE_SECONDS of the instances
+SECONDS = 3  # REGISTRY_CACHE_SECONDS of the instances
 INSTANCES = 3
 
 
