@@ -6,6 +6,7 @@ the stand-in's managed identity endpoint, as it would on an Azure VM or App Serv
 
 from __future__ import annotations
 
+import io
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -194,3 +195,23 @@ def token_record(at: datetime, request_id: str) -> AuditRecord:
                        container="reports", blob=None, permissions="rl",
                        expires_on=at + timedelta(minutes=15), client_address=None,
                        signature_sha256="0" * 64)
+
+
+class Terminal(io.StringIO):
+    """stdin as a terminal, with what the operator types."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.usefixtures("managed_identity_mode")
+def test_at_a_terminal_a_no_revokes_nothing(capsys: pytest.CaptureFixture[str],
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("sys.stdin", Terminal("n\n"))
+    with management_stand_in([200]) as api:
+        use_stand_in(monkeypatch, api)
+        code, out, err = run(capsys, *ARGS)
+        assert api.calls == []
+    assert code == 1 and err == ""
+    assert out[-1].endswith("nothing revoked")
+    assert f"storage account {ACCOUNT}" in out[0] and "[y/N]" in out[0]
