@@ -57,13 +57,12 @@ def build_revocation(settings: RevocationSettings, clock: Clock = system_clock) 
     return RevocationPolicy(settings.mode, sources)
 
 
-def build_signer(settings: Settings, clients: StorageClients, clock: Clock = system_clock
-                 ) -> SasSigner:
+def build_signer(settings: Settings, clients: StorageClients) -> SasSigner:
     access = settings.storage.access
     if isinstance(access, AccountKeyAccess):
         return AccountKeySigner(access.account_name, access.account_key, access.blob_endpoint)
     epoch = EpochWatch(clients.hot_table(settings.storage.cert_table),
-                       settings.registry_cache_seconds, clock=clock)
+                       settings.registry_cache_seconds)
     return UserDelegationSigner(
         access.account_name, access.blob_endpoint, clients.blob_service(),
         max_ttl_minutes=settings.sas_max_ttl_minutes, epoch=epoch.generation,
@@ -81,7 +80,7 @@ def build_broker(settings: Settings, *, clock: Clock = system_clock) -> TokenBro
         validator=ChainValidator(settings.trust_anchors, clock=clock),
         registry=registry,
         revocation=build_revocation(settings.revocation, clock),
-        signer=build_signer(settings, clients, clock),
+        signer=build_signer(settings, clients),
         audit=GroupCommitAuditSink(TableAuditSink(
             clients.hot_table(settings.storage.audit_table), settings.audit_partitions)),
         default_ttl_minutes=settings.sas_default_ttl_minutes,

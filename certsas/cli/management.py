@@ -11,15 +11,14 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from typing import Protocol
 from urllib.parse import quote
 
 import requests
+from azure.core.credentials import TokenCredential
 from azure.core.exceptions import ClientAuthenticationError
 
 from certsas.cli.errors import CliError
 from certsas.sas import is_loopback_http
-from certsas.tables import AccessToken
 
 DEFAULT_MANAGEMENT_URL = "https://management.azure.com"
 # A generally available Microsoft.Storage API version that has the operation.
@@ -28,12 +27,6 @@ ACTION = "Microsoft.Storage/storageAccounts/revokeUserDelegationKeys/action"
 # The narrowest built-in role whose actions (Microsoft.Storage/storageAccounts/*) include it.
 ROLE = "Storage Account Contributor"
 TIMEOUT_SECONDS = 30.0
-
-
-class Credential(Protocol):
-    """azure-identity's shape (``DefaultAzureCredential``)."""
-
-    def get_token(self, *scopes: str) -> AccessToken: ...
 
 
 def management_endpoint(value: str | None) -> str:
@@ -61,7 +54,7 @@ def object_id(token: str) -> str | None:
 class ManagementApi:
     """Azure Resource Manager at ``endpoint``, as the holder of ``credential``."""
 
-    def __init__(self, endpoint: str, credential: Credential, *,
+    def __init__(self, endpoint: str, credential: TokenCredential, *,
                  timeout_seconds: float = TIMEOUT_SECONDS) -> None:
         self._endpoint = endpoint
         self._credential = credential
