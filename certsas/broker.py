@@ -107,7 +107,7 @@ class TokenBroker:
             default_ttl_minutes=self.default_ttl_minutes, max_ttl_minutes=self.max_ttl_minutes,
         )
         revocation = self.revocation.check(verified)
-        signed = self.signer.sign(grant, now)
+        signed = self.signer.sign(grant, now, request_id=info.request_id)
         # Recorded before it is returned: a token the audit cannot hold is not issued.
         self.audit.record(AuditRecord(
             time=now, request_id=info.request_id, thumbprint=presented.thumbprint,

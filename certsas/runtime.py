@@ -21,6 +21,7 @@ from certsas.broker import TokenBroker
 from certsas.clock import Clock, system_clock
 from certsas.config import RevocationMode, RevocationSettings, RevocationSource, Settings
 from certsas.crl.checker import CrlChecker
+from certsas.epoch import EpochWatch
 from certsas.netfetch import NetFetcher
 from certsas.ocsp.checker import OcspChecker
 from certsas.ocsp.fetch import HttpOcspFetcher
@@ -65,9 +66,11 @@ def build_signer(settings: Settings, clients: StorageClients) -> SasSigner:
     access = settings.storage.access
     if isinstance(access, AccountKeyAccess):
         return AccountKeySigner(access.account_name, access.account_key, access.blob_endpoint)
+    epoch = EpochWatch(clients.hot_table(settings.storage.cert_table),
+                       settings.registry_cache_seconds)
     return UserDelegationSigner(
         access.account_name, access.blob_endpoint, clients.blob_service(),
-        max_ttl_minutes=settings.sas_max_ttl_minutes,
+        max_ttl_minutes=settings.sas_max_ttl_minutes, epoch=epoch.generation,
     )
 
 

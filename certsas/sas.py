@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -40,7 +41,8 @@ class SignedToken:
 
 
 class SasSigner(Protocol):
-    def sign(self, grant: Grant, now: datetime) -> SignedToken: ...
+    def sign(self, grant: Grant, now: datetime, *, request_id: str | None = None
+             ) -> SignedToken: ...
 
 
 class DelegationKeySource(Protocol):
@@ -93,7 +95,9 @@ class AccountKeySigner:
         # HTTPS-only tokens, except against a local emulator (Azurite) served over http.
         self._protocol = None if is_loopback_http(blob_endpoint) else "https"
 
-    def sign(self, grant: Grant, now: datetime) -> SignedToken:
+    def sign(self, grant: Grant, now: datetime, *, request_id: str | None = None
+             ) -> SignedToken:
+        # A service SAS has no correlation field (scid is for user delegation SAS only).
         return sign_grant(self._account_name, self._blob_endpoint, grant, now,
                           protocol=self._protocol, account_key=self._account_key)
 
@@ -103,7 +107,10 @@ class UserDelegationSigner:
 
     The delegation key is fetched once and reused until less than ``refresh_before``
     of its life is left; ``refresh_before`` covers the longest token plus the skew,
-    so no token can outlive the key that signed it.
+    so no token can outlive the key that signed it. It is also dropped, and a new one
+    fetched before the next token, whenever ``epoch`` (certsas.epoch.EpochWatch) reports
+    a signing epoch newer than the key's: the keys were revoked (SPEC §2b).
+    The request id goes into the token's correlation field (``scid``, SPEC §1).
     """
 
     def __init__(
@@ -114,6 +121,7 @@ class UserDelegationSigner:
         *,
         max_ttl_minutes: int,
         key_lifetime: timedelta = timedelta(hours=24),
+        epoch: Callable[[], int] = lambda: 0,
     ) -> None:
         self._account_name = account_name
         self._blob_endpoint = blob_endpoint.rstrip("/")
@@ -122,10 +130,16 @@ class UserDelegationSigner:
         self._key_lifetime = max(key_lifetime, self._refresh_before * 2)
         self._key: UserDelegationKey | None = None
         self._key_expiry: datetime | None = None
+        self._epoch = epoch
+        self._key_generation = 0
         self._lock = threading.Lock()
 
     def delegation_key(self, now: datetime) -> UserDelegationKey:
+        generation = self._epoch()  # outside the lock: it may read the table
         with self._lock:
+            if generation > self._key_generation:
+                # Revoked: never sign with it again, even if the new fetch fails.
+                self._key, self._key_generation = None, generation
             stale = self._key_expiry is None or now + self._refresh_before >= self._key_expiry
             if self._key is None or stale:
                 start = now.replace(microsecond=0) - CLOCK_SKEW
@@ -139,6 +153,8 @@ class UserDelegationSigner:
                 self._key_expiry = expiry
             return self._key
 
-    def sign(self, grant: Grant, now: datetime) -> SignedToken:
+    def sign(self, grant: Grant, now: datetime, *, request_id: str | None = None
+             ) -> SignedToken:
         return sign_grant(self._account_name, self._blob_endpoint, grant, now, protocol="https",
-                          user_delegation_key=self.delegation_key(now))
+                          user_delegation_key=self.delegation_key(now),
+                          correlation_id=request_id)

@@ -175,6 +175,7 @@ module dataStorage 'app/storage-account.bicep' = {
       auditTableName
     ]
     containerNames: sasContainerNames
+    logAnalyticsWorkspaceId: monitoring.outputs.logAnalyticsId
   }
 }
 

@@ -24,6 +24,8 @@ from azure.data.tables import TableClient
 from certsas.cli.admin import Subparsers, registry_from_env
 from certsas.cli.args import container_arg, thumbprint_arg
 from certsas.cli.errors import CliError
+from certsas.cli.incident import KIND as REVOKE_KIND
+from certsas.cli.incident import revocation_json, revocation_line
 from certsas.cli.settings import settings_env
 from certsas.clock import iso, system_clock
 from certsas.config import StorageSettings
@@ -34,7 +36,8 @@ _UNITS = {"m": "minutes", "h": "hours", "d": "days"}
 
 # Only what the listing shows: no need to move more over the wire.
 COLUMNS = ("IssuedAt", "RequestId", "Thumbprint", "Subject", "Container", "Blob", "Permissions",
-           "ExpiresOn", "ClientAddress", "SignatureSha256")
+           "ExpiresOn", "ClientAddress", "SignatureSha256",
+           "Kind", "Account", "Operator")  # the last three: records of revoke-tokens
 
 
 @dataclass(frozen=True)
@@ -103,6 +106,8 @@ def fetch(table: TableClient, query: AuditQuery, **request: Any) -> list[dict[st
 
 
 def as_json(entity: dict[str, Any]) -> dict[str, Any]:
+    if entity.get("Kind") == REVOKE_KIND:
+        return revocation_json(entity)
     return {
         "issued_at": iso(entity["IssuedAt"]),
         "request_id": entity.get("RequestId"),
@@ -121,6 +126,9 @@ def table_lines(records: Iterable[dict[str, Any]]) -> Iterator[str]:
     yield (f"{'ISSUED':<20} {'THUMBPRINT (SHA-256)':<64} {'CONTAINER':<20} {'BLOB':<24} "
            f"{'PERM':<5} {'EXPIRES':<20} {'REQUEST':<36} SUBJECT")
     for r in records:
+        if r.get("kind") == REVOKE_KIND:
+            yield revocation_line(r)
+            continue
         yield (f"{r['issued_at']:<20} {r['thumbprint'] or '':<64} {r['container'] or '':<20} "
                f"{r['blob'] or '(container)':<24} {r['permissions'] or '':<5} "
                f"{r['expires_on'] or '':<20} {r['request_id'] or '':<36} {r['subject'] or ''}")

@@ -50,3 +50,5 @@ resource applicationInsights 'Microsoft.Insights/components@2020-02-02' = {
 
 output applicationInsightsName string = applicationInsights.name
 output connectionString string = applicationInsights.properties.ConnectionString
+// The data account's blob resource logs go here (StorageBlobLogs, for the incident query).
+output logAnalyticsId string = logAnalytics.id

@@ -30,6 +30,9 @@ param tableNames array = []
 @description('Blob containers to create (private).')
 param containerNames array = []
 
+@description('Resource ID of the Log Analytics workspace that receives the blob resource logs (StorageRead, StorageWrite, StorageDelete) into StorageBlobLogs; empty: none.')
+param logAnalyticsWorkspaceId string = ''
+
 resource account 'Microsoft.Storage/storageAccounts@2023-05-01' = {
   name: name
   location: location
@@ -93,6 +96,30 @@ resource containers 'Microsoft.Storage/storageAccounts/blobServices/containers@2
     }
   }
 ]
+
+// What was done with each SAS token, for the incident runbook (docs/operations.md): every
+// read, write and delete on the blob service, in StorageBlobLogs of the workspace.
+resource blobResourceLogs 'Microsoft.Insights/diagnosticSettings@2021-05-01-preview' = if (!empty(logAnalyticsWorkspaceId)) {
+  name: 'blob-resource-logs'
+  scope: blobService
+  properties: {
+    workspaceId: logAnalyticsWorkspaceId
+    logs: [
+      {
+        category: 'StorageRead'
+        enabled: true
+      }
+      {
+        category: 'StorageWrite'
+        enabled: true
+      }
+      {
+        category: 'StorageDelete'
+        enabled: true
+      }
+    ]
+  }
+}
 
 output name string = account.name
 output id string = account.id

@@ -33,6 +33,7 @@ SHIPPED = sorted([
     "certsas/crl/checker.py",
     "certsas/crl/validation.py",
     "certsas/entities.py",
+    "certsas/epoch.py",
     "certsas/errors.py",
     "certsas/expiry.py",
     "certsas/http.py",

@@ -16,6 +16,7 @@ from azure.storage.blob import UserDelegationKey
 from certsas.errors import DependencyUnavailable
 from certsas.sas import CLOCK_SKEW, AccountKeySigner, UserDelegationSigner
 from certsas.scope import Grant
+from tests.support.delegation import CountingKeySource, signed_by
 
 NOW = datetime(2026, 11, 23, 10, 0, 0, 123456, tzinfo=UTC)
 CONTAINER = Grant("reports", None, "rl", 15)
@@ -156,3 +157,61 @@ def test_at_the_longest_allowed_lifetime_one_key_still_serves_many_tokens() -> N
     assert 2 <= len(source.requests) <= 4
     for start, expiry in source.requests:
         assert expiry - start <= timedelta(days=7)
+
+
+class Epochs:
+    """The generation an EpochWatch would report; the test raises it."""
+
+    def __init__(self) -> None:
+        self.generation = 1
+
+    def __call__(self) -> int:
+        return self.generation
+
+
+def test_an_epoch_change_drops_the_key_and_the_next_token_is_signed_with_a_new_one() -> None:
+    source, epochs = CountingKeySource("unit"), Epochs()
+    signer = UserDelegationSigner("acct", "https://acct.blob.core.windows.net", source,
+                                  max_ttl_minutes=60, epoch=epochs)
+    request_id = "6f1c1b7e-3c55-4a53-9d0e-0c0f1a1b2c3d"
+    for minute in range(10):  # the epoch as it was: one key, whatever the traffic
+        signer.sign(BLOB, NOW + timedelta(minutes=minute), request_id=request_id)
+    assert source.fetches == 1
+    epochs.generation = 2  # revoke-tokens ran and this instance has read the new epoch
+    signed = signer.sign(BLOB, NOW + timedelta(minutes=11), request_id=request_id)
+    assert source.fetches == 2
+    old_key, new_key = source.keys
+    assert signed_by(signed.url, new_key)
+    assert not signed_by(signed.url, old_key)
+    f = fields(signed.token)
+    assert f["scid"] == request_id  # SPEC §1: the correlation field is the request id
+    assert (f["skt"], f["ske"]) == (new_key.signed_start, new_key.signed_expiry)
+    signer.sign(BLOB, NOW + timedelta(minutes=12))
+    assert source.fetches == 2  # and that key is kept until the epoch changes again
+
+
+def test_a_revoked_key_is_not_used_even_when_its_successor_cannot_be_fetched() -> None:
+    source, epochs = FakeKeySource(), Epochs()
+    signer = UserDelegationSigner("acct", "https://acct.blob.core.windows.net", source,
+                                  max_ttl_minutes=60, epoch=epochs)
+    signer.sign(CONTAINER, NOW)
+    epochs.generation = 2
+    source.fail = True
+    for _ in range(2):  # no falling back to the old key on the second request either
+        with pytest.raises(DependencyUnavailable):
+            signer.sign(CONTAINER, NOW)
+    source.fail = False
+    signer.sign(CONTAINER, NOW)
+    assert len(source.requests) == 2
+
+
+def test_a_token_signed_before_the_change_still_verifies_against_the_old_key_only() -> None:
+    source, epochs = CountingKeySource("unit"), Epochs()
+    signer = UserDelegationSigner("acct", "https://acct.blob.core.windows.net", source,
+                                  max_ttl_minutes=60, epoch=epochs)
+    before = signer.sign(CONTAINER, NOW, request_id="a")
+    epochs.generation = 2
+    signer.sign(CONTAINER, NOW, request_id="b")
+    assert signed_by(before.url, source.keys[0]) and not signed_by(before.url, source.keys[1])
+    assert "scid" not in fields(AccountKeySigner("acct", "a2V5", "https://x").sign(
+        CONTAINER, NOW, request_id="a").token)  # a service SAS has no correlation field

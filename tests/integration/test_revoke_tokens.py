@@ -1,0 +1,217 @@
+"""``certsas revoke-tokens`` against a loopback management API and a real table (Azurite).
+
+azure-identity's DefaultAzureCredential runs for real: it gets the operator's token from
+the stand-in's managed identity endpoint, as it would on an Azure VM or App Service.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from azure.data.tables import TableServiceClient
+from azure.identity import DefaultAzureCredential
+
+from certsas.audit import AuditRecord, TableAuditSink
+from certsas.cli.errors import CliError
+from certsas.cli.incident import KIND, Target, confirmed, revoke
+from certsas.cli.management import ACTION, API_VERSION, ROLE, ManagementApi
+from certsas.epoch import read_epoch_id
+from tests.support.azurite import Azurite
+from tests.support.cli import run
+from tests.support.management import OPERATOR_OID, access_token, management_stand_in, use_stand_in
+
+SUBSCRIPTION = "00000000-1111-2222-3333-444444444444"
+GROUP = "rg-certsas"
+ACCOUNT = "certsasprod01"
+ACCOUNT_PATH = (f"/subscriptions/{SUBSCRIPTION}/resourceGroups/{GROUP}/providers/"
+                f"Microsoft.Storage/storageAccounts/{ACCOUNT}/revokeUserDelegationKeys")
+ARGS = ("revoke-tokens", "--subscription", SUBSCRIPTION, "--resource-group", GROUP)
+
+
+@pytest.fixture
+def managed_identity_mode(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("STORAGE_ACCOUNT_NAME", ACCOUNT)
+
+
+@pytest.fixture
+def tables(azurite: Azurite, fresh_tables: tuple[str, str]) -> TableServiceClient:
+    service = TableServiceClient.from_connection_string(azurite.connection_string)
+    for name in fresh_tables:
+        service.create_table(name)
+    return service
+
+
+def one_line(err: str) -> str:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    return lines[0]
+
+
+@pytest.mark.usefixtures("managed_identity_mode")
+def test_without_yes_and_without_a_terminal_it_refuses_and_calls_nothing(
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    with management_stand_in([200]) as api:
+        use_stand_in(monkeypatch, api)
+        code, out, err = run(capsys, *ARGS)  # pytest's stdin is not a terminal
+        assert code == 1 and out == []
+        assert one_line(err) == ("certsas revoke-tokens: error: not a terminal, so there is no "
+                                 "one to ask: add --yes to revoke")
+        assert api.calls == [] and api.token_requests == 0
+
+
+def test_at_a_terminal_it_asks_and_only_yes_goes_ahead() -> None:
+    answers = iter(["", "n", "yes"])
+    asked: list[str] = []
+
+    def ask(question: str) -> str:
+        asked.append(question)
+        return next(answers)
+
+    assert [confirmed("Revoke? [y/N] ", yes=False, interactive=True, ask=ask)
+            for _ in range(3)] == [False, False, True]
+    assert asked == ["Revoke? [y/N] "] * 3
+    assert confirmed("unused", yes=True, interactive=False, ask=ask)
+
+
+def test_account_key_mode_revokes_nothing_and_explains_key_rotation(
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, azurite: Azurite,
+        tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("STORAGE_CONNECTION_STRING", azurite.connection_string)
+    with management_stand_in([200]) as api:
+        use_stand_in(monkeypatch, api)
+        code, out, err = run(capsys, *ARGS, "--yes")
+        assert api.calls == []
+    line = one_line(err)
+    assert code == 1 and out == []
+    assert line.startswith("certsas revoke-tokens: error: nothing revoked: ")
+    assert "az storage account keys renew --account-name devstoreaccount1" in line
+    assert f"--resource-group {GROUP}" in line and "STORAGE_CONNECTION_STRING" in line
+    assert "AccountKey" not in line and azurite.connection_string not in line
+
+
+@pytest.mark.usefixtures("managed_identity_mode")
+def test_403_names_the_role_and_the_action_in_one_line(
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    with management_stand_in([403]) as api:
+        use_stand_in(monkeypatch, api)
+        code, out, err = run(capsys, *ARGS, "--yes")
+    assert code == 1 and out == []
+    line = one_line(err)
+    assert f"built-in role {ROLE}" in line and ACTION in line and "AuthorizationFailed" in line
+    assert "nothing was revoked" in line
+    (call,) = api.calls
+    assert (call.method, call.path, call.api_version) == ("POST", ACCOUNT_PATH, API_VERSION)
+    assert call.bearer == access_token()  # the operator's own token, from azure-identity
+    assert access_token() not in err
+
+
+@pytest.mark.usefixtures("managed_identity_mode")
+@pytest.mark.parametrize(("env", "expected"), [
+    ({"AZURE_RESOURCE_MANAGER_URL": "http://management.example.com"},
+     "AZURE_RESOURCE_MANAGER_URL must be an https:// URL (e.g. https://management.usgovcloudapi.net)"),
+    ({"AZURE_RESOURCE_MANAGER_URL": "http://127.0.0.1:9"},
+     "cannot reach the management API at http://127.0.0.1:9 (ConnectionError): nothing was "
+     "revoked"),
+    ({},  # the stand-in, which answers 500 when it has no other status left
+     "the management API answered 500 InternalServerError: nothing was revoked and no epoch "
+     "written; run the command again"),
+])
+def test_management_failures_are_one_line_and_say_nothing_was_revoked(capsys: pytest.CaptureFixture[str],
+                                          monkeypatch: pytest.MonkeyPatch,
+                                          env: dict[str, str], expected: str) -> None:
+    with management_stand_in([]) as api:
+        use_stand_in(monkeypatch, api)
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        monkeypatch.setenv("IDENTITY_ENDPOINT", f"{api.url}/msi/token")
+        code, out, err = run(capsys, *ARGS, "--yes")
+    assert code == 1 and out == []
+    assert one_line(err).endswith(expected)
+
+
+@pytest.mark.parametrize("argv", [
+    ("revoke-tokens", "--subscription", "not-a-guid", "--resource-group", GROUP, "--yes"),
+    ("revoke-tokens", "--subscription", SUBSCRIPTION, "--resource-group", "bad/group", "--yes"),
+    ("revoke-tokens", "--resource-group", GROUP, "--yes"),
+])
+def test_bad_arguments_are_refused_before_anything_is_called(
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+        argv: tuple[str, ...]) -> None:
+    with management_stand_in([200]) as api:
+        use_stand_in(monkeypatch, api)
+        code, _, err = run(capsys, *argv)
+        assert api.calls == []
+    assert code == 2 and "Traceback" not in err
+    assert err.strip().splitlines()[-1].startswith("certsas revoke-tokens: error: ")
+
+
+def test_keys_first_then_epoch_then_audit_and_a_failed_call_writes_nothing(
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, azurite: Azurite,
+        tables: TableServiceClient, fresh_tables: tuple[str, str], tmp_path: Path) -> None:
+    registry, audit = (tables.get_table_client(name) for name in fresh_tables)
+    target = Target(SUBSCRIPTION, GROUP, ACCOUNT)
+    before = datetime.now(UTC) - timedelta(minutes=5)
+    sink = TableAuditSink(audit, 16)
+    sink.record(token_record(before, "before"))
+    with management_stand_in([200, 403, 500]) as api:
+        use_stand_in(monkeypatch, api)
+        management = ManagementApi(api.url, DefaultAzureCredential())
+        revoked = revoke(management, registry, audit, target)
+        written = read_epoch_id(registry)
+        assert written == revoked.epoch.epoch_id and revoked.operator == OPERATOR_OID
+        for refused in ("AuthorizationFailed", "InternalServerError"):
+            with pytest.raises(CliError, match=refused):
+                revoke(management, registry, audit, target)
+            assert read_epoch_id(registry) == written  # the API said no: no new epoch
+        assert [(c.path, c.api_version) for c in api.calls] == [(ACCOUNT_PATH, API_VERSION)] * 3
+    sink.record(token_record(datetime.now(UTC) + timedelta(seconds=1), "after"))
+
+    # certsas audit shows the revocation between the tokens issued before and after it.
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("STORAGE_CONNECTION_STRING", azurite.connection_string)
+    monkeypatch.setenv("AUDIT_TABLE_NAME", fresh_tables[1])
+    until = f"{datetime.now(UTC) + timedelta(minutes=5):%Y-%m-%dT%H:%M:%SZ}"
+    code, out, _ = run(capsys, "audit", "--since", "1h", "--until", until)
+    assert code == 0
+    body = out[1:-1]
+    assert [line.split()[1][:13] for line in body] == ["A" * 13, "REVOKE-TOKENS", "A" * 13]
+    assert f"account {ACCOUNT} revoked by {OPERATOR_OID}" in body[1]
+    assert out[-1].startswith("3 ")
+    code, out, _ = run(capsys, "audit", "--since", "1h", "--until", until, "--json")
+    records = json.loads("\n".join(out))
+    assert [r.get("kind", "token") for r in records] == ["token", KIND, "token"]
+    assert records[1]["account"] == ACCOUNT and records[1]["operator"] == OPERATOR_OID
+    assert records[1]["request_id"] == written
+
+
+def token_record(at: datetime, request_id: str) -> AuditRecord:
+    return AuditRecord(time=at, request_id=request_id, thumbprint="A" * 64, subject="CN=client",
+                       container="reports", blob=None, permissions="rl",
+                       expires_on=at + timedelta(minutes=15), client_address=None,
+                       signature_sha256="0" * 64)
+
+
+class Terminal(io.StringIO):
+    """stdin as a terminal, with what the operator types."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.usefixtures("managed_identity_mode")
+def test_at_a_terminal_a_no_revokes_nothing(capsys: pytest.CaptureFixture[str],
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("sys.stdin", Terminal("n\n"))
+    with management_stand_in([200]) as api:
+        use_stand_in(monkeypatch, api)
+        code, out, err = run(capsys, *ARGS)
+        assert api.calls == []
+    assert code == 1 and err == ""
+    assert out[-1].endswith("nothing revoked")
+    assert f"storage account {ACCOUNT}" in out[0] and "[y/N]" in out[0]

@@ -1,0 +1,150 @@
+"""The signing epoch watch: how often it reads, what it does with a change or a failure."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from azure.core.exceptions import ResourceNotFoundError, ServiceRequestError
+
+from certsas.epoch import EPOCH_PARTITION, EPOCH_ROW, EpochWatch, SigningEpoch, write_epoch
+from certsas.registry import ROW_KEY
+from tests.support.clock import ManualClock
+
+START = datetime(2026, 12, 7, 1, 0, tzinfo=UTC)
+
+
+class MemoryTable:
+    """A table of one partition of entities, counting point reads; can be made to fail."""
+
+    def __init__(self) -> None:
+        self.entities: dict[tuple[str, str], dict[str, Any]] = {}
+        self.reads = 0
+        self.fail = False
+        self.gate: threading.Event | None = None
+
+    def get_entity(self, partition_key: str, row_key: str) -> Mapping[str, Any]:
+        if self.gate is not None:
+            self.gate.wait(5)
+        self.reads += 1
+        if self.fail:
+            raise ServiceRequestError("unreachable")
+        try:
+            return self.entities[(partition_key, row_key)]
+        except KeyError:
+            raise ResourceNotFoundError("Table read answered 404 ResourceNotFound") from None
+
+    def upsert_entity(self, entity: dict[str, Any]) -> None:
+        self.entities[(entity["PartitionKey"], entity["RowKey"])] = dict(entity)
+
+
+def wait_for(predicate: Any) -> None:
+    deadline = time.monotonic() + 5
+    while not predicate():
+        assert time.monotonic() < deadline, "the background read never landed"
+        time.sleep(0.005)
+
+
+def test_the_reserved_keys_cannot_be_a_registration() -> None:
+    entity = SigningEpoch.new(START).to_entity()
+    assert (entity["PartitionKey"], entity["RowKey"]) == (EPOCH_PARTITION, EPOCH_ROW)
+    assert not all(ch in "0123456789ABCDEF" for ch in EPOCH_PARTITION)  # never a thumbprint
+    assert EPOCH_ROW != ROW_KEY  # registry reads and scans ask for RowKey "certificate"
+
+
+def test_reads_once_per_period_whatever_the_traffic() -> None:
+    table, clock = MemoryTable(), ManualClock(START)
+    watch = EpochWatch(table, 30, clock=clock)
+    first = watch.generation()
+    for _ in range(1000):
+        assert watch.generation() == first
+    assert table.reads == 1
+    clock.advance(31)
+    watch.generation()
+    assert table.reads == 2
+
+
+def test_a_change_raises_the_generation_and_sameness_does_not() -> None:
+    table, clock = MemoryTable(), ManualClock(START)
+    watch = EpochWatch(table, 30, clock=clock)
+    before = watch.generation()
+    clock.advance(30)
+    assert watch.generation() == before  # read again, same (absent) epoch
+    write_epoch(table, SigningEpoch.new(START))
+    clock.advance(30)
+    assert watch.generation() == before + 1
+    clock.advance(30)
+    assert watch.generation() == before + 1
+
+
+def test_the_read_runs_ahead_in_the_background_so_requests_do_not_wait() -> None:
+    table, clock = MemoryTable(), ManualClock(START)
+    watch = EpochWatch(table, 30, clock=clock)
+    before = watch.generation()
+    write_epoch(table, SigningEpoch.new(START))
+    table.gate = threading.Event()  # the next read blocks until the test lets it go
+    clock.advance(16)  # past half the period: a request starts a read and goes on
+    assert watch.generation() == before
+    table.gate.set()
+    wait_for(lambda: table.reads == 2)
+    wait_for(lambda: watch.generation() == before + 1)
+    assert table.reads == 2  # and that read counts: no second one before the period is out
+
+
+def test_a_failed_read_keeps_what_was_seen_and_is_logged(caplog: pytest.LogCaptureFixture
+                                                         ) -> None:
+    table, clock = MemoryTable(), ManualClock(START)
+    watch = EpochWatch(table, 30, clock=clock)
+    before = watch.generation()
+    table.fail = True
+    clock.advance(31)
+    with caplog.at_level(logging.WARNING, logger="certsas.epoch"):
+        assert watch.generation() == before  # no exception: the request goes on
+    assert "signing epoch read failed (ServiceRequestError)" in caplog.text
+    table.fail = False
+    write_epoch(table, SigningEpoch.new(START))
+    clock.advance(31)
+    assert watch.generation() == before + 1
+
+
+def test_zero_seconds_reads_every_time() -> None:
+    table = MemoryTable()
+    watch = EpochWatch(table, 0, clock=ManualClock(START))
+    for _ in range(5):
+        watch.generation()
+    assert table.reads == 5
+
+
+def test_a_missing_table_is_a_failed_read_not_an_absent_epoch() -> None:
+    class NoTable(MemoryTable):
+        def get_entity(self, partition_key: str, row_key: str) -> Mapping[str, Any]:
+            error = ResourceNotFoundError("Table read answered 404 TableNotFound")
+            error.error_code = "TableNotFound"  # type: ignore[attr-defined]
+            raise error
+
+    watch = EpochWatch(NoTable(), 30, clock=ManualClock(START))
+    assert watch.generation() == 0  # nothing seen yet, and no exception
+
+
+def test_concurrent_requests_start_one_background_read() -> None:
+    table, clock = MemoryTable(), ManualClock(START)
+    watch = EpochWatch(table, 30, clock=clock)
+    watch.generation()
+    table.gate = threading.Event()
+    clock.advance(20)
+    callers = [threading.Thread(target=watch.generation) for _ in range(32)]
+    for caller in callers:
+        caller.start()
+    for caller in callers:
+        caller.join(5)  # none waits for the read: the gate is still shut
+    assert not any(caller.is_alive() for caller in callers)
+    table.gate.set()
+    wait_for(lambda: table.reads == 2)
+    time.sleep(0.05)
+    watch.generation()
+    assert table.reads == 2
