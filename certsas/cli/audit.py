@@ -34,7 +34,7 @@ _UNITS = {"m": "minutes", "h": "hours", "d": "days"}
 
 # Only what the listing shows: no need to move more over the wire.
 COLUMNS = ("IssuedAt", "RequestId", "Thumbprint", "Subject", "Container", "Blob", "Permissions",
-           "ExpiresOn", "ClientAddress", "SignatureSha256")
+           "ExpiresOn", "ClientAddress", "SignatureSha256", "GrantPrefix")
 
 
 @dataclass(frozen=True)
@@ -109,6 +109,7 @@ def as_json(entity: dict[str, Any]) -> dict[str, Any]:
         "thumbprint": entity.get("Thumbprint"),
         "subject": entity.get("Subject"),
         "container": entity.get("Container"),
+        "grant_prefix": entity.get("GrantPrefix") or None,  # the grant used (SPEC §4)
         "blob": entity.get("Blob") or None,
         "permissions": entity.get("Permissions"),
         "expires_on": iso(entity["ExpiresOn"]) if entity.get("ExpiresOn") else None,
@@ -118,12 +119,18 @@ def as_json(entity: dict[str, Any]) -> dict[str, Any]:
 
 
 def table_lines(records: Iterable[dict[str, Any]]) -> Iterator[str]:
-    yield (f"{'ISSUED':<20} {'THUMBPRINT (SHA-256)':<64} {'CONTAINER':<20} {'BLOB':<24} "
+    yield (f"{'ISSUED':<20} {'THUMBPRINT (SHA-256)':<64} {'CONTAINER':<20} {'GRANT':<20} "
+           f"{'BLOB':<24} "
            f"{'PERM':<5} {'EXPIRES':<20} {'REQUEST':<36} SUBJECT")
     for r in records:
         yield (f"{r['issued_at']:<20} {r['thumbprint'] or '':<64} {r['container'] or '':<20} "
-               f"{r['blob'] or '(container)':<24} {r['permissions'] or '':<5} "
+               f"{_grant(r):<20} {r['blob'] or '(container)':<24} {r['permissions'] or '':<5} "
                f"{r['expires_on'] or '':<20} {r['request_id'] or '':<36} {r['subject'] or ''}")
+
+
+def _grant(record: dict[str, Any]) -> str:
+    """The grant that allowed a token, as ``grant`` names it (prefix, or the container)."""
+    return str(record.get("grant_prefix") or "(container)")
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
