@@ -41,6 +41,7 @@ class DecisionLog:
         self.info = info
         self.action = action
         self.presented: PresentedCertificate | None = None
+        self.known: dict[str, Any] = {}  # fields learnt on the way (a successor's thumbprint)
 
     def write(self, outcome: str, **fields: Any) -> None:
         presented = self.presented
@@ -48,7 +49,7 @@ class DecisionLog:
             request_id=self.info.request_id, outcome=outcome,
             client_address=self.info.client_address, action=self.action,
             thumbprint=presented.thumbprint if presented else None,
-            subject=presented.subject if presented else None, **fields,
+            subject=presented.subject if presented else None, **{**self.known, **fields},
         ))
 
 

@@ -45,6 +45,7 @@ SHIPPED = sorted([
     "certsas/permissions.py",
     "certsas/registry.py",
     "certsas/revocation.py",
+    "certsas/rotation.py",
     "certsas/runtime.py",
     "certsas/sas.py",
     "certsas/signatures.py",
