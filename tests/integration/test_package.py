@@ -50,6 +50,7 @@ SHIPPED = sorted([
     "certsas/sas.py",
     "certsas/signatures.py",
     "certsas/scope.py",
+    "certsas/successor.py",
     "certsas/storage.py",
     "certsas/tables.py",
     "certsas/thumbprints.py",

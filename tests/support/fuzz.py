@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from certsas.devtools.pki import CLIENT_AUTH, CertificateAuthority, Issued, name
-from certsas.rotation import proof_message
+from certsas.successor import proof_message
 from certsas.thumbprints import sha256_thumbprint
 from tests.support.certforge import sign_tbs, split_certificate
 

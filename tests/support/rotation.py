@@ -9,7 +9,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 
 from certsas.devtools.pki import Issued, LeafKey
-from certsas.rotation import proof_message
+from certsas.successor import proof_message
 from certsas.thumbprints import sha256_thumbprint
 
 

@@ -23,8 +23,9 @@ from certsas.errors import (
     RevocationUnavailable,
 )
 from certsas.registry import AccessGrant, Registration
-from certsas.rotation import Rotator, parse_rotate_request, proof_message
+from certsas.rotation import Rotator
 from certsas.sas import AccountKeySigner
+from certsas.successor import parse_rotate_request, proof_message
 from certsas.thumbprints import sha256_thumbprint
 from certsas.verification import ChainValidator
 from tests.support.certforge import duplicate_extension, invalid_utf8_subject, invalid_version
