@@ -131,11 +131,11 @@ def check(read: Callable[[], Iterable[Registration | Unreadable]],
             else:
                 registrations.append(item)
         found = expiring(registrations, anchors, now=now, warning_days=warning_days)
-        for item in found:
+        for finding in found:
             # Nothing to do for one whose successor is registered: not a warning.
-            level = logging.INFO if item.successor is not None else logging.WARNING
-            _log(level, "expiry", item.fields())
-        warnings = [item for item in found if item.successor is None]
+            level = logging.INFO if finding.successor is not None else logging.WARNING
+            _log(level, "expiry", finding.fields())
+        warnings = [finding for finding in found if finding.successor is None]
         expired = sum(1 for w in warnings if w.expired)
         summary = Summary(read=len(registrations) + unreadable, unreadable=unreadable,
                           expiring=len(warnings) - expired, expired=expired,
