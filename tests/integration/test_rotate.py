@@ -10,6 +10,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+import requests
 from cryptography import x509
 
 from certsas.devtools.crl_server import CrlServer
@@ -21,6 +22,7 @@ from tests.support.azurite import Azurite, free_port
 from tests.support.cli import run
 from tests.support.pki import Pki
 from tests.support.rotation import rotate_body
+from tests.support.served import Served
 from tests.support.stack import Stack, app_env, build_stack
 
 
@@ -137,3 +139,19 @@ def test_a_revoked_successor_is_refused_under_require(
         assert stack.registry.get(sha256_thumbprint(revoked.der)) is None
         assert stack.rotate(current, rotate_body(current, good)).status == 201
         assert registration.thumbprint != sha256_thumbprint(good.der)
+
+
+def test_the_dev_pkis_successor_rotates_through_the_tls_front_end(served: Served) -> None:
+    """``certsas dev-pki``'s client-next.pem, over real mutual TLS as App Service forwards
+    it: the successor the lead's demo and the client library will use."""
+    pki = served.files.pki
+    served.registry.put(replace(served.register(pki.client), allow_rotation=True))
+    url = served.tls_token.removesuffix("token") + "rotate"
+    body = rotate_body(pki.client, pki.client_next)
+    answer = requests.post(url, data=body, cert=served.files.pair("client"),
+                           verify=served.files.ca, timeout=15)
+    assert answer.status_code == 201, answer.text
+    assert answer.json()["thumbprint"] == sha256_thumbprint(pki.client_next.der)
+    token = requests.post(served.tls_token, cert=served.files.pair("client-next"),
+                          verify=served.files.ca, timeout=15)
+    assert token.status_code == 200, token.text
