@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType
+from typing import Any
 from urllib.parse import urlsplit
 
 REPO = Path(__file__).resolve().parent.parent
@@ -343,14 +344,22 @@ def token_args(demo: Demo, url: str, name: str) -> list[str]:
             "--key", str(pki / f"{name}.key"), "--ca", str(pki / "trusted-ca-certs.pem")]
 
 
+def client_token(demo: Demo, url: str, what: str, *request: str) -> dict[str, Any] | None:
+    """``certsas token`` for client.pem, recorded as the check ``what``; its answer if 200."""
+    done = demo.certsas(*token_args(demo, url, "client"), *request)
+    if done.returncode != 0:
+        demo.record(what, "200", done.stderr.strip())
+        return None
+    demo.record(what, "200", "200")
+    answer: dict[str, Any] = json.loads(done.stdout)
+    return answer
+
+
 def check_good_token(demo: Demo, url: str) -> None:
     say("certsas token with the registered certificate (client.pem)")
-    done = demo.certsas(*token_args(demo, url, "client"))
-    if done.returncode != 0:
-        demo.record("token for client.pem", "200", done.stderr.strip())
+    answer = client_token(demo, url, "token for client.pem")
+    if answer is None:
         return
-    answer = json.loads(done.stdout)
-    demo.record("token for client.pem", "200", "200")
     print(f"      container={answer['container']} permissions={answer['permissions']} "
           f"expires_on={answer['expires_on']}", flush=True)
     say("using the SAS URL: upload a blob, download it, compare the bytes")
@@ -396,13 +405,10 @@ def check_second_grant(demo: Demo, url: str) -> None:
     if done.returncode != 0:
         raise DemoError(f"certsas grant failed: {done.stderr.strip()}")
     print("\n".join("      " + line for line in done.stdout.splitlines()), flush=True)
-    done = demo.certsas(*token_args(demo, url, "client"), "--container", INBOX,
-                        "--blob", "in/report.csv")
-    if done.returncode != 0:
-        demo.record("token under the second grant", "200", done.stderr.strip())
+    answer = client_token(demo, url, "token under the second grant", "--container", INBOX,
+                          "--blob", "in/report.csv")
+    if answer is None:
         return
-    answer = json.loads(done.stdout)
-    demo.record("token under the second grant", "200", "200")
     print(f"      container={answer['container']} blob={answer['blob']} "
           f"permissions={answer['permissions']}", flush=True)
     BlobClient.from_blob_url(answer["url"]).upload_blob(b"report,1\n", overwrite=True)

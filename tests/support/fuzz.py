@@ -162,17 +162,25 @@ _VALUES: list[object] = [
 ]
 
 
+def _noise(rng: random.Random, most: int) -> bytes:
+    return bytes(rng.randrange(256) for _ in range(rng.randrange(most)))
+
+
+def _object_of(rng: random.Random, fields: list[str], values: list[object], most: int) -> bytes:
+    """A JSON object of up to ``most`` fields drawn from ``fields``, each a value drawn."""
+    document = {rng.choice(fields): rng.choice(values) for _ in range(rng.randint(0, most))}
+    return json.dumps(document).encode("utf-8", "surrogatepass")
+
+
 def body_mutants(count: int, seed: int) -> Iterator[bytes]:
     """JSON objects of known and unknown fields and odd values, and bytes that are not JSON."""
     rng = random.Random(seed)
     for _ in range(count):
         kind = rng.randrange(4)
         if kind == 0:
-            yield bytes(rng.randrange(256) for _ in range(rng.randrange(40)))
+            yield _noise(rng, 40)
         elif kind == 1:
-            document = {rng.choice(_FIELDS): rng.choice(_VALUES) for _ in range(rng.randint(0, 4))}
-            text = json.dumps(document)
-            yield text.encode("utf-8", "surrogatepass")
+            yield _object_of(rng, _FIELDS, _VALUES, 4)
         elif kind == 2:
             depth = rng.randint(1, 3000)
             yield b"[" * depth + b"]" * depth
@@ -219,10 +227,9 @@ def rotate_body_mutants(current_der: bytes, successor: Issued, count: int,
     for _ in range(count):
         kind = rng.randrange(5)
         if kind == 0:
-            yield bytes(rng.randrange(256) for _ in range(rng.randrange(60)))
+            yield _noise(rng, 60)
         elif kind == 1:
-            mixed = {rng.choice(fields): rng.choice(values) for _ in range(rng.randint(0, 3))}
-            yield json.dumps(mixed).encode("utf-8", "surrogatepass")
+            yield _object_of(rng, fields, values, 3)
         elif kind == 2:
             position = rng.randrange(len(valid))
             yield (valid[:position] + rng.choice('{}[]",:\\=A-\n') + valid[position + 1:]).encode()
