@@ -71,6 +71,10 @@ def test_a_rotation_registers_the_successor_and_audits_it(
     assert code == 0
     assert [(r["kind"], r["successor"]) for r in listed if r["kind"] == "rotation"] == [
         ("rotation", thumbprint)]
+    code, out, _ = run(capsys, "audit")
+    (line,) = [line for line in out if f"rotated to {thumbprint[:9]}" in line]
+    assert line.split()[1] == registration.thumbprint
+    assert out[-1].endswith(", 1 rotation(s)") and out[-1].startswith("2 token(s) issued")
     # Once more: the successor is registered now.
     again = stack.rotate(current, rotate_body(current, successor))
     assert (again.status, again.error, again.body["message"]) == (
