@@ -205,3 +205,17 @@ def test_the_decision_line_and_the_audit_record_name_the_grant_used(
     assert (first["container"], first["prefix"], first["permissions"]) == ("partner", "in/", "w")
     assert (second["container"], "prefix" in second) == ("partner", False)
     assert [r.prefix for r in audit.records] == ["in/", ""]
+
+
+def test_several_grants_still_cost_one_registry_read(pki: Pki) -> None:
+    from certsas.registry import AccessGrant
+
+    broker, registry = make_broker(pki)
+    registry.entries[header_thumbprint(pki)] = Registration.with_grants(
+        pki.client.certificate,
+        [AccessGrant.of("partner", prefix=f"p{i:02d}/", permissions="w") for i in range(19)]
+        + [AccessGrant.of("other", permissions="rl")])
+    issued = broker.issue(header(pki.client.der), b'{"container": "partner", "blob": "p18/x"}',
+                          RequestInfo("r"))
+    assert (issued.grant.prefix, issued.grant.permissions) == ("p18/", "w")
+    assert registry.reads == 1
