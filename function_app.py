@@ -13,7 +13,7 @@ import azure.functions as func
 
 from certsas import http
 from certsas.config import Settings
-from certsas.runtime import get_broker, run_expiry_check
+from certsas.runtime import get_broker, get_rotator, run_expiry_check
 
 settings = Settings.from_env(os.environ)
 
@@ -30,6 +30,11 @@ app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 @app.route(route="token", methods=["POST"])
 def token(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
     return http.token(req, get_broker, context.invocation_id)
+
+
+@app.route(route="rotate", methods=["POST"])
+def rotate(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
+    return http.rotate(req, get_rotator, context.invocation_id)
 
 
 @app.route(route="health", methods=["GET"])

@@ -40,6 +40,8 @@ class AuditRecord:
     signature_sha256: str
     # How revocation was settled: "ocsp:good", "crl:good", "soft_failed", "not_checked".
     revocation: str = ""
+    # The prefix of the registration's grant that allowed it ("" for none; SPEC §4).
+    prefix: str = ""
 
 
 class AuditSink(Protocol):
@@ -74,6 +76,7 @@ def audit_entity(record: AuditRecord, shard: int) -> dict[str, Any]:
         "ClientAddress": record.client_address or "",
         "SignatureSha256": record.signature_sha256,
         "Revocation": record.revocation,
+        "GrantPrefix": record.prefix,
     }
 
 
@@ -253,7 +256,7 @@ class Decision:
     """One line of the decision log."""
 
     request_id: str
-    outcome: str  # "issued", "refused", or "error" (a bug: answered 500 internal_error)
+    outcome: str  # "issued", "rotated", "refused", or "error" (a bug: answered 500)
     thumbprint: str | None = None
     subject: str | None = None
     error: str | None = None
@@ -264,13 +267,16 @@ class Decision:
     expires_on: datetime | None = None
     revocation: str | None = None
     client_address: str | None = None
+    prefix: str | None = None  # the prefix of the grant used, when it has one
+    action: str | None = None  # "rotate" on /api/rotate's lines; None on the token path's
+    successor: str | None = None  # /api/rotate: the successor's SHA-256 thumbprint
 
 
 def log_decision(decision: Decision) -> None:
     fields = {key: value for key, value in decision.__dict__.items() if value is not None}
     if decision.expires_on is not None:
         fields["expires_on"] = iso(decision.expires_on)
-    level = {"issued": logging.INFO, "refused": logging.WARNING}.get(decision.outcome,
-                                                                     logging.ERROR)
+    level = {"issued": logging.INFO, "rotated": logging.INFO,
+             "refused": logging.WARNING}.get(decision.outcome, logging.ERROR)
     logger.log(level, "certsas decision %s", json.dumps(fields, sort_keys=True),
                extra={"certsas": fields})

@@ -12,6 +12,8 @@
           ├── RevocationStatusUnknown      403 revocation_status_unknown
           ├── CertificateNotRegistered     403 certificate_not_registered
           ├── ScopeNotAllowed              403 scope_not_allowed
+          ├── RotationNotAllowed           403 rotation_not_allowed   (/api/rotate)
+          ├── SuccessorInvalid             403 successor_invalid      (/api/rotate)
           ├── RevocationUnavailable        503 revocation_unavailable
           └── DependencyUnavailable        503 dependency_unavailable
 
@@ -100,6 +102,18 @@ class CertificateNotRegistered(Refusal):
 class ScopeNotAllowed(Refusal):
     code = "scope_not_allowed"
     default_message = "The requested scope is beyond what the registration allows."
+
+
+class RotationNotAllowed(Refusal):
+    code = "rotation_not_allowed"
+    default_message = "The registration of the client certificate does not allow rotation."
+
+
+class SuccessorInvalid(Refusal):
+    """The successor offered to ``/api/rotate`` fails a check; the message says which."""
+
+    code = "successor_invalid"
+    default_message = "The successor certificate was refused."
 
 
 class RevocationUnavailable(Refusal):

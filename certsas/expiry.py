@@ -6,12 +6,17 @@ one line per warning and one summary, in the form Azure Monitor queries (the fie
 names are a contract with the alert rules and the workbook):
 
 - ``certsas expiry {json}`` (WARNING): ``kind`` (``registration`` or ``anchor``),
-  ``thumbprint`` (SHA-256), ``subject``, ``description``, ``not_after``, ``days_left``;
+  ``thumbprint`` (SHA-256), ``subject``, ``description``, ``not_after``, ``days_left``,
+  ``status`` (``expiring`` or ``expired``) and ``successor`` (null); for a registration
+  whose successor is registered (an enabled registration's ``rotated_from`` names it,
+  SPEC §4a) the same line at INFO, ``status`` ``expiring, successor registered: <SHA-256>``
+  and ``successor`` that thumbprint: it is not counted as expiring or expired, and the
+  alert on expiring certificates leaves it out;
 - ``certsas expiry-unreadable {json}`` (WARNING): ``thumbprint``, ``reason`` of a
   registry entity that does not parse; the check reads on past it;
 - ``certsas expiry-summary {json}`` (INFO): ``read`` (registry entities read),
   ``unreadable``, ``expiring`` and ``expired`` (counts of the warnings above, anchors
-  included);
+  included), ``successor_registered`` (the lines left out of those counts);
 - ``certsas expiry-error {json}`` (ERROR): ``error``, when the registry cannot be read.
 
 The check never changes a registration and never raises: a timer function that raises
@@ -52,15 +57,23 @@ class Expiring:
     description: str
     not_after: datetime
     days_left: int
+    successor: str | None = None  # a registered successor's SHA-256 (SPEC §4a)
 
     @property
     def expired(self) -> bool:
         return self.days_left < 0
 
+    @property
+    def status(self) -> str:
+        if self.successor is not None:
+            return f"expiring, successor registered: {self.successor}"
+        return "expired" if self.expired else "expiring"
+
     def fields(self) -> dict[str, Any]:
         return {"kind": self.kind, "thumbprint": self.thumbprint, "subject": self.subject,
                 "description": self.description, "not_after": iso(self.not_after),
-                "days_left": self.days_left}
+                "days_left": self.days_left, "status": self.status,
+                "successor": self.successor}
 
 
 def days_left(not_after: datetime, now: datetime) -> int:
@@ -73,12 +86,15 @@ def expiring(registrations: Iterable[Registration], anchors: Iterable[x509.Certi
              now: datetime, warning_days: int) -> list[Expiring]:
     """Enabled registrations and anchors that expire within ``warning_days`` of ``now`` or
     have expired, soonest first. A disabled registration cannot get a token, so it is not
-    worth a warning (``certsas list --expiring`` still shows it)."""
+    worth a warning (``certsas list --expiring`` still shows it). One whose successor is
+    registered and enabled names it (:attr:`Expiring.successor`)."""
     horizon = now + timedelta(days=warning_days)
+    enabled = [r for r in registrations if r.enabled]
+    successors = {r.rotated_from: r.thumbprint for r in enabled if r.rotated_from}
     found = [
         Expiring("registration", r.thumbprint, r.subject, r.description, r.not_after,
-                 days_left(r.not_after, now))
-        for r in registrations if r.enabled and r.not_after <= horizon
+                 days_left(r.not_after, now), successors.get(r.thumbprint))
+        for r in enabled if r.not_after <= horizon
     ]
     for anchor in anchors:
         not_after = anchor.not_valid_after_utc
@@ -96,6 +112,7 @@ class Summary:
     unreadable: int
     expiring: int
     expired: int
+    successor_registered: int = 0
 
 
 def check(read: Callable[[], Iterable[Registration | Unreadable]],
@@ -113,12 +130,16 @@ def check(read: Callable[[], Iterable[Registration | Unreadable]],
                      {"thumbprint": item.thumbprint, "reason": item.reason})
             else:
                 registrations.append(item)
-        warnings = expiring(registrations, anchors, now=now, warning_days=warning_days)
-        for warning in warnings:
-            _log(logging.WARNING, "expiry", warning.fields())
+        found = expiring(registrations, anchors, now=now, warning_days=warning_days)
+        for finding in found:
+            # Nothing to do for one whose successor is registered: not a warning.
+            level = logging.INFO if finding.successor is not None else logging.WARNING
+            _log(level, "expiry", finding.fields())
+        warnings = [finding for finding in found if finding.successor is None]
         expired = sum(1 for w in warnings if w.expired)
         summary = Summary(read=len(registrations) + unreadable, unreadable=unreadable,
-                          expiring=len(warnings) - expired, expired=expired)
+                          expiring=len(warnings) - expired, expired=expired,
+                          successor_registered=len(found) - len(warnings))
         _log(logging.INFO, "expiry-summary", summary.__dict__)
         return summary
     except Exception as exc:  # the host must never see it: log and return

@@ -12,6 +12,7 @@ import azure.functions as func
 
 from certsas.broker import RequestInfo, TokenBroker
 from certsas.errors import ConfigurationError, Refusal
+from certsas.rotation import Rotator
 
 logger = logging.getLogger("certsas.http")
 _HEADERS = {
@@ -61,6 +62,27 @@ def token(
         return json_response(500, {"error": "internal_error",
                                    "message": "The request could not be completed."})
     return json_response(200, issued.to_json())
+
+
+def rotate(
+    req: func.HttpRequest, rotator: Callable[[], Rotator], invocation_id: str | None = None
+) -> func.HttpResponse:
+    """``POST /api/rotate`` (SPEC §4a), answered as ``token`` answers."""
+    info = request_info(req, invocation_id)
+    try:
+        rotated = rotator().rotate(req.headers, req.get_body() or b"", info)
+    except Refusal as refusal:
+        return refusal_response(refusal)
+    except ConfigurationError:
+        logger.error("certsas configuration error (request %s)", info.request_id, exc_info=True)
+        return json_response(500, {"error": "configuration_error",
+                                   "message": "The service is misconfigured."})
+    except Exception as exc:
+        logger.error("certsas internal error (request %s): %s", info.request_id,
+                     type(exc).__name__)
+        return json_response(500, {"error": "internal_error",
+                                   "message": "The request could not be completed."})
+    return json_response(201, rotated.to_json())
 
 
 def health() -> func.HttpResponse:

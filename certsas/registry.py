@@ -2,12 +2,20 @@
 
 One entity per certificate: PartitionKey is the SHA-256 thumbprint (uppercase hex)
 and RowKey the constant ``"certificate"``, so a lookup is one point read.
+
+What a registration allows is a list of grants (:class:`AccessGrant`), stored as one
+JSON property, ``Grants``. An entity written by an earlier version has no ``Grants``
+but four columns (``Container``, ``BlobPrefix``, ``Permissions``, ``MaxTtlMinutes``)
+and is read as one grant. Entities written now keep those four columns too, holding
+the first grant, so a version before grants (a rollback, or an instance not yet
+upgraded) still reads them, and grants no more than that one grant.
 """
 
 from __future__ import annotations
 
 import hmac
-from collections.abc import Iterator
+import json
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from functools import cached_property, lru_cache
@@ -28,6 +36,9 @@ from certsas.thumbprints import sha1_thumbprint, sha256_thumbprint
 
 ROW_KEY = "certificate"
 MAX_PREFIX = 1024
+MAX_GRANTS = 64
+# A Table string property holds 64 KiB of UTF-16: 32,768 characters.
+MAX_GRANTS_JSON = 32 * 1024
 
 
 def prefix_problem(prefix: str) -> str | None:
@@ -53,6 +64,65 @@ def prefix_problem(prefix: str) -> str | None:
 
 
 @dataclass(frozen=True)
+class AccessGrant:
+    """One place a registration may reach: a container, optionally only the blobs under a
+    folder (``prefix``, ending in ``/``), with these letters for at most this long."""
+
+    container: str
+    prefix: str
+    permissions: str
+    max_ttl_minutes: int
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """What tells grants apart: one grant per container and prefix."""
+        return self.container, self.prefix
+
+    @classmethod
+    def of(cls, container: str, *, prefix: str = "", permissions: str = "rl",
+           max_ttl_minutes: int = 60) -> AccessGrant:
+        """A checked grant; ``ValueError`` for a prefix, letters or lifetime it cannot have."""
+        problem = prefix_problem(prefix)
+        if problem:
+            raise ValueError(f"prefix {problem}")
+        if not container:
+            raise ValueError("a grant names a container")
+        if isinstance(max_ttl_minutes, bool) or not isinstance(max_ttl_minutes, int) \
+                or max_ttl_minutes < 1:
+            raise ValueError("max_ttl_minutes must be a positive integer")
+        return cls(container, prefix, normalize_permissions(permissions), max_ttl_minutes)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"container": self.container, "prefix": self.prefix,
+                "permissions": self.permissions, "max_ttl_minutes": self.max_ttl_minutes}
+
+    @classmethod
+    def from_json(cls, data: Any) -> AccessGrant:
+        if not isinstance(data, dict):
+            raise TypeError("a grant is a JSON object")
+        return cls.of(str(data["container"]), prefix=_folder(str(data.get("prefix") or "")),
+                      permissions=str(data["permissions"]),
+                      max_ttl_minutes=data["max_ttl_minutes"])
+
+    def describe(self) -> str:
+        """``container/prefix`` (or the container alone), as the CLI and logs name a grant."""
+        return f"{self.container}/{self.prefix}" if self.prefix else self.container
+
+
+def checked_grants(grants: Iterable[AccessGrant]) -> tuple[AccessGrant, ...]:
+    """``grants`` as a registration holds them: at least one, at most ``MAX_GRANTS``, one per
+    container and prefix; ``ValueError`` otherwise."""
+    result = tuple(grants)
+    if not result:
+        raise ValueError("a registration holds at least one grant")
+    if len(result) > MAX_GRANTS:
+        raise ValueError(f"a registration holds at most {MAX_GRANTS} grants")
+    if len({grant.key for grant in result}) != len(result):
+        raise ValueError("two grants for the same container and prefix")
+    return result
+
+
+@dataclass(frozen=True)
 class Registration:
     """A pre-shared certificate and what it may be granted."""
 
@@ -65,12 +135,11 @@ class Registration:
     not_before: datetime
     not_after: datetime
     thumbprint_sha1: str
-    container: str
-    prefix: str
-    permissions: str
-    max_ttl_minutes: int
+    grants: tuple[AccessGrant, ...]
     enabled: bool = True
     description: str = ""
+    allow_rotation: bool = False
+    rotated_from: str = ""  # SHA-256 of the registration this one succeeded (SPEC §4a)
 
     @classmethod
     def for_certificate(
@@ -82,10 +151,18 @@ class Registration:
         prefix: str = "",
         max_ttl_minutes: int = 60,
         description: str = "",
+        allow_rotation: bool = False,
     ) -> Registration:
-        problem = prefix_problem(prefix)
-        if problem:
-            raise ValueError(f"prefix {problem}")
+        """A registration of one grant, as ``certsas register`` writes it."""
+        grant = AccessGrant.of(container, prefix=prefix, permissions=permissions,
+                               max_ttl_minutes=max_ttl_minutes)
+        return cls.with_grants(certificate, (grant,), description=description,
+                               allow_rotation=allow_rotation)
+
+    @classmethod
+    def with_grants(cls, certificate: x509.Certificate, grants: Iterable[AccessGrant], *,
+                    description: str = "", allow_rotation: bool = False,
+                    rotated_from: str = "") -> Registration:
         der = certificate.public_bytes(serialization.Encoding.DER)
         return cls(
             thumbprint=sha256_thumbprint(der),
@@ -97,11 +174,10 @@ class Registration:
             not_before=certificate.not_valid_before_utc,
             not_after=certificate.not_valid_after_utc,
             thumbprint_sha1=sha1_thumbprint(der),
-            container=container,
-            prefix=prefix,
-            permissions=normalize_permissions(permissions),
-            max_ttl_minutes=max_ttl_minutes,
+            grants=checked_grants(grants),
             description=description,
+            allow_rotation=allow_rotation,
+            rotated_from=rotated_from,
         )
 
     @cached_property
@@ -110,7 +186,18 @@ class Registration:
             serialization.Encoding.DER
         )
 
+    @property
+    def containers(self) -> frozenset[str]:
+        return frozenset(grant.container for grant in self.grants)
+
     def to_entity(self) -> dict[str, Any]:
+        """The entity in the current form; ``ValueError`` if the grants do not fit in it."""
+        grants = json.dumps([grant.to_json() for grant in checked_grants(self.grants)],
+                            separators=(",", ":"))
+        if len(grants) > MAX_GRANTS_JSON:
+            raise ValueError(f"the grants take {len(grants)} characters, more than a Table "
+                             f"property holds ({MAX_GRANTS_JSON})")
+        first = self.grants[0]
         return {
             "PartitionKey": self.thumbprint,
             "RowKey": ROW_KEY,
@@ -122,12 +209,16 @@ class Registration:
             "NotBefore": self.not_before,
             "NotAfter": self.not_after,
             "ThumbprintSha1": self.thumbprint_sha1,
-            "Container": self.container,
-            "BlobPrefix": self.prefix,
-            "Permissions": self.permissions,
-            "MaxTtlMinutes": self.max_ttl_minutes,
+            "Grants": grants,
+            # The first grant again, in the columns of earlier versions (module docstring).
+            "Container": first.container,
+            "BlobPrefix": first.prefix,
+            "Permissions": first.permissions,
+            "MaxTtlMinutes": first.max_ttl_minutes,
             "Enabled": self.enabled,
             "Description": self.description,
+            "AllowRotation": self.allow_rotation,
+            "RotatedFrom": self.rotated_from,
         }
 
     @classmethod
@@ -143,13 +234,37 @@ class Registration:
             not_before=_utc(entity["NotBefore"]),
             not_after=_utc(entity["NotAfter"]),
             thumbprint_sha1=str(entity.get("ThumbprintSha1", "")),
-            container=str(entity["Container"]),
-            prefix=_folder(str(entity.get("BlobPrefix") or "")),
-            permissions=normalize_permissions(str(entity["Permissions"])),
-            max_ttl_minutes=int(entity["MaxTtlMinutes"]),
+            grants=_stored_grants(entity),
             enabled=entity["Enabled"] is True,
             description=str(entity.get("Description") or ""),
+            allow_rotation=entity.get("AllowRotation") is True,
+            rotated_from=str(entity.get("RotatedFrom") or ""),
         )
+
+
+def _stored_grants(entity: dict[str, Any]) -> tuple[AccessGrant, ...]:
+    """``Grants`` when the entity has it; otherwise (an earlier version's) its one grant."""
+    stored = entity.get("Grants")
+    if stored is None:
+        return (AccessGrant.of(str(entity["Container"]),
+                               prefix=_folder(str(entity.get("BlobPrefix") or "")),
+                               permissions=str(entity["Permissions"]),
+                               max_ttl_minutes=int(entity["MaxTtlMinutes"])),)
+    return _parsed_grants(str(stored))
+
+
+@lru_cache(maxsize=4096)
+def _parsed_grants(text: str) -> tuple[AccessGrant, ...]:
+    """Parsed and checked once per distinct text: with ``REGISTRY_CACHE_SECONDS=0`` every
+    request reads the entity again, and 20 grants cost ~0.07 ms to check each time.
+    Errors are not cached (``lru_cache`` keeps only results)."""
+    try:
+        listed = json.loads(text)
+    except RecursionError:
+        raise ValueError("Grants is nested too deeply") from None
+    if not isinstance(listed, list):
+        raise TypeError("Grants is not a JSON array")
+    return checked_grants(AccessGrant.from_json(item) for item in listed)
 
 
 @dataclass(frozen=True)

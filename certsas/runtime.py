@@ -28,6 +28,7 @@ from certsas.ocsp.fetch import HttpOcspFetcher
 from certsas.registry import CachedRegistry, Registration, TableRegistry, TableRegistryReader, Unreadable
 from certsas.revocation import NotChecked, RevocationChecker, RevocationPolicy
 from certsas.revocation import RevocationSource as Source
+from certsas.rotation import Rotator, TableRotationAudit
 from certsas.sas import AccountKeySigner, SasSigner, UserDelegationSigner
 from certsas.storage import StorageClients
 from certsas.verification import ChainValidator
@@ -94,6 +95,14 @@ def build_broker(settings: Settings, *, clock: Clock = system_clock) -> TokenBro
     )
 
 
+def build_rotator(settings: Settings, broker: TokenBroker) -> Rotator:
+    """``/api/rotate`` on top of ``broker`` (its checks, caches and revocation). Registry
+    and audit writes go through the SDK: a rotation is rare, and needs a delete to undo."""
+    clients = StorageClients(settings.storage)
+    return Rotator(broker, TableRegistry(clients.registry_table()),
+                   TableRotationAudit(clients.audit_table(), settings.audit_partitions))
+
+
 def run_expiry_check(env: Mapping[str, str], *, clock: Clock = system_clock
                      ) -> expiry.Summary | None:
     """The daily expiry check (SPEC §5a) with the settings in ``env``: its own storage
@@ -125,8 +134,23 @@ def get_broker() -> TokenBroker:
     return _broker
 
 
+_rotator: Rotator | None = None
+
+
+def get_rotator() -> Rotator:
+    """The process-wide rotator, built on the process-wide broker on first use."""
+    global _rotator
+    if _rotator is None:
+        broker = get_broker()
+        with _lock:
+            if _rotator is None:
+                _rotator = build_rotator(Settings.from_env(os.environ), broker)
+    return _rotator
+
+
 def reset_broker() -> None:
-    """Forget the process-wide broker (tests that change settings)."""
-    global _broker
+    """Forget the process-wide broker and rotator (tests that change settings)."""
+    global _broker, _rotator
     with _lock:
         _broker = None
+        _rotator = None

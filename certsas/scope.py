@@ -14,7 +14,7 @@ from typing import Any
 
 from certsas.errors import InvalidRequest, ScopeNotAllowed
 from certsas.permissions import CONTAINER_ONLY, for_blob, normalize_permissions
-from certsas.registry import Registration
+from certsas.registry import AccessGrant, Registration
 
 MAX_BODY_BYTES = 8 * 1024
 MAX_BLOB_NAME = 1024
@@ -40,6 +40,8 @@ class Grant:
     blob: str | None
     permissions: str
     ttl_minutes: int
+    # The registration's grant that allowed it (its prefix, "" for none): for the log.
+    prefix: str = ""
 
     @property
     def resource(self) -> str:
@@ -77,25 +79,66 @@ def decide_scope(
     default_ttl_minutes: int,
     max_ttl_minutes: int,
 ) -> Grant:
-    """The grant for ``request`` under ``registration``; refuse anything beyond it."""
-    container = request.container if request.container is not None else registration.container
-    # One container per registration: any other name is outside it.
-    if container != registration.container:
-        raise ScopeNotAllowed("container is not the registered one",
-                              message="The requested container is not allowed for this certificate.")
+    """The grant for ``request`` under ``registration``; refuse anything beyond it.
+
+    One of the registration's grants serves the request (:func:`select_grant`); its
+    letters and lifetime are the limits, whatever the other grants allow.
+    """
+    container = request.container if request.container is not None \
+        else _only_container(registration)
     blob = request.blob
-    # With a prefix, only blob-scoped tokens for names under it are issued.
-    if registration.prefix and (blob is None or not blob.startswith(registration.prefix)):
-        raise ScopeNotAllowed("blob is outside the registered prefix",
-                              message="Only blobs under the registered prefix may be requested.")
-    permissions = _granted_permissions(request.permissions, registration.permissions, blob)
-    cap = min(registration.max_ttl_minutes, max_ttl_minutes)
+    chosen = select_grant(registration.grants, container, blob)
+    permissions = _granted_permissions(request.permissions, chosen.permissions, blob)
+    cap = min(chosen.max_ttl_minutes, max_ttl_minutes)
     ttl = request.ttl_minutes if request.ttl_minutes is not None else min(default_ttl_minutes, cap)
     # Never silently shortened: a caller that asks for too long is told so.
     if ttl > cap:
-        raise ScopeNotAllowed(f"ttl_minutes {ttl} above the cap {cap}",
+        raise ScopeNotAllowed(f"ttl_minutes {ttl} above the cap {cap} of grant "
+                              f"{chosen.describe()}",
                               message=f"ttl_minutes may be at most {cap} for this certificate.")
-    return Grant(container=container, blob=blob, permissions=permissions, ttl_minutes=ttl)
+    return Grant(container=container, blob=blob, permissions=permissions, ttl_minutes=ttl,
+                 prefix=chosen.prefix)
+
+
+def select_grant(grants: tuple[AccessGrant, ...], container: str,
+                 blob: str | None) -> AccessGrant:
+    """The grant that serves ``container`` (and ``blob``), in one pass over ``grants``.
+
+    A blob is served by the grant on its container with the longest prefix that covers it
+    (no prefix covers every blob); a container-scoped token only by the container's grant
+    without a prefix. A nested, longer prefix therefore replaces the shorter one for the
+    blobs under it rather than adding to it.
+    """
+    best: AccessGrant | None = None
+    on_container = False
+    for grant in grants:
+        if grant.container != container:
+            continue
+        on_container = True
+        covers = not grant.prefix if blob is None else blob.startswith(grant.prefix)
+        if covers and (best is None or len(grant.prefix) > len(best.prefix)):
+            best = grant
+    if best is not None:
+        return best
+    if not on_container:
+        raise ScopeNotAllowed("no grant on the requested container",
+                              message="The requested container is not allowed for this certificate.")
+    if blob is None:
+        raise ScopeNotAllowed("the container's grants all have a prefix",
+                              message="Only blobs under the granted prefixes may be requested.")
+    raise ScopeNotAllowed("blob is outside every granted prefix",
+                          message="Only blobs under the granted prefixes may be requested.")
+
+
+def _only_container(registration: Registration) -> str:
+    """The container a request without one means: the registration's only one."""
+    first = registration.grants[0].container
+    for grant in registration.grants:
+        if grant.container != first:
+            raise InvalidRequest("no container, and the grants name several",
+                                 message="container is required: this certificate's grants "
+                                         "name several containers.")
+    return first
 
 
 def _granted_permissions(requested: str | None, registered: str, blob: str | None) -> str:

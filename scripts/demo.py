@@ -4,7 +4,8 @@ Azurite, a throw-away PKI, a local OCSP responder, the issuing CA's CRL on a loc
 server, and ``certsas serve --tls`` (the app
 behind an emulated App Service front end); then ``certsas token`` gets a token that is
 used against Blob Storage, and the refusals that matter are shown; a second app with
-``REVOCATION_SOURCES=crl`` shows a refusal by the CRL alone. Everything the demo
+``REVOCATION_SOURCES=crl`` shows a refusal by the CRL alone; a second grant (another
+container, only under ``in/``, write-only) serves the same certificate. Everything the demo
 starts is stopped at the end, also on Ctrl-C or a failure. Exit 0 only if every step
 succeeded.
 
@@ -29,6 +30,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType
+from typing import Any
 from urllib.parse import urlsplit
 
 REPO = Path(__file__).resolve().parent.parent
@@ -36,7 +38,7 @@ sys.path.insert(0, str(REPO))
 
 import requests  # noqa: E402 - after the path so certsas imports from this checkout
 from azure.data.tables import TableServiceClient  # noqa: E402
-from azure.storage.blob import BlobServiceClient, ContainerClient  # noqa: E402
+from azure.storage.blob import BlobClient, BlobServiceClient, ContainerClient  # noqa: E402
 from cryptography import x509  # noqa: E402
 from cryptography.hazmat.primitives import hashes  # noqa: E402
 from cryptography.hazmat.primitives.serialization import Encoding  # noqa: E402
@@ -46,10 +48,11 @@ from certsas.crl.validation import distribution_point_url  # noqa: E402
 from certsas.ocsp.checker import responder_url_of  # noqa: E402
 
 CONTAINER = "demo"
+INBOX = "demo-inbox"  # the second grant's container (SPEC §4)
 PKI_FILES = ("trusted-ca-certs.pem", "issuing-ca.pem", "issuing-ca.key", "ocsp-signer.pem",
              "ocsp-signer.key", "client.pem", "client.key", "revoked-client.pem",
              "revoked-client.key", "untrusted-client.pem", "untrusted-client.key",
-             "server.pem", "server.key", "issuing-ca.crl")
+             "server.pem", "server.key", "issuing-ca.crl", "client-next.pem", "client-next.key")
 # Every process the demo starts carries this, so nothing it started can hide afterwards.
 RUN_MARKER = "CERTSAS_DEMO_RUN"
 
@@ -341,14 +344,22 @@ def token_args(demo: Demo, url: str, name: str) -> list[str]:
             "--key", str(pki / f"{name}.key"), "--ca", str(pki / "trusted-ca-certs.pem")]
 
 
+def client_token(demo: Demo, url: str, what: str, *request: str) -> dict[str, Any] | None:
+    """``certsas token`` for client.pem, recorded as the check ``what``; its answer if 200."""
+    done = demo.certsas(*token_args(demo, url, "client"), *request)
+    if done.returncode != 0:
+        demo.record(what, "200", done.stderr.strip())
+        return None
+    demo.record(what, "200", "200")
+    answer: dict[str, Any] = json.loads(done.stdout)
+    return answer
+
+
 def check_good_token(demo: Demo, url: str) -> None:
     say("certsas token with the registered certificate (client.pem)")
-    done = demo.certsas(*token_args(demo, url, "client"))
-    if done.returncode != 0:
-        demo.record("token for client.pem", "200", done.stderr.strip())
+    answer = client_token(demo, url, "token for client.pem")
+    if answer is None:
         return
-    answer = json.loads(done.stdout)
-    demo.record("token for client.pem", "200", "200")
     print(f"      container={answer['container']} permissions={answer['permissions']} "
           f"expires_on={answer['expires_on']}", flush=True)
     say("using the SAS URL: upload a blob, download it, compare the bytes")
@@ -360,8 +371,9 @@ def check_good_token(demo: Demo, url: str) -> None:
                 "same bytes" if back == payload else f"got {back!r}")
 
 
-def check_refused(demo: Demo, url: str, name: str, expected: str, how: str = "") -> None:
-    done = demo.certsas(*token_args(demo, url, name))
+def check_refused(demo: Demo, url: str, name: str, expected: str, how: str = "",
+                  *request: str) -> None:
+    done = demo.certsas(*token_args(demo, url, name), *request)
     line = done.stderr.strip().splitlines()[-1] if done.stderr.strip() else done.stdout[:80]
     print(f"      {line}", flush=True)
     got = line.split("refused: ", 1)[1].split(":", 1)[0] if "refused: " in line else line
@@ -379,6 +391,39 @@ def check_crl_alone(demo: Demo, settings: Path) -> None:
     log = demo.children[-1].log.read_text(encoding="utf-8", errors="replace")
     demo.record("decision line names the source", "crl:revoked",
                 "crl:revoked" if '"revocation": "crl:revoked"' in log else "not in the log")
+
+
+def check_second_grant(demo: Demo, url: str) -> None:
+    say(f"a second grant for client.pem: the container '{INBOX}', only blobs under in/, "
+        "write-only (cw), at most 10 minutes")
+    BlobServiceClient.from_connection_string(
+        demo.env["STORAGE_CONNECTION_STRING"]).create_container(INBOX)
+    client = x509.load_pem_x509_certificate((demo.pki / "client.pem").read_bytes())
+    thumbprint = client.fingerprint(hashes.SHA256()).hex().upper()
+    done = demo.certsas("grant", thumbprint, "--container", INBOX, "--prefix", "in/",
+                        "--permissions", "cw", "--max-ttl-minutes", "10")
+    if done.returncode != 0:
+        raise DemoError(f"certsas grant failed: {done.stderr.strip()}")
+    print("\n".join("      " + line for line in done.stdout.splitlines()), flush=True)
+    answer = client_token(demo, url, "token under the second grant", "--container", INBOX,
+                          "--blob", "in/report.csv")
+    if answer is None:
+        return
+    print(f"      container={answer['container']} blob={answer['blob']} "
+          f"permissions={answer['permissions']}", flush=True)
+    BlobClient.from_blob_url(answer["url"]).upload_blob(b"report,1\n", overwrite=True)
+    # Read back with the account key: the token itself may not read (cw).
+    written = BlobServiceClient.from_connection_string(
+        demo.env["STORAGE_CONNECTION_STRING"]).get_blob_client(INBOX, "in/report.csv")
+    demo.record("upload with the second grant's token", "written",
+                "written" if written.download_blob().readall() == b"report,1\n"
+                else "not written")
+    say("what the second grant does not allow: reading in/, writing elsewhere, no container")
+    check_refused(demo, url, "client", "403 scope_not_allowed", " to read in/",
+                  "--container", INBOX, "--blob", "in/report.csv", "--permissions", "r")
+    check_refused(demo, url, "client", "403 scope_not_allowed", " outside in/",
+                  "--container", INBOX, "--blob", "out/report.csv")
+    check_refused(demo, url, "client", "400 invalid_request", " without a container")
 
 
 def check_spoofing(demo: Demo, url: str) -> None:
@@ -443,6 +488,11 @@ def run(demo: Demo) -> bool:
     check_refused(demo, url, "untrusted-client", "403 certificate_not_trusted")
     check_spoofing(demo, url)
     check_crl_alone(demo, settings)
+    # Last: with two containers, client.pem must name one in every request from here on.
+    check_second_grant(demo, url)
+    # Rotation (SPEC §4a) goes here: `certsas rotation THUMBPRINT allow`, then
+    # `certsas rotate ... --new-cert client-next.pem --new-key client-next.key`, then a
+    # token for client-next.pem under the same grants (the dev PKI writes both files).
     return summary(demo)
 
 

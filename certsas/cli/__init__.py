@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from azure.core.exceptions import AzureError, ServiceRequestError, ServiceResponseError
 
 from certsas import __version__
-from certsas.cli import admin, audit, dev, failures, incident
+from certsas.cli import admin, audit, dev, failures, grants, incident
 from certsas.cli.errors import CliError
 from certsas.cli.settings import PRECEDENCE_HELP, settings_env
 from certsas.config import StorageSettings
@@ -36,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"certsas {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     admin.add_commands(commands)
+    grants.add_commands(commands)
     audit.add_commands(commands)
     dev.add_commands(commands)
     incident.add_commands(commands)

@@ -27,6 +27,7 @@ from certsas.cli.args import (
     thumbprint_arg,
 )
 from certsas.cli.errors import CliError
+from certsas.cli.grantview import extra_list_lines, listed_fields, show_rows
 from certsas.cli.settings import PRECEDENCE_HELP, settings_env
 from certsas.cli.vetting import objections
 from certsas.clock import iso, system_clock
@@ -92,6 +93,7 @@ def cmd_register(args: argparse.Namespace) -> int:
     registration = Registration.for_certificate(
         certificate, container=args.container, permissions=args.permissions,
         prefix=args.prefix, max_ttl_minutes=args.max_ttl_minutes, description=args.description,
+        allow_rotation=args.allow_rotation,
     )
     registry = registry_from_env(env, create_tables=True)
     try:
@@ -136,7 +138,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         registrations = sorted((r for r in registrations if r.not_after <= horizon),
                                key=lambda r: (r.not_after, r.thumbprint))
     else:
-        registrations.sort(key=lambda r: (r.container, r.subject, r.thumbprint))
+        registrations.sort(key=lambda r: (r.grants[0].container, r.subject, r.thumbprint))
     if args.json:
         print(json.dumps([_listed(r, now) for r in registrations], indent=2))
         return 0
@@ -148,9 +150,11 @@ def cmd_list(args: argparse.Namespace) -> int:
           f"{'NOT AFTER':<20} {'DAYS':>5}  SUBJECT")
     for r in registrations:
         print(f"{r.thumbprint:<64}  {'yes' if r.enabled else 'no':<3} "
-              f"{(r.container + '/' + r.prefix if r.prefix else r.container):<20} "
-              f"{r.permissions:<6} {iso(r.not_after):<20} {days_left(r.not_after, now):>5}  "
-              f"{r.subject}")
+              f"{r.grants[0].describe():<20} "
+              f"{r.grants[0].permissions:<6} {iso(r.not_after):<20} "
+              f"{days_left(r.not_after, now):>5}  {r.subject}")
+        for line in extra_list_lines(r, indent=70):
+            print(line)
     print(f"{len(registrations)} registration(s)")
     return 0
 
@@ -158,8 +162,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 def _listed(r: Registration, now: datetime) -> dict[str, Any]:
     """One registration for ``list --json``: what a script needs, not the certificate."""
     return {"thumbprint": r.thumbprint, "thumbprint_sha1": r.thumbprint_sha1,
-            "subject": r.subject, "container": r.container, "prefix": r.prefix,
-            "permissions": r.permissions, "not_after": iso(r.not_after),
+            "subject": r.subject, **listed_fields(r), "not_after": iso(r.not_after),
             "days_left": days_left(r.not_after, now), "enabled": r.enabled,
             "description": r.description}
 
@@ -201,8 +204,7 @@ def _print_registration(r: Registration) -> None:
         ("not before", iso(r.not_before)),
         ("not after", iso(r.not_after)),
         ("sha-256", r.thumbprint), ("sha-1", r.thumbprint_sha1),
-        ("container", r.container), ("prefix", r.prefix or "(none: container-scoped allowed)"),
-        ("permissions", r.permissions), ("max ttl", f"{r.max_ttl_minutes} minutes"),
+        *show_rows(r),
         ("enabled", "yes" if r.enabled else "no"), ("description", r.description),
     ]
     for label, value in rows:
@@ -229,6 +231,8 @@ def add_commands(commands: Subparsers) -> None:
                           help="only blobs in this folder (ends with '/', e.g. tenant-a/)")
     register.add_argument("--description", default="")
     register.add_argument("--replace", action="store_true", help="overwrite an existing one")
+    register.add_argument("--allow-rotation", action="store_true",
+                          help="let the holder register its successor (POST /api/rotate)")
     register.add_argument("--force", action="store_true",
                           help="register a certificate the app would refuse (see above)")
     register.set_defaults(func=cmd_register)

@@ -36,8 +36,9 @@ _UNITS = {"m": "minutes", "h": "hours", "d": "days"}
 
 # Only what the listing shows: no need to move more over the wire.
 COLUMNS = ("IssuedAt", "RequestId", "Thumbprint", "Subject", "Container", "Blob", "Permissions",
-           "ExpiresOn", "ClientAddress", "SignatureSha256",
-           "Kind", "Account", "Operator")  # the last three: records of revoke-tokens
+           "ExpiresOn", "ClientAddress", "SignatureSha256", "GrantPrefix",
+           "Kind", "Successor",  # Kind: token (or missing), rotation, revoke-tokens
+           "Account", "Operator")  # records of revoke-tokens
 
 
 @dataclass(frozen=True)
@@ -109,29 +110,47 @@ def as_json(entity: dict[str, Any]) -> dict[str, Any]:
     if entity.get("Kind") == REVOKE_KIND:
         return revocation_json(entity)
     return {
+        "kind": entity.get("Kind") or "token",  # or "rotation" (SPEC §4a)
         "issued_at": iso(entity["IssuedAt"]),
         "request_id": entity.get("RequestId"),
         "thumbprint": entity.get("Thumbprint"),
         "subject": entity.get("Subject"),
         "container": entity.get("Container"),
+        "grant_prefix": entity.get("GrantPrefix") or None,  # the grant used (SPEC §4)
         "blob": entity.get("Blob") or None,
         "permissions": entity.get("Permissions"),
         "expires_on": iso(entity["ExpiresOn"]) if entity.get("ExpiresOn") else None,
         "client_address": entity.get("ClientAddress") or None,
         "signature_sha256": entity.get("SignatureSha256"),
+        "successor": entity.get("Successor") or None,
     }
 
 
 def table_lines(records: Iterable[dict[str, Any]]) -> Iterator[str]:
-    yield (f"{'ISSUED':<20} {'THUMBPRINT (SHA-256)':<64} {'CONTAINER':<20} {'BLOB':<24} "
+    yield (f"{'ISSUED':<20} {'THUMBPRINT (SHA-256)':<64} {'CONTAINER':<20} {'GRANT':<20} "
+           f"{'BLOB':<24} "
            f"{'PERM':<5} {'EXPIRES':<20} {'REQUEST':<36} SUBJECT")
     for r in records:
         if r.get("kind") == REVOKE_KIND:
             yield revocation_line(r)
             continue
         yield (f"{r['issued_at']:<20} {r['thumbprint'] or '':<64} {r['container'] or '':<20} "
-               f"{r['blob'] or '(container)':<24} {r['permissions'] or '':<5} "
+               f"{_grant(r):<20} {_blob(r):<24} {r['permissions'] or '':<5} "
                f"{r['expires_on'] or '':<20} {r['request_id'] or '':<36} {r['subject'] or ''}")
+
+
+def _grant(record: dict[str, Any]) -> str:
+    """The grant that allowed a token (its prefix, or the container's); for a rotation,
+    the successor it registered."""
+    if record.get("kind") == "rotation":
+        return f"rotated to {str(record.get('successor'))[:9]}"
+    return str(record.get("grant_prefix") or "(container)")
+
+
+def _blob(record: dict[str, Any]) -> str:
+    if record.get("kind") == "rotation":
+        return ""
+    return str(record.get("blob") or "(container)")
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
@@ -164,7 +183,9 @@ def cmd_audit(args: argparse.Namespace) -> int:
         return 0
     for line in table_lines(records):
         print(line)
-    print(f"{len(records)} token(s) issued {span}")
+    rotations = sum(1 for r in records if r["kind"] == "rotation")
+    print(f"{len(records) - rotations} token(s) issued {span}"
+          + (f", {rotations} rotation(s)" if rotations else ""))
     return 0
 
 

@@ -15,10 +15,12 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
+# What a client certificate may hold besides: the CAs here sign with ECDSA or RSA only.
+LeafKey = PrivateKey | ed25519.Ed25519PrivateKey
 
 CLIENT_AUTH = ExtendedKeyUsageOID.CLIENT_AUTH
 SERVER_AUTH = ExtendedKeyUsageOID.SERVER_AUTH
@@ -30,6 +32,11 @@ def new_key(kind: str = "ec") -> PrivateKey:
     if kind == "rsa":
         return rsa.generate_private_key(public_exponent=65537, key_size=2048)
     return ec.generate_private_key(ec.SECP256R1())
+
+
+def new_leaf_key(kind: str = "ec") -> LeafKey:
+    """:func:`new_key`, or an Ed25519 key with ``kind="ed25519"``."""
+    return ed25519.Ed25519PrivateKey.generate() if kind == "ed25519" else new_key(kind)
 
 
 def name(common_name: str, organization: str = "certsas dev") -> x509.Name:
@@ -46,7 +53,7 @@ class Issued:
     """A certificate and its private key."""
 
     certificate: x509.Certificate
-    key: PrivateKey = field(repr=False)
+    key: LeafKey = field(repr=False)
 
     @property
     def der(self) -> bytes:
@@ -77,7 +84,10 @@ class CertificateAuthority:
 
     @property
     def key(self) -> PrivateKey:
-        return self.issued.key
+        key = self.issued.key
+        if isinstance(key, ed25519.Ed25519PrivateKey):  # CAs are made with new_key() only
+            raise TypeError("this PKI's CAs sign with ECDSA or RSA")
+        return key
 
     @classmethod
     def root(
@@ -128,18 +138,21 @@ class CertificateAuthority:
         ip_addresses: Iterable[str] = (),
         ocsp_url: str | None = None,
         crl_url: str | None = None,
-        key: PrivateKey | None = None,
+        key: LeafKey | None = None,
         not_before: datetime | None = None,
         not_after: datetime | None = None,
         serial: int | None = None,
         ocsp_no_check: bool = False,
         extra_extensions: Iterable[x509.ExtensionType] = (),
         organization: str = "certsas dev",
+        subject: x509.Name | None = None,
     ) -> Issued:
-        """An end-entity certificate. ``eku=None`` leaves the EKU extension out."""
+        """An end-entity certificate. ``eku=None`` leaves the EKU extension out; ``subject``
+        replaces the name made of ``common_name`` and ``organization``."""
         key = key or new_key()
         start, end = _validity(not_before, not_after, days=365)
-        builder = self._builder(name(common_name, organization), key, start, end, serial)
+        builder = self._builder(subject or name(common_name, organization), key, start, end,
+                                serial)
         builder = (
             builder.add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(
@@ -175,6 +188,18 @@ class CertificateAuthority:
         for extension in extra_extensions:
             builder = builder.add_extension(extension, critical=False)
         return Issued(builder.sign(self.key, hashes.SHA256()), key)
+
+    def successor(self, current: Issued, *, key: LeafKey | None = None,
+                  not_after: datetime | None = None) -> Issued:
+        """A renewal of ``current`` (SPEC §4a): the same subject, EKU and revocation URLs, a
+        new key, and an end a year from now, or a day after ``current``'s if that is later
+        (a successor must end later than the certificate it replaces)."""
+        old = current.certificate
+        end = not_after or max(datetime.now(UTC) + timedelta(days=365),
+                               old.not_valid_after_utc + timedelta(days=1))
+        return self.issue(common_name(old), subject=old.subject, key=key, not_after=end,
+                          eku=_eku(old),
+                          ocsp_url=_ocsp_url(old), crl_url=_crl_url(old))
 
     def crl(
         self,
@@ -216,7 +241,7 @@ class CertificateAuthority:
     def _builder(
         self,
         subject: x509.Name,
-        key: PrivateKey,
+        key: LeafKey,
         start: datetime,
         end: datetime,
         serial: int | None,
@@ -244,6 +269,7 @@ class DevPki:
     untrusted_client: Issued
     server: Issued
     crl: bytes  # the issuing CA's CRL (DER), listing revoked_client
+    client_next: Issued  # the client's successor: same subject, new key, ends later (§4a)
 
     # A week: long enough to reuse a dev PKI, short enough that staleness is seen.
     CRL_DAYS = 7
@@ -261,13 +287,14 @@ class DevPki:
         stranger = CertificateAuthority.root("certsas dev untrusted CA")
         revoked_client = issuing.issue("certsas-dev-revoked-client", ocsp_url=ocsp_url,
                                        crl_url=crl_url)
+        client = issuing.issue("certsas-dev-client", ocsp_url=ocsp_url, crl_url=crl_url)
         now = datetime.now(UTC)
         return cls(
             root=root,
             issuing=issuing,
             ocsp_signer=issuing.issue("certsas dev OCSP signer", eku=(OCSP_SIGNING,),
                                       ocsp_no_check=True),
-            client=issuing.issue("certsas-dev-client", ocsp_url=ocsp_url, crl_url=crl_url),
+            client=client,
             revoked_client=revoked_client,
             untrusted_client=stranger.issue("certsas-dev-client", ocsp_url=ocsp_url,
                                             crl_url=crl_url),
@@ -277,6 +304,7 @@ class DevPki:
                               x509.ReasonFlags.key_compromise)],
                             this_update=now - timedelta(minutes=1),
                             next_update=now + timedelta(days=cls.CRL_DAYS)),
+            client_next=issuing.successor(client),
         )
 
     def files(self) -> dict[str, tuple[bytes, str]]:
@@ -290,6 +318,9 @@ class DevPki:
             "ocsp-signer.key": (self.ocsp_signer.key_pem, "delegated OCSP responder key"),
             "client.pem": (self.client.pem, "client certificate to register and use"),
             "client.key": (self.client.key_pem, "client key"),
+            "client-next.pem": (self.client_next.pem,
+                                "the client's successor (same subject, ends later): certsas rotate"),
+            "client-next.key": (self.client_next.key_pem, "its key"),
             "revoked-client.pem": (self.revoked_client.pem,
                                    "client certificate the OCSP responder reports revoked"),
             "revoked-client.key": (self.revoked_client.key_pem, "its key"),
@@ -316,6 +347,38 @@ class DevPki:
                 path.chmod(0o600)
             written.append((path, purpose))
         return written
+
+
+def common_name(certificate: x509.Certificate) -> str:
+    names = certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    return str(names[0].value) if names else ""
+
+
+def _eku(certificate: x509.Certificate) -> list[x509.ObjectIdentifier] | None:
+    try:
+        return list(certificate.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value)
+    except x509.ExtensionNotFound:
+        return None
+
+
+def _ocsp_url(certificate: x509.Certificate) -> str | None:
+    try:
+        access = certificate.extensions.get_extension_for_class(
+            x509.AuthorityInformationAccess).value
+    except x509.ExtensionNotFound:
+        return None
+    urls = [str(a.access_location.value) for a in access
+            if a.access_method == x509.oid.AuthorityInformationAccessOID.OCSP]
+    return urls[0] if urls else None
+
+
+def _crl_url(certificate: x509.Certificate) -> str | None:
+    try:
+        points = certificate.extensions.get_extension_for_class(x509.CRLDistributionPoints).value
+    except x509.ExtensionNotFound:
+        return None
+    urls = [str(n.value) for p in points for n in (p.full_name or ())]
+    return urls[0] if urls else None
 
 
 def _validity(

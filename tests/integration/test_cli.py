@@ -39,7 +39,7 @@ def test_register_list_show_disable_enable_remove(capsys: pytest.CaptureFixture[
                        "--permissions", "lr", "--max-ttl-minutes", "30", "--description", "ci")
     assert code == 0
     assert out[0] == f"registered {tp}"
-    assert "  permissions  rl" in out and "  max ttl      30 minutes" in out
+    assert "  grants       reports (whole container)        rl     max 30 min" in out
 
     code, out, _ = run(capsys, "list")
     assert code == 0 and out[-1] == "1 registration(s)"

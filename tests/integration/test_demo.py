@@ -58,7 +58,12 @@ def test_demo_runs_every_step_and_leaves_nothing_behind(tmp_path: Path) -> None:
                  "ok   token for client.pem, CRL source: 200",
                  "ok   revoked-client.pem refused by the CRL: 403 certificate_revoked",
                  "ok   decision line names the source: crl:revoked",
-                 "9/9 checks passed",
+                 "ok   token under the second grant: 200",
+                 "ok   upload with the second grant's token: written",
+                 "ok   client.pem refused to read in/: 403 scope_not_allowed",
+                 "ok   client.pem refused outside in/: 403 scope_not_allowed",
+                 "ok   client.pem refused without a container: 400 invalid_request",
+                 "14/14 checks passed",
                  "==> demo succeeded"):
         assert line in out, out
     assert "FAIL" not in out

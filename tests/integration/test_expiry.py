@@ -72,6 +72,10 @@ def test_the_timer_warns_of_what_expires_and_changes_nothing(
                                                    not_before=in_days(-300)))
     disabled = stack.register(pki.issuing.issue("disabled-in-5", not_after=in_days(5)))
     stack.registry.put(replace(disabled, enabled=False))
+    # Rotated (SPEC §4a): its successor is registered, so it is not expiring.
+    rotated = stack.register(pki.issuing.issue("rotated-in-7", not_after=in_days(7)))
+    successor = stack.register(pki.issuing.issue("rotated-in-7", not_after=in_days(400)))
+    stack.registry.put(replace(successor, rotated_from=rotated.thumbprint))
     registry = stack.tables.get_table_client(stack.env["CERT_TABLE_NAME"])
     registry.create_entity({"PartitionKey": "EE" * 32, "RowKey": "certificate",
                             "Subject": "CN=half-written"})
@@ -82,17 +86,21 @@ def test_the_timer_warns_of_what_expires_and_changes_nothing(
     warned = lines(caplog, "expiry")
     assert [(w["kind"], w["thumbprint"], w["days_left"]) for w in warned] == [
         ("registration", gone.thumbprint, -1),
+        ("registration", rotated.thumbprint, 7),
         ("registration", soon.thumbprint, 10),
         ("anchor", _thumbprint(short_anchor), 20),
     ]
+    assert (warned[1]["status"], warned[1]["successor"]) == (
+        f"expiring, successor registered: {successor.thumbprint}", successor.thumbprint)
+    del warned[1]
     assert warned[1] == {"kind": "registration", "thumbprint": soon.thumbprint,
                          "subject": soon.subject, "description": "billing exporter",
                          "not_after": soon.not_after.strftime("%Y-%m-%dT%H:%M:%SZ"),
-                         "days_left": 10}
+                         "days_left": 10, "status": "expiring", "successor": None}
     assert lines(caplog, "expiry-unreadable") == [{"thumbprint": "EE" * 32,
                                                    "reason": "KeyError"}]
     assert lines(caplog, "expiry-summary") == [
-        {"read": 5, "unreadable": 1, "expiring": 2, "expired": 1}]
+        {"read": 7, "unreadable": 1, "expiring": 2, "expired": 1, "successor_registered": 1}]
     assert lines(caplog, "expiry-error") == []
     after = {e["PartitionKey"]: e.metadata["etag"] for e in registry.list_entities()}
     assert after == before

@@ -31,6 +31,7 @@ from kusto_query_language_parser.parse_tools.KqlParser import (  # type: ignore[
 from certsas import errors, expiry
 from certsas.audit import Decision, log_decision
 from certsas.devtools.pki import CertificateAuthority
+from certsas.registry import Registration
 from certsas.revocation import RevocationOutcome
 from tests.integration.test_infra import (
     INFRA,
@@ -143,11 +144,18 @@ def expiry_line_fields() -> dict[str, set[str]]:
         def emit(self, record: logging.LogRecord) -> None:
             captured.append(record)
 
+    # A registration whose successor is registered: the line that names the successor.
+    current = CertificateAuthority.root("monitoring test CA").issue(
+        "monitored", not_after=now + timedelta(days=3))
+    old = Registration.for_certificate(current.certificate, container="reports")
+    new = dataclasses.replace(old, thumbprint="AB" * 32, rotated_from=old.thumbprint)
+
     handler = Capture()
     expiry_logger = logging.getLogger("certsas.expiry")
     expiry_logger.addHandler(handler)
     try:
         expiry.check(lambda: [], [anchor], now=now, warning_days=30)
+        expiry.check(lambda: [old, new], [], now=now, warning_days=30)
         expiry.check(broken, [], now=now, warning_days=30)
     finally:
         expiry_logger.removeHandler(handler)
@@ -331,6 +339,16 @@ def test_the_silent_expiry_check_rule_waits_two_hours_before_it_fires(alerts: Bi
     # It counts the summary line the expiry check really writes (tested above), and fires
     # on zero.
     assert '"certsas expiry-summary "' in query and "summaries == 0" in query
+
+
+def test_the_expiry_alert_leaves_out_a_registration_whose_successor_is_registered(
+        line_fields: dict[str, set[str]]) -> None:
+    """SPEC §5a: such a line names its successor, and the alert's rows are those that do
+    not (the field is one the check really writes, so the filter cannot silently miss)."""
+    query = (QUERIES / "alert-expiry.kql").read_text()
+    warnings = query.split("let failures")[0]
+    assert "| where isempty(tostring(e.successor))" in warnings
+    assert "successor" in line_fields["certsas expiry "]
 
 
 def test_log_alert_rules(alerts: Bicep) -> None:

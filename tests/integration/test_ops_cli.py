@@ -78,7 +78,10 @@ def test_list_expiring_includes_the_expired_soonest_first(
         "thumbprint": soon.thumbprint, "thumbprint_sha1": soon.thumbprint_sha1,
         "subject": soon.subject, "container": "reports", "prefix": "out/",
         "permissions": "rl", "not_after": soon.not_after.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "days_left": 10, "enabled": True, "description": "exporter"}
+        "days_left": 10, "enabled": True, "description": "exporter",
+        "grants": [{"container": "reports", "prefix": "out/", "permissions": "rl",
+                    "max_ttl_minutes": 60}],
+        "allow_rotation": False, "rotated_from": None}
 
     everything = run_json(capsys, "list")
     assert {r["thumbprint"] for r in everything} == {
@@ -120,7 +123,9 @@ def test_tokens_under_load_spread_over_the_shards_and_audit_lists_them_oldest_fi
     assert {r["thumbprint"] for r in records} == {registration.thumbprint}
     assert set(records[0]) == {"issued_at", "request_id", "thumbprint", "subject", "container",
                                "blob", "permissions", "expires_on", "client_address",
-                               "signature_sha256"}
+                               "signature_sha256", "kind", "grant_prefix", "successor"}
+    assert (records[0]["kind"], records[0]["grant_prefix"], records[0]["successor"]) == (
+        "token", None, None)
 
     code, out, _ = run(capsys, "audit", "--since", "1h")
     assert code == 0 and len(out) == 46

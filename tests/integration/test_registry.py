@@ -27,7 +27,7 @@ def test_round_trip_and_point_read(registry: TableRegistry, pki: Pki) -> None:
     registry.add(registration)
     stored = registry.get(registration.thumbprint)
     assert stored == registration
-    assert stored is not None and stored.permissions == "rl"
+    assert stored is not None and stored.grants[0].permissions == "rl"
     assert len(stored.thumbprint_sha1) == 40
     assert registry.get("0" * 64) is None
     assert [r.thumbprint for r in registry.scan()] == [registration.thumbprint]

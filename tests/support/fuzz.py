@@ -21,7 +21,37 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from certsas.devtools.pki import CLIENT_AUTH, CertificateAuthority, Issued, name
+from certsas.successor import proof_message
+from certsas.thumbprints import sha256_thumbprint
 from tests.support.certforge import sign_tbs, split_certificate
+
+
+def _client_certificate(ca: CertificateAuthority, key: ec.EllipticCurvePrivateKey, serial: int,
+                        start: datetime, end: datetime) -> x509.Certificate:
+    return (
+        x509.CertificateBuilder().subject_name(name("fuzz-client"))
+        .issuer_name(ca.certificate.subject)
+        .public_key(key.public_key()).serial_number(serial)
+        .not_valid_before(start).not_valid_after(end)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.KeyUsage(
+            digital_signature=True, content_commitment=False, key_encipherment=False,
+            data_encipherment=False, key_agreement=False, key_cert_sign=False, crl_sign=False,
+            encipher_only=False, decipher_only=False), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([CLIENT_AUTH]), critical=False)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.key.public_key()),
+                       False)
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("fuzz.example")]), False)
+        .sign(ca.key, hashes.SHA256(), ecdsa_deterministic=True)
+    )
+
+
+def fixed_successor(ca: CertificateAuthority) -> Issued:
+    """The fuzz client's successor (SPEC §4a): the same subject, its own derived key, later end."""
+    key = ec.derive_private_key(0x5_0CCE55, ec.SECP256R1())
+    return Issued(_client_certificate(ca, key, 3, datetime(2026, 1, 1, tzinfo=UTC),
+                                      datetime(2037, 1, 1, tzinfo=UTC)), key)
 
 
 def fixed_pki() -> tuple[CertificateAuthority, Issued]:
@@ -43,23 +73,8 @@ def fixed_pki() -> tuple[CertificateAuthority, Issued]:
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), False)
         .sign(ca_key, hashes.SHA256(), ecdsa_deterministic=True)
     )
-    client = (
-        x509.CertificateBuilder().subject_name(name("fuzz-client")).issuer_name(ca_name)
-        .public_key(client_key.public_key()).serial_number(2)
-        .not_valid_before(start).not_valid_after(end)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.KeyUsage(
-            digital_signature=True, content_commitment=False, key_encipherment=False,
-            data_encipherment=False, key_agreement=False, key_cert_sign=False, crl_sign=False,
-            encipher_only=False, decipher_only=False), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([CLIENT_AUTH]), critical=False)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(client_key.public_key()), False)
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
-                       False)
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName("fuzz.example")]), False)
-        .sign(ca_key, hashes.SHA256(), ecdsa_deterministic=True)
-    )
-    return CertificateAuthority(Issued(ca, ca_key)), Issued(client, client_key)
+    authority = CertificateAuthority(Issued(ca, ca_key))
+    return authority, Issued(_client_certificate(authority, client_key, 2, start, end), client_key)
 
 
 @dataclass(frozen=True)
@@ -97,11 +112,16 @@ def certificate_mutants(der: bytes, ca: CertificateAuthority, count: int,
             yield Mutant(mutate(der, rng), resigned=False)
 
 
+def pem_text(der: bytes) -> str:
+    b64 = base64.b64encode(der).decode()
+    lines = "\n".join(b64[i:i + 64] for i in range(0, len(b64), 64))
+    return f"-----BEGIN CERTIFICATE-----\n{lines}\n-----END CERTIFICATE-----\n"
+
+
 def header_forms(der: bytes) -> dict[str, str]:
     """``der`` in each accepted header form (whether or not it parses as a certificate)."""
     b64 = base64.b64encode(der).decode()
-    lines = "\n".join(b64[i:i + 64] for i in range(0, len(b64), 64))
-    pem = f"-----BEGIN CERTIFICATE-----\n{lines}\n-----END CERTIFICATE-----\n"
+    pem = pem_text(der)
     return {
         "base64 DER": b64,
         "PEM": pem,
@@ -142,17 +162,25 @@ _VALUES: list[object] = [
 ]
 
 
+def _noise(rng: random.Random, most: int) -> bytes:
+    return bytes(rng.randrange(256) for _ in range(rng.randrange(most)))
+
+
+def _object_of(rng: random.Random, fields: list[str], values: list[object], most: int) -> bytes:
+    """A JSON object of up to ``most`` fields drawn from ``fields``, each a value drawn."""
+    document = {rng.choice(fields): rng.choice(values) for _ in range(rng.randint(0, most))}
+    return json.dumps(document).encode("utf-8", "surrogatepass")
+
+
 def body_mutants(count: int, seed: int) -> Iterator[bytes]:
     """JSON objects of known and unknown fields and odd values, and bytes that are not JSON."""
     rng = random.Random(seed)
     for _ in range(count):
         kind = rng.randrange(4)
         if kind == 0:
-            yield bytes(rng.randrange(256) for _ in range(rng.randrange(40)))
+            yield _noise(rng, 40)
         elif kind == 1:
-            document = {rng.choice(_FIELDS): rng.choice(_VALUES) for _ in range(rng.randint(0, 4))}
-            text = json.dumps(document)
-            yield text.encode("utf-8", "surrogatepass")
+            yield _object_of(rng, _FIELDS, _VALUES, 4)
         elif kind == 2:
             depth = rng.randint(1, 3000)
             yield b"[" * depth + b"]" * depth
@@ -171,3 +199,46 @@ def parses(der: bytes) -> x509.Certificate | None:
         return certificate
     except Exception:  # a fuzz helper: anything unreadable is simply "no"
         return None
+
+
+def rotate_body(current_der: bytes, successor_der: bytes, key: ec.EllipticCurvePrivateKey) -> bytes:
+    """A ``/api/rotate`` body for ``successor_der`` (parsed or not), proved by ``key`` over
+    the thumbprints of the bytes as they are, so a mutant that still parses and chains
+    reaches the checks behind the proof."""
+    message = proof_message(sha256_thumbprint(current_der), sha256_thumbprint(successor_der))
+    signature = key.sign(message, ec.ECDSA(hashes.SHA256(), deterministic_signing=True))
+    return json.dumps({"certificate": pem_text(successor_der),
+                       "signature": base64.b64encode(signature).decode()}).encode()
+
+
+def rotate_body_mutants(current_der: bytes, successor: Issued, count: int,
+                        seed: int) -> Iterator[bytes]:
+    """Rotation bodies: bytes, objects of known and unknown fields and odd values, the valid
+    body with a character replaced, its PEM cut or spliced, deep nesting."""
+    rng = random.Random(seed)
+    assert isinstance(successor.key, ec.EllipticCurvePrivateKey)
+    valid = rotate_body(current_der, successor.der, successor.key).decode()
+    document = json.loads(valid)
+    fields = ["certificate", "signature", "x", "", "\ud800"]
+    values: list[object] = [document["certificate"], document["signature"], None, True, 0, 1.5,
+                            "", "AAAA", "====", "not base64!", "é", "\ud800", [], {}, ["x"],
+                            "-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----",
+                            document["certificate"] * 2, "A" * 40_000]
+    for _ in range(count):
+        kind = rng.randrange(5)
+        if kind == 0:
+            yield _noise(rng, 60)
+        elif kind == 1:
+            yield _object_of(rng, fields, values, 3)
+        elif kind == 2:
+            position = rng.randrange(len(valid))
+            yield (valid[:position] + rng.choice('{}[]",:\\=A-\n') + valid[position + 1:]).encode()
+        elif kind == 3:
+            pem = document["certificate"]
+            position = rng.randrange(len(pem))
+            cut = pem[:position] + rng.choice(["", "A", "=", "\n", "-", pem[position:]]) \
+                + pem[position + 1:]
+            yield json.dumps({"certificate": cut, "signature": document["signature"]}).encode()
+        else:
+            depth = rng.randint(1, 3000)
+            yield b"{\"certificate\": " + b"[" * depth + b"]" * depth + b"}"

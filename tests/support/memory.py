@@ -8,21 +8,26 @@ everything in memory, and the SPEC §1 codes as the contract lists them.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
+
+from azure.core.exceptions import ResourceExistsError
 
 from certsas.audit import AuditRecord
 from certsas.errors import DependencyUnavailable, Refusal
 from certsas.registry import Registration
 from certsas.revocation import RevocationOutcome
+from certsas.rotation import RotationRecord
 from certsas.verification import VerifiedCertificate
 
 SPEC_CODES = {
     "client_certificate_missing", "client_certificate_malformed", "certificate_not_trusted",
     "certificate_expired", "certificate_revoked", "revocation_status_unknown",
     "certificate_not_registered", "scope_not_allowed", "invalid_request",
-    "revocation_unavailable", "dependency_unavailable",
+    "revocation_unavailable", "dependency_unavailable", "rotation_not_allowed",
+    "successor_invalid",
 }
 
 
@@ -36,14 +41,44 @@ class MemoryRegistry:
         return self.entries.get(thumbprint)
 
 
+class MemoryRegistrations(MemoryRegistry):
+    """The registry as rotation writes it: an insert refuses a thumbprint already there."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._lock = threading.Lock()
+
+    def add(self, registration: Registration) -> None:
+        with self._lock:
+            if registration.thumbprint in self.entries:
+                raise ResourceExistsError("EntityAlreadyExists")
+            self.entries[registration.thumbprint] = registration
+
+    def remove(self, thumbprint: str) -> Registration:
+        return self.entries.pop(thumbprint)
+
+
+class MemoryRotationAudit:
+    def __init__(self, fail: bool = False) -> None:
+        self.records: list[RotationRecord] = []
+        self.fail = fail
+
+    def record(self, record: RotationRecord) -> None:
+        if self.fail:
+            raise DependencyUnavailable("audit down")
+        self.records.append(record)
+
+
 class RecordingRevocation:
-    def __init__(self, refusal: Refusal | None = None) -> None:
+    def __init__(self, refusal: Refusal | None = None, *, only: str | None = None) -> None:
         self.refusal = refusal
+        self.only = only  # refuse only this thumbprint (None: every one)
         self.checked: list[str] = []
 
     def check(self, verified: VerifiedCertificate) -> RevocationOutcome:
-        self.checked.append(verified.presented.thumbprint)
-        if self.refusal:
+        thumbprint = verified.presented.thumbprint
+        self.checked.append(thumbprint)
+        if self.refusal and self.only in (None, thumbprint):
             raise self.refusal
         return RevocationOutcome.OCSP_GOOD
 

@@ -58,16 +58,22 @@ class Stack:
         return registration
 
     def call(self, headers: Mapping[str, str] | None = None, body: bytes | dict[str, Any] = b"",
-             *, method: str = "POST", invocation_id: str = "test-invocation") -> Answer:
+             *, method: str = "POST", invocation_id: str = "test-invocation",
+             route: str = "token") -> Answer:
         raw = json.dumps(body).encode() if isinstance(body, dict) else body
-        request = func.HttpRequest(method=method, url="http://localhost:7071/api/token",
+        request = func.HttpRequest(method=method, url=f"http://localhost:7071/api/{route}",
                                    headers=dict(headers or {}), params={}, body=raw)
-        response = self.function(request, _Context(invocation_id))
+        function = self.function if route == "token" else _user_function(route)
+        response = function(request, _Context(invocation_id))
         text = response.get_body().decode("utf-8")
         return Answer(response.status_code, json.loads(text) if text else {}, response.headers)
 
     def token(self, issued: Issued, body: bytes | dict[str, Any] = b"") -> Answer:
         return self.call(forwarded(issued), body)
+
+    def rotate(self, issued: Issued, body: bytes, invocation_id: str = "test-rotate") -> Answer:
+        """``POST /api/rotate`` with ``issued`` forwarded (SPEC §4a)."""
+        return self.call(forwarded(issued), body, route="rotate", invocation_id=invocation_id)
 
     def audit_records(self) -> list[dict[str, Any]]:
         table = self.tables.get_table_client(self.env["AUDIT_TABLE_NAME"])

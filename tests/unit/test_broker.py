@@ -188,3 +188,34 @@ def test_an_unexpected_exception_is_one_error_decision_then_propagates(
     assert response.status_code == 500
     assert json.loads(response.get_body())["error"] == "internal_error"
     assert [d["request_id"] for d in decisions.decisions] == ["r-err", "r-http"]
+
+
+def test_the_decision_line_and_the_audit_record_name_the_grant_used(
+        pki: Pki, decisions: DecisionLines) -> None:
+    from certsas.registry import AccessGrant
+
+    audit = MemoryAudit()
+    broker, registry = make_broker(pki, audit=audit)
+    registry.entries[header_thumbprint(pki)] = Registration.with_grants(
+        pki.client.certificate, (AccessGrant.of("partner", prefix="in/", permissions="w"),
+                                 AccessGrant.of("partner", permissions="rl")))
+    broker.issue(header(pki.client.der), b'{"blob": "in/a"}', RequestInfo("r1"))
+    broker.issue(header(pki.client.der), b"", RequestInfo("r2"))
+    first, second = decisions.decisions
+    assert (first["container"], first["prefix"], first["permissions"]) == ("partner", "in/", "w")
+    assert (second["container"], "prefix" in second) == ("partner", False)
+    assert [r.prefix for r in audit.records] == ["in/", ""]
+
+
+def test_several_grants_still_cost_one_registry_read(pki: Pki) -> None:
+    from certsas.registry import AccessGrant
+
+    broker, registry = make_broker(pki)
+    registry.entries[header_thumbprint(pki)] = Registration.with_grants(
+        pki.client.certificate,
+        [AccessGrant.of("partner", prefix=f"p{i:02d}/", permissions="w") for i in range(19)]
+        + [AccessGrant.of("other", permissions="rl")])
+    issued = broker.issue(header(pki.client.der), b'{"container": "partner", "blob": "p18/x"}',
+                          RequestInfo("r"))
+    assert (issued.grant.prefix, issued.grant.permissions) == ("p18/", "w")
+    assert registry.reads == 1

@@ -77,14 +77,14 @@ def test_check_logs_one_line_per_warning_then_the_summary(
     assert lines(caplog, "expiry") == [
         {"kind": "registration", "thumbprint": gone.thumbprint, "subject": gone.subject,
          "description": "gone description", "not_after": "2026-11-22T18:00:00Z",
-         "days_left": -1},
+         "days_left": -1, "status": "expired", "successor": None},
         {"kind": "registration", "thumbprint": soon.thumbprint, "subject": soon.subject,
          "description": "soon description", "not_after": "2026-12-03T06:14:24Z",
-         "days_left": 10},
+         "days_left": 10, "status": "expiring", "successor": None},
     ]
     assert lines(caplog, "expiry-unreadable") == [{"thumbprint": "AB" * 32, "reason": "KeyError"}]
     assert lines(caplog, "expiry-summary") == [
-        {"read": 4, "unreadable": 1, "expiring": 1, "expired": 1}]
+        {"read": 4, "unreadable": 1, "expiring": 1, "expired": 1, "successor_registered": 0}]
     warnings = [r for r in caplog.records if r.getMessage().startswith("certsas expiry ")]
     assert {r.levelname for r in warnings} == {"WARNING"}
     summary_record = next(r for r in caplog.records if "expiry-summary" in r.getMessage())
@@ -96,7 +96,7 @@ def test_nothing_to_warn_is_still_a_summary(caplog: pytest.LogCaptureFixture) ->
     check(lambda: [], [ROOT.certificate], now=NOW, warning_days=30)
     assert lines(caplog, "expiry") == []
     assert lines(caplog, "expiry-summary") == [
-        {"read": 0, "unreadable": 0, "expiring": 0, "expired": 0}]
+        {"read": 0, "unreadable": 0, "expiring": 0, "expired": 0, "successor_registered": 0}]
 
 
 def test_a_storage_error_is_an_error_line_without_its_text(
@@ -124,3 +124,24 @@ def test_a_bug_is_an_error_line_too(caplog: pytest.LogCaptureFixture) -> None:
     assert lines(caplog, "expiry-error") == [
         {"error": "RuntimeError: unexpected error in the expiry check"}]
     assert "secret-looking" not in caplog.text
+
+
+def test_a_registration_whose_successor_is_registered_is_not_expiring(
+        caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level("INFO", logger="certsas.expiry")
+    old, other = registration(5, "partner"), registration(6, "other")
+    successor = registration(400, "partner-next", rotated_from=old.thumbprint)
+    # A disabled successor is no successor: "other" stays expiring.
+    disabled = registration(400, "other-next", rotated_from=other.thumbprint, enabled=False)
+    summary = check(lambda: [old, other, successor, disabled], [], now=NOW, warning_days=30)
+    assert summary is not None
+    assert (summary.expiring, summary.expired, summary.successor_registered) == (1, 0, 1)
+    by_subject = {line["subject"]: line for line in lines(caplog, "expiry")}
+    assert by_subject[old.subject]["status"] == \
+        f"expiring, successor registered: {successor.thumbprint}"
+    assert by_subject[old.subject]["successor"] == successor.thumbprint
+    assert (by_subject[other.subject]["status"], by_subject[other.subject]["successor"]) == (
+        "expiring", None)
+    levels = {r.getMessage().split('"subject": "')[1].split('"')[0]: r.levelname
+              for r in caplog.records if r.getMessage().startswith("certsas expiry ")}
+    assert levels == {old.subject: "INFO", other.subject: "WARNING"}

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import base64
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 import pytest
 from cryptography import x509
@@ -18,20 +18,26 @@ from cryptography import x509
 from certsas.broker import RequestInfo, TokenBroker
 from certsas.errors import Refusal
 from certsas.registry import Registration
+from certsas.rotation import Rotator
 from certsas.sas import AccountKeySigner
 from certsas.verification import ChainValidator
 from tests.support.fuzz import (
     body_mutants,
     certificate_mutants,
     fixed_pki,
+    fixed_successor,
     header_mutants,
     parses,
+    rotate_body,
+    rotate_body_mutants,
 )
 from tests.support.memory import (
     SPEC_CODES,
     DecisionLines,
     MemoryAudit,
+    MemoryRegistrations,
     MemoryRegistry,
+    MemoryRotationAudit,
     RecordingRevocation,
     capturing_decisions,
 )
@@ -39,6 +45,8 @@ from tests.support.memory import (
 CERT_MUTANTS = 10_000
 HEADER_MUTANTS = 2000
 BODY_MUTANTS = 2000
+ROTATE_BODY_MUTANTS = 2000
+SUCCESSOR_MUTANTS = 2000
 SEED = 11
 
 
@@ -48,15 +56,19 @@ def decisions() -> Iterator[DecisionLines]:
         yield handler
 
 
-def run(broker: TokenBroker, inputs: Iterable[tuple[dict[str, str], bytes]],
+Call = Callable[[dict[str, str], bytes, RequestInfo], object]
+
+
+def run(broker: TokenBroker | Call, inputs: Iterable[tuple[dict[str, str], bytes]],
         decisions: DecisionLines) -> tuple[Counter[str], list[str]]:
-    """Outcomes by code ("issued" for a token), and what was not a SPEC answer."""
+    """Outcomes by code ("issued" for a token or a rotation), and what was not a SPEC answer."""
+    call = broker.issue if isinstance(broker, TokenBroker) else broker
     outcomes: Counter[str] = Counter()
     problems: list[str] = []
     for index, (headers, body) in enumerate(inputs):
         before = len(decisions.decisions)
         try:
-            broker.issue(headers, body, RequestInfo(f"fuzz-{index}"))
+            call(headers, body, RequestInfo(f"fuzz-{index}"))
             outcomes["issued"] += 1
         except Refusal as refusal:
             outcomes[refusal.code] += 1
@@ -73,9 +85,9 @@ def run(broker: TokenBroker, inputs: Iterable[tuple[dict[str, str], bytes]],
 CA, CLIENT = fixed_pki()
 
 
-def registered() -> tuple[TokenBroker, MemoryRegistry]:
+def registered(registry: MemoryRegistry | None = None) -> tuple[TokenBroker, MemoryRegistry]:
     """The broker with the fuzz CA as trust anchor and the fuzz client registered."""
-    registry = MemoryRegistry()
+    registry = registry or MemoryRegistry()
     broker = TokenBroker(
         header_name="X-ARR-ClientCert",
         validator=ChainValidator((CA.certificate,)),
@@ -87,7 +99,8 @@ def registered() -> tuple[TokenBroker, MemoryRegistry]:
         max_ttl_minutes=60,
     )
     registration = Registration.for_certificate(CLIENT.certificate, container="reports",
-                                                permissions="rl", max_ttl_minutes=30)
+                                                permissions="rl", max_ttl_minutes=30,
+                                                allow_rotation=True)
     registry.entries[registration.thumbprint] = registration
     return broker, registry
 
@@ -145,3 +158,38 @@ def test_body_mutants(decisions: DecisionLines) -> None:
     outcomes, problems = run(broker, inputs, decisions)
     report("body mutants", outcomes, problems)
     assert {"issued", "invalid_request", "scope_not_allowed"} <= set(outcomes)
+
+
+# --- /api/rotate (SPEC §4a) -----------------------------------------------------------
+
+SUCCESSOR = fixed_successor(CA)
+CLIENT_HEADER = {"X-ARR-ClientCert": base64.b64encode(CLIENT.der).decode()}
+
+
+def rotator() -> Rotator:
+    """The fuzz client registered with rotation allowed; a registry rotation can write."""
+    broker, registry = registered(MemoryRegistrations())
+    assert isinstance(registry, MemoryRegistrations)
+    return Rotator(broker, registry, MemoryRotationAudit())
+
+
+def test_rotate_body_mutants(decisions: DecisionLines) -> None:
+    """2,000 bodies: bytes, wrong fields and values, the valid body with a character
+    replaced, its PEM cut or spliced: each an answer of SPEC §1 and one decision line."""
+    inputs = [(CLIENT_HEADER, body)
+              for body in rotate_body_mutants(CLIENT.der, SUCCESSOR, ROTATE_BODY_MUTANTS, SEED)]
+    outcomes, problems = run(rotator().rotate, inputs, decisions)
+    report("rotate body mutants", outcomes, problems)
+    assert sum(outcomes.values()) == ROTATE_BODY_MUTANTS
+    assert {"invalid_request", "successor_invalid", "issued"} <= set(outcomes)
+
+
+def test_successor_mutants(decisions: DecisionLines) -> None:
+    """2,000 mutants of the successor, half re-signed by the CA, each with a proof over its
+    own thumbprint: they reach the chain, the subject and date checks, the proof, the write."""
+    inputs = [(CLIENT_HEADER, rotate_body(CLIENT.der, mutant.der, SUCCESSOR.key))  # type: ignore[arg-type]
+              for mutant in certificate_mutants(SUCCESSOR.der, CA, SUCCESSOR_MUTANTS, SEED)]
+    outcomes, problems = run(rotator().rotate, inputs, decisions)
+    report("successor mutants", outcomes, problems)
+    assert sum(outcomes.values()) == SUCCESSOR_MUTANTS
+    assert outcomes["successor_invalid"] > 0 and outcomes["issued"] > 0

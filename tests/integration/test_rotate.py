@@ -1,0 +1,161 @@
+"""``POST /api/rotate`` through the function against Azurite: the write, the audit record,
+a racing pair decided by the Table's insert, and revocation of the successor by a CRL."""
+
+from __future__ import annotations
+
+import json
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import requests
+from cryptography import x509
+
+from certsas.devtools.crl_server import CrlServer
+from certsas.devtools.pki import Issued
+from certsas.registry import AccessGrant, Registration, TableRegistry
+from certsas.runtime import get_rotator
+from certsas.thumbprints import sha256_thumbprint
+from tests.support.azurite import Azurite, free_port
+from tests.support.cli import run
+from tests.support.pki import Pki
+from tests.support.rotation import rotate_body
+from tests.support.served import Served
+from tests.support.stack import Stack, app_env, build_stack
+
+
+def make_stack(monkeypatch: pytest.MonkeyPatch, azurite: Azurite, pki: Pki,
+               tables: tuple[str, str], **extra: str) -> Stack:
+    env = app_env(azurite, pki.trust_bundle, tables, **extra)
+    return build_stack(monkeypatch, env, azurite.connection_string,
+                       containers=("reports", "partner"))
+
+
+def register_current(stack: Stack, pki: Pki, crl_url: str | None = None
+                     ) -> tuple[Registration, Issued]:
+    current = pki.issuing.issue("partner-rot", organization="Contoso", crl_url=crl_url)
+    registration = Registration.with_grants(
+        current.certificate, (AccessGrant.of("partner", prefix="in/", permissions="cw"),
+                              AccessGrant.of("reports", permissions="rl")),
+        description="partner", allow_rotation=True)
+    stack.registry.put(registration)
+    return registration, current
+
+
+def test_a_rotation_registers_the_successor_and_audits_it(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path, azurite: Azurite, pki: Pki,
+        fresh_tables: tuple[str, str], capsys: pytest.CaptureFixture[str]) -> None:
+    stack = make_stack(monkeypatch, azurite, pki, fresh_tables)
+    registration, current = register_current(stack, pki)
+    successor = pki.issuing.successor(current)
+    answer = stack.rotate(current, rotate_body(current, successor))
+    assert answer.status == 201, answer.body
+    thumbprint = sha256_thumbprint(successor.der)
+    assert answer.body == {"thumbprint": thumbprint, "rotated_from": registration.thumbprint,
+                           "not_after": answer.body["not_after"]}
+    stored = stack.registry.get(thumbprint)
+    assert stored is not None
+    assert (stored.grants, stored.rotated_from, stored.allow_rotation) == (
+        registration.grants, registration.thumbprint, True)
+    # The successor gets tokens under the same grants; the current one still does too.
+    assert stack.token(successor, {"container": "partner", "blob": "in/x"}).status == 200
+    assert stack.token(current, {"container": "reports"}).status == 200
+    (record,) = [r for r in stack.audit_records() if r.get("Kind") == "rotation"]
+    assert (record["Thumbprint"], record["Successor"]) == (registration.thumbprint, thumbprint)
+    # certsas audit shows it among the tokens.
+    monkeypatch.chdir(tmp_path)
+    code, out, _ = run(capsys, "audit", "--json")
+    listed = json.loads("\n".join(out))
+    assert code == 0
+    assert [(r["kind"], r["successor"]) for r in listed if r["kind"] == "rotation"] == [
+        ("rotation", thumbprint)]
+    code, out, _ = run(capsys, "audit")
+    (line,) = [line for line in out if f"rotated to {thumbprint[:9]}" in line]
+    assert line.split()[1] == registration.thumbprint
+    assert out[-1].endswith(", 1 rotation(s)") and out[-1].startswith("2 token(s) issued")
+    # Once more: the successor is registered now.
+    again = stack.rotate(current, rotate_body(current, successor))
+    assert (again.status, again.error, again.body["message"]) == (
+        403, "successor_invalid", "The successor certificate is already registered.")
+
+
+class Racing:
+    """The registry, with both rotations held after their "not registered yet" read until
+    both have made it: then only the Table's insert can tell them apart."""
+
+    def __init__(self, inner: TableRegistry, successor: str) -> None:
+        self.inner = inner
+        self.successor = successor
+        self.barrier = threading.Barrier(2, timeout=10)
+
+    def get(self, thumbprint: str) -> Registration | None:
+        found = self.inner.get(thumbprint)
+        if thumbprint == self.successor:
+            self.barrier.wait()
+        return found
+
+    def add(self, registration: Registration) -> None:
+        self.inner.add(registration)
+
+    def remove(self, thumbprint: str) -> Registration:
+        return self.inner.remove(thumbprint)
+
+
+def test_two_rotations_racing_for_one_successor_register_it_once(
+        monkeypatch: pytest.MonkeyPatch, azurite: Azurite, pki: Pki,
+        fresh_tables: tuple[str, str]) -> None:
+    stack = make_stack(monkeypatch, azurite, pki, fresh_tables)
+    _, current = register_current(stack, pki)
+    successor = pki.issuing.successor(current)
+    rotator = get_rotator()
+    # The process-wide rotator, with a registry that holds both calls after their read.
+    racing = Racing(stack.registry, sha256_thumbprint(successor.der))
+    monkeypatch.setattr("certsas.runtime._rotator", replace(rotator, registrations=racing))
+    body = rotate_body(current, successor)
+    with ThreadPoolExecutor(2) as pool:
+        answers = list(pool.map(lambda i: stack.rotate(current, body, f"race-{i}"),
+                                range(2)))
+    assert sorted(a.status for a in answers) == [201, 403]
+    (loser,) = [a for a in answers if a.status == 403]
+    assert (loser.error, loser.body["message"]) == (
+        "successor_invalid", "The successor certificate is already registered.")
+    rotations = [r for r in stack.audit_records() if r.get("Kind") == "rotation"]
+    assert len(rotations) == 1
+
+
+def test_a_revoked_successor_is_refused_under_require(
+        monkeypatch: pytest.MonkeyPatch, azurite: Azurite, pki: Pki,
+        fresh_tables: tuple[str, str]) -> None:
+    with CrlServer(free_port()) as crls:
+        url = crls.url("/issuing.crl")
+        stack = make_stack(monkeypatch, azurite, pki, fresh_tables, REVOCATION_MODE="require",
+                           REVOCATION_SOURCES="crl")
+        registration, current = register_current(stack, pki, crl_url=url)
+        revoked = pki.issuing.successor(current)
+        good = pki.issuing.successor(current)
+        crls.publish("/issuing.crl", pki.issuing.crl(
+            [(revoked.certificate.serial_number, x509.ReasonFlags.key_compromise)]))
+        answer = stack.rotate(current, rotate_body(current, revoked))
+        assert (answer.status, answer.error, answer.body["message"]) == (
+            403, "successor_invalid", "The successor certificate is revoked.")
+        assert stack.registry.get(sha256_thumbprint(revoked.der)) is None
+        assert stack.rotate(current, rotate_body(current, good)).status == 201
+        assert registration.thumbprint != sha256_thumbprint(good.der)
+
+
+def test_the_dev_pkis_successor_rotates_through_the_tls_front_end(served: Served) -> None:
+    """``certsas dev-pki``'s client-next.pem, over real mutual TLS as App Service forwards
+    it: the successor the lead's demo and the client library will use."""
+    pki = served.files.pki
+    served.registry.put(replace(served.register(pki.client), allow_rotation=True))
+    url = served.tls_token.removesuffix("token") + "rotate"
+    body = rotate_body(pki.client, pki.client_next)
+    answer = requests.post(url, data=body, cert=served.files.pair("client"),
+                           verify=served.files.ca, timeout=15)
+    assert answer.status_code == 201, answer.text
+    assert answer.json()["thumbprint"] == sha256_thumbprint(pki.client_next.der)
+    token = requests.post(served.tls_token, cert=served.files.pair("client-next"),
+                          verify=served.files.ca, timeout=15)
+    assert token.status_code == 200, token.text
