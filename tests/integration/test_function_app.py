@@ -1,0 +1,124 @@
+"""A misconfigured app still indexes its functions (SPEC §1, §3; issue 18, item 14).
+
+Each case imports function_app in a fresh interpreter whose environment is the app's
+settings, as the worker does, and reads the function metadata the v2 model produces
+(``app.get_functions()``), then calls health and token as the host calls them.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+
+from tests.support import ROOT
+from tests.support.pki import Pki
+
+PROBE = ROOT / "tests" / "support" / "index_probe.py"
+DEFAULT_SCHEDULE = "0 0 6 * * *"
+REFERENCE = ("@Microsoft.KeyVault(SecretUri=https://kv-certsas.vault.azure.net/secrets/"
+             "trust/0123456789abcdef)")
+FUNCTIONS = {"token", "health", "expiry_check"}
+
+
+def probe(settings: dict[str, str]) -> dict[str, Any]:
+    env = {"PATH": "/usr/bin:/bin", "PYTHONNOUSERSITE": "1", **settings}
+    done = subprocess.run([sys.executable, str(PROBE), str(ROOT)], env=env, cwd=ROOT,
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    document: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return document
+
+
+def good(pki: Pki) -> dict[str, str]:
+    return {"TRUSTED_CA_CERTS": pki.trust_bundle,
+            "STORAGE_CONNECTION_STRING": "UseDevelopmentStorage=true"}
+
+
+def without(settings: dict[str, str], *names: str) -> dict[str, str]:
+    return {key: value for key, value in settings.items() if key not in names}
+
+
+def timer_schedule(document: dict[str, Any]) -> str:
+    (binding,) = document["functions"]["expiry_check"]
+    assert binding["type"] == "timerTrigger"
+    schedule: str = binding["schedule"]
+    return schedule
+
+
+@pytest.fixture(scope="module")
+def healthy(pki: Pki) -> dict[str, Any]:
+    return probe(good(pki))
+
+
+def test_a_usable_app_indexes_three_functions_and_is_healthy(healthy: dict[str, Any]) -> None:
+    assert set(healthy["functions"]) == FUNCTIONS
+    assert timer_schedule(healthy) == DEFAULT_SCHEDULE
+    assert healthy["health"] == {"status": 200, "body": {"status": "ok"}}
+    # The broker is built and reads the header: a bad one is the caller's fault.
+    assert healthy["token"]["body"]["error"] == "client_certificate_malformed"
+    ((line,),) = [healthy["startup"]]
+    assert (line["level"], line["fields"]["status"]) == ("INFO", "ok")
+
+
+# (what the environment lacks or holds wrong, the settings named, the timer's schedule)
+CASES: list[tuple[str, Any, list[str], str]] = [
+    ("nothing set (a first azd up)", lambda ok: {}, ["TRUSTED_CA_CERTS", "STORAGE_ACCOUNT_NAME"],
+     DEFAULT_SCHEDULE),
+    ("TRUSTED_CA_CERTS missing", lambda ok: without(ok, "TRUSTED_CA_CERTS"),
+     ["TRUSTED_CA_CERTS"], DEFAULT_SCHEDULE),
+    ("no storage setting", lambda ok: without(ok, "STORAGE_CONNECTION_STRING"),
+     ["STORAGE_ACCOUNT_NAME"], DEFAULT_SCHEDULE),
+    ("trust anchors an unresolved Key Vault reference",
+     lambda ok: {**ok, "TRUSTED_CA_CERTS": REFERENCE}, ["TRUSTED_CA_CERTS"], DEFAULT_SCHEDULE),
+    ("connection string an unresolved Key Vault reference",
+     lambda ok: {**ok, "STORAGE_CONNECTION_STRING": REFERENCE}, ["STORAGE_CONNECTION_STRING"],
+     DEFAULT_SCHEDULE),
+    ("schedule not NCRONTAB", lambda ok: {**ok, "EXPIRY_CHECK_SCHEDULE": "daily at six"},
+     ["EXPIRY_CHECK_SCHEDULE"], DEFAULT_SCHEDULE),
+    ("schedule an unresolved Key Vault reference",
+     lambda ok: {**ok, "EXPIRY_CHECK_SCHEDULE": REFERENCE}, ["EXPIRY_CHECK_SCHEDULE"],
+     DEFAULT_SCHEDULE),
+    ("anchors missing, schedule set", lambda ok: {**without(ok, "TRUSTED_CA_CERTS"),
+                                                  "EXPIRY_CHECK_SCHEDULE": "0 30 5 * * 1-5"},
+     ["TRUSTED_CA_CERTS"], "0 30 5 * * 1-5"),
+    ("three wrong at once", lambda ok: {**ok, "OCSP_MODE": "maybe", "SAS_MAX_TTL_MINUTES": "sixty",
+                                        "CERT_TABLE_NAME": "bad-name"},
+     ["CERT_TABLE_NAME", "OCSP_MODE", "SAS_MAX_TTL_MINUTES"], DEFAULT_SCHEDULE),
+]
+
+
+@pytest.mark.parametrize(("case", "settings", "named", "schedule"), CASES,
+                         ids=[case[0] for case in CASES])
+def test_a_misconfigured_app_still_indexes_and_says_what_to_fix(
+        pki: Pki, healthy: dict[str, Any], case: str, settings: Any, named: list[str],
+        schedule: str) -> None:
+    env = settings(good(pki))
+    document = probe(env)
+    # The same functions, bindings and all, as the usable app's; the timer keeps a
+    # valid schedule.
+    assert set(document["functions"]) == FUNCTIONS
+    for name in ("token", "health"):
+        assert document["functions"][name] == healthy["functions"][name]
+    assert timer_schedule(document) == schedule
+    assert document["health"] == {"status": 503,
+                                  "body": {"status": "misconfigured", "settings": named}}
+    token = document["token"]
+    assert (token["status"], token["body"]["error"]) == (503, "configuration_error")
+    assert all(name in token["body"]["message"] for name in named)
+    # Logged once at start-up: every setting at fault and what is wrong with it.
+    ((line,),) = [document["startup"]]
+    assert line["level"] == "ERROR"
+    assert line["fields"]["settings"] == named
+    assert line["fields"]["expiry_check_schedule"] == schedule
+    assert [p["setting"] for p in line["fields"]["problems"]] == named
+    if REFERENCE in env.values():
+        assert "unresolved Key Vault reference" in json.dumps(line)
+    # Never the value of a setting at fault, nor the trust anchors.
+    text = json.dumps(document)
+    for name in [*named, "TRUSTED_CA_CERTS"]:
+        if env.get(name):
+            assert env[name] not in text, case
