@@ -60,7 +60,7 @@ package:
 	@$(PYTHON) scripts/build_package.py --python-version "$(PYTHON_VERSION)"
 
 clean:
-	rm -rf $(VENV) .venv-lock .venv-infra node_modules .mypy_cache .ruff_cache .pytest_cache dist .dev
+	rm -rf $(VENV) .venv-lock .venv-infra .venv-worker node_modules .mypy_cache .ruff_cache .pytest_cache dist .dev
 
 bench: deps
 	@$(BIN)/python -m bench.run

@@ -2,7 +2,9 @@
 
 Each case imports function_app in a fresh interpreter whose environment is the app's
 settings, as the worker does, and reads the function metadata the v2 model produces
-(``app.get_functions()``), then calls health and token as the host calls them.
+(``app.get_functions()``), then calls health and token as the host calls them. Then
+Microsoft's own worker library (azure-functions-runtime, tests/support/worker.py) indexes
+the app with some of the same settings.
 """
 
 from __future__ import annotations
@@ -10,11 +12,12 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.support import ROOT
+from tests.support import ROOT, worker
 from tests.support.pki import Pki
 
 PROBE = ROOT / "tests" / "support" / "index_probe.py"
@@ -122,3 +125,50 @@ def test_a_misconfigured_app_still_indexes_and_says_what_to_fix(
     for name in [*named, "TRUSTED_CA_CERTS"]:
         if env.get(name):
             assert env[name] not in text, case
+
+
+# --- the same, indexed by Microsoft's worker (azure-functions-runtime, Python 3.13) -------
+
+WORKER_CASES = [CASES[0], CASES[1], CASES[3], CASES[6]]
+
+
+def worker_functions(document: dict[str, Any]) -> dict[str, Any]:
+    assert document["init_status"] == 1, document["init_exception"]  # StatusResult.Success
+    functions: dict[str, Any] = document["functions"]
+    return functions
+
+
+@pytest.mark.parametrize(("case", "settings", "named", "schedule"),
+                         [("usable", lambda ok: ok, [], DEFAULT_SCHEDULE), *WORKER_CASES],
+                         ids=["usable", *[case[0] for case in WORKER_CASES]])
+def test_microsofts_worker_indexes_every_function_whatever_the_settings(
+        pki: Pki, healthy: dict[str, Any], case: str, settings: Any, named: list[str],
+        schedule: str) -> None:
+    document, stderr = worker.index(ROOT, settings(good(pki)))
+    functions = worker_functions(document)
+    assert set(functions) == FUNCTIONS
+    # The metadata the worker hands the host is what the v2 model declares (test above).
+    for name in ("token", "health"):
+        assert functions[name]["raw_bindings"] == healthy["functions"][name]
+    (timer,) = functions["expiry_check"]["raw_bindings"]
+    assert (timer["type"], timer["schedule"]) == ("timerTrigger", schedule)
+    assert all(f["properties"] == {"worker_indexed": "True"} for f in functions.values())
+    # The start-up line, once, says what is wrong (stderr: the worker's logging is not set up).
+    assert stderr.count("certsas startup ") == (1 if named else 0)
+    for name in named:
+        assert name in stderr
+
+
+def test_the_worker_harness_fails_an_app_that_raises_at_import(tmp_path: Path) -> None:
+    """An app that checks its settings by raising at import, as certsas did: the worker
+    reports the failure and indexes nothing."""
+    (tmp_path / "function_app.py").write_text(
+        "import os\nimport azure.functions as func\n"
+        "os.environ['TRUSTED_CA_CERTS']  # KeyError when unset\n"
+        "app = func.FunctionApp()\n\n"
+        "@app.route(route='health')\ndef health(req: func.HttpRequest) -> func.HttpResponse:\n"
+        "    return func.HttpResponse('ok')\n")
+    document, _ = worker.index(tmp_path, {})
+    assert document["init_status"] == 0  # StatusResult.Failure
+    assert "KeyError" in json.dumps(document["init_exception"])
+    assert document["functions"] == {}
