@@ -9,11 +9,13 @@ file and as the Bicep composes it. The Bicep is read with pycep, as in test_infr
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
 import re
 import subprocess
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -130,6 +132,27 @@ def decision_fields() -> set[str]:
     return set(fields)
 
 
+@contextlib.contextmanager
+def records_of(name: str) -> Iterator[list[logging.LogRecord]]:
+    """Every record the logger ``name`` emits inside the block, whatever its level."""
+    captured: list[logging.LogRecord] = []
+
+    class Capture(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            captured.append(record)
+
+    handler = Capture()
+    target = logging.getLogger(name)
+    target.addHandler(handler)
+    level = target.level
+    target.setLevel(logging.DEBUG)
+    try:
+        yield captured
+    finally:
+        target.removeHandler(handler)
+        target.setLevel(level)
+
+
 def expiry_line_fields() -> dict[str, set[str]]:
     """The fields of each expiry line (SPEC §5a), from lines the expiry check really logs."""
     now = datetime.now(UTC)
@@ -139,20 +162,9 @@ def expiry_line_fields() -> dict[str, set[str]]:
     def broken() -> list[Any]:
         raise RuntimeError("storage down")
 
-    captured: list[logging.LogRecord] = []
-
-    class Capture(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            captured.append(record)
-
-    handler = Capture()
-    expiry_logger = logging.getLogger("certsas.expiry")
-    expiry_logger.addHandler(handler)
-    try:
+    with records_of("certsas.expiry") as captured:
         expiry.check(lambda: [], [anchor], now=now, warning_days=30)
         expiry.check(broken, [], now=now, warning_days=30)
-    finally:
-        expiry_logger.removeHandler(handler)
     fields: dict[str, set[str]] = {}
     for record in captured:
         event, _, text = record.getMessage().removeprefix("certsas ").partition(" ")
@@ -163,23 +175,9 @@ def expiry_line_fields() -> dict[str, set[str]]:
 
 def startup_line_fields() -> dict[str, set[str]]:
     """The fields of the start-up line (certsas.runtime), usable and misconfigured."""
-    captured: list[logging.LogRecord] = []
-
-    class Capture(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            captured.append(record)
-
-    handler = Capture()
-    runtime_logger = logging.getLogger("certsas.runtime")
-    runtime_logger.addHandler(handler)
-    level = runtime_logger.level
-    runtime_logger.setLevel(logging.INFO)
-    try:
+    with records_of("certsas.runtime") as captured:
         runtime.log_startup(runtime.read_startup({}))  # no settings at all: misconfigured
         runtime.log_startup(runtime.Startup(None, (), "0 0 6 * * *"))
-    finally:
-        runtime_logger.removeHandler(handler)
-        runtime_logger.setLevel(level)
     fields: set[str] = set()
     for record in captured:
         message = record.getMessage()
