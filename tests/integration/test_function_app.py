@@ -138,6 +138,7 @@ def worker_functions(document: dict[str, Any]) -> dict[str, Any]:
     return functions
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("case", "settings", "named", "schedule"),
                          [("usable", lambda ok: ok, [], DEFAULT_SCHEDULE), *WORKER_CASES],
                          ids=["usable", *[case[0] for case in WORKER_CASES]])
@@ -159,6 +160,7 @@ def test_microsofts_worker_indexes_every_function_whatever_the_settings(
         assert name in stderr
 
 
+@pytest.mark.slow
 def test_the_worker_harness_fails_an_app_that_raises_at_import(tmp_path: Path) -> None:
     """An app that checks its settings by raising at import, as certsas did: the worker
     reports the failure and indexes nothing."""

@@ -257,6 +257,7 @@ def compiled_versions(archive: zipfile.ZipFile) -> tuple[set[str], set[str]]:
     return modules, tags
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("requested", [None, "3.11"], ids=["bicep-default", "3.11"])
 def test_make_package_without_node_builds_wheels_for_the_apps_python(
         project: Path, tmp_path: Path, requested: str | None) -> None:
