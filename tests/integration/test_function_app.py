@@ -127,6 +127,29 @@ def test_a_misconfigured_app_still_indexes_and_says_what_to_fix(
             assert env[name] not in text, case
 
 
+EXAMPLE = json.loads((ROOT / "local.settings.json.example").read_text())["Values"]
+# Without these the app has no trust anchors or no storage; every other setting has a default.
+REQUIRED = {"TRUSTED_CA_CERTS": "TRUSTED_CA_CERTS",
+            "STORAGE_CONNECTION_STRING": "STORAGE_ACCOUNT_NAME"}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("missing", sorted(EXAMPLE))
+def test_each_setting_missing_from_a_complete_configuration(
+        healthy: dict[str, Any], missing: str) -> None:
+    """Every setting of local.settings.json.example left out in turn: the same three
+    functions with the same bindings; health names the setting only when it is required."""
+    document = probe(without(EXAMPLE, missing))
+    assert document["functions"] == healthy["functions"]
+    if missing in REQUIRED:
+        assert document["health"] == {"status": 503, "body": {
+            "status": "misconfigured", "settings": [REQUIRED[missing]]}}
+        assert document["token"]["body"]["error"] == "configuration_error"
+    else:
+        assert document["health"] == healthy["health"]
+        assert document["token"]["body"]["error"] == "client_certificate_malformed"
+
+
 # --- the same, indexed by Microsoft's worker (azure-functions-runtime, Python 3.13) -------
 
 WORKER_CASES = [CASES[0], CASES[1], CASES[3], CASES[6]]
