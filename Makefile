@@ -49,12 +49,18 @@ $(INFRA_VENV)/.requirements-infra.sha256: requirements-infra.txt | $(VENV)/.inst
 test-fast: deps
 	@$(BIN)/pytest tests/unit
 
-# dist/certsas.zip: the app and its Linux dependencies, nothing else (SPEC §7).
-package: deps
-	@$(BIN)/python scripts/build_package.py
+# dist/certsas.zip: the app and its Linux dependencies, nothing else (SPEC §7). It needs
+# Python with pip, and git: not Node.js (Azurite is for the tests) and not the dev venv, so
+# `make deploy` and azd's hook run on a bare build agent. PYTHON_VERSION is the app's Python
+# (infra's pythonVersion: 3.11 or 3.12); the wheels are for that ABI, whatever runs the build.
+# azd's hook gets the deployed value from main.bicep's PYTHON_VERSION output, which azd puts
+# in the hook's environment, and make takes from there.
+PYTHON_VERSION ?= 3.12
+package:
+	@$(PYTHON) scripts/build_package.py --python-version "$(PYTHON_VERSION)"
 
 clean:
-	rm -rf $(VENV) .venv-lock .venv-infra node_modules .mypy_cache .ruff_cache .pytest_cache dist .dev
+	rm -rf $(VENV) .venv-lock .venv-infra .venv-worker node_modules .mypy_cache .ruff_cache .pytest_cache dist .dev
 
 bench: deps
 	@$(BIN)/python -m bench.run

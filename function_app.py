@@ -1,7 +1,10 @@
 """certsas: the Azure Functions entry point (Python v2 programming model).
 
-Settings are read and checked here, at start-up, so a misconfigured app fails
-loudly with the setting's name; the storage clients are built on first request.
+Settings are read and checked here, at start-up, and every problem is logged once,
+naming the setting. Whatever they hold, the functions below are declared, so the host
+always indexes them: a misconfigured app answers health with ``503 misconfigured`` and
+token with ``503 configuration_error`` instead of vanishing (SPEC §3). The storage
+clients are built on first request.
 """
 
 from __future__ import annotations
@@ -11,11 +14,8 @@ import os
 
 import azure.functions as func
 
-from certsas import http
-from certsas.config import Settings
+from certsas import http, runtime
 from certsas.runtime import get_broker, get_rotator, run_expiry_check
-
-settings = Settings.from_env(os.environ)
 
 # The SDKs log every storage request's headers at INFO: noise in Application Insights and
 # about 0.4 ms of CPU per call on the token path. Their warnings and errors still come through.
@@ -23,6 +23,9 @@ logging.getLogger("azure.core.pipeline.policies.http_logging_policy").setLevel(l
 # Decision lines are INFO (issued) and WARNING (refused): emit them whatever the worker's
 # root level is; host.json decides what Application Insights keeps.
 logging.getLogger("certsas").setLevel(logging.INFO)
+
+# Never raises on a setting: problems are logged here, once, and answered per request.
+startup = runtime.start(os.environ)
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 
@@ -39,14 +42,16 @@ def rotate(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
 
 @app.route(route="health", methods=["GET"])
 def health(req: func.HttpRequest) -> func.HttpResponse:
-    return http.health()
+    return http.health(runtime.start().misconfigured)
 
 
-# The schedule is the checked value of EXPIRY_CHECK_SCHEDULE (or SPEC §3's default), not
-# "%EXPIRY_CHECK_SCHEDULE%": a %...% name is looked up by the host in the app settings,
-# where our default does not exist. App settings are environment variables when the
-# worker imports this file, and changing one restarts the app (docs/audit-and-expiry.md).
-@app.timer_trigger(schedule=settings.expiry_check_schedule, arg_name="timer",
+# The schedule is the checked value of EXPIRY_CHECK_SCHEDULE, or SPEC §3's default while
+# it is unset or wrong (the start-up line says which), never "%EXPIRY_CHECK_SCHEDULE%": a
+# %...% name is looked up by the host in the app settings, where our default does not
+# exist, and a bad one would fail the whole app's indexing. App settings are environment
+# variables when the worker imports this file, and changing one restarts the app
+# (docs/audit-and-expiry.md).
+@app.timer_trigger(schedule=startup.expiry_check_schedule, arg_name="timer",
                    run_on_startup=False)
 def expiry_check(timer: func.TimerRequest) -> None:
     run_expiry_check(os.environ)

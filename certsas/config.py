@@ -1,9 +1,14 @@
 """Settings (SPEC §3): read once from the environment, checked, and frozen.
 
 Every problem is a :class:`ConfigurationError` naming the setting and what is wrong
-with it, raised when the app starts, so a misconfigured deployment fails loudly
-instead of refusing every request for a reason nobody can see. A message never
-repeats a setting's value: a value pasted into the wrong setting may be a key.
+with it. Each setting is read on its own and a wrong one does not stop the others
+being read, so one reading raises :class:`ConfigurationErrors` naming every problem
+at once: the app logs them at start-up (certsas.runtime) and answers 503 until they
+are fixed. A message never repeats a setting's value: a value pasted into the wrong
+setting may be a key.
+
+A new check of one setting is a function that raises ConfigurationError, read through
+``_Problems.read`` where its setting is read.
 
 Each default lives here once; the app and the command line read the same settings
 through the same functions.
@@ -15,19 +20,21 @@ import enum
 import ipaddress
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from cryptography import x509
 
 from certsas.accounts import StorageAccess, storage_access
-from certsas.errors import ConfigurationError
+from certsas.errors import ConfigurationError, ConfigurationErrors
 
 DEFAULT_CERT_TABLE = "ClientCertificates"
 DEFAULT_AUDIT_TABLE = "TokenAudit"
 DEFAULT_CLIENT_CERT_HEADER = "X-ARR-ClientCert"
 DEFAULT_BLOCKED_NETWORKS = "169.254.0.0/16,fe80::/10,168.63.129.16/32"
+DEFAULT_EXPIRY_CHECK_SCHEDULE = "0 0 6 * * *"
 # Short-lived means at most a day; it also leaves a user delegation key (seven days at
 # most) room to be reused for a day before it must be refreshed.
 MAX_SAS_TTL_MINUTES = 24 * 60
@@ -36,6 +43,33 @@ _HEADER_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 _KEY_VAULT_REFERENCE = re.compile(r"^\s*@Microsoft\.KeyVault\(", re.IGNORECASE)
 # Six fields, seconds first: the NCRONTAB form the Functions timer trigger takes.
 _NCRONTAB = re.compile(r"^\S+( \S+){5}$")
+
+T = TypeVar("T")
+
+
+class _Problems:
+    """One reading of the settings: each is read on its own, and a wrong one is noted and
+    stood in for by its default, so the reading goes on and names every problem."""
+
+    def __init__(self) -> None:
+        self.found: list[ConfigurationError] = []
+
+    def read(self, read: Callable[[], T], fallback: T) -> T:
+        try:
+            return read()
+        except ConfigurationErrors as errors:  # a group of settings read the same way
+            self.found.extend(errors.errors)
+        except ConfigurationError as error:
+            self.found.append(error)
+        return fallback
+
+    def add(self, error: ConfigurationError) -> None:
+        self.found.append(error)
+
+    def check(self) -> None:
+        """Raise every problem found so far, at once."""
+        if self.found:
+            raise ConfigurationErrors(self.found)
 
 
 class RevocationMode(enum.Enum):
@@ -60,13 +94,19 @@ class StorageSettings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> StorageSettings:
-        return cls(
-            access=storage_access(_text(env, "STORAGE_CONNECTION_STRING"),
-                                   _text(env, "STORAGE_ACCOUNT_NAME"), _text(env, "AZURE_CLIENT_ID")),
-            cert_table=_table_name(env, "CERT_TABLE_NAME", DEFAULT_CERT_TABLE),
-            audit_table=_table_name(env, "AUDIT_TABLE_NAME", DEFAULT_AUDIT_TABLE),
-            timeout_seconds=_seconds(env, "STORAGE_TIMEOUT_SECONDS", 5.0),
-        )
+        problems = _Problems()
+        access = problems.read(lambda: storage_access(
+            _text(env, "STORAGE_CONNECTION_STRING"), _text(env, "STORAGE_ACCOUNT_NAME"),
+            _text(env, "AZURE_CLIENT_ID")), None)
+        cert_table = problems.read(
+            lambda: _table_name(env, "CERT_TABLE_NAME", DEFAULT_CERT_TABLE), DEFAULT_CERT_TABLE)
+        audit_table = problems.read(
+            lambda: _table_name(env, "AUDIT_TABLE_NAME", DEFAULT_AUDIT_TABLE), DEFAULT_AUDIT_TABLE)
+        timeout = problems.read(lambda: _seconds(env, "STORAGE_TIMEOUT_SECONDS", 5.0), 5.0)
+        problems.check()
+        assert access is not None  # it was read, or check() raised its problem
+        return cls(access=access, cert_table=cert_table, audit_table=audit_table,
+                   timeout_seconds=timeout)
 
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -89,20 +129,30 @@ class RevocationSettings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> RevocationSettings:
-        return cls(
-            mode=_revocation_mode(env),
-            sources=_sources(_text(env, "REVOCATION_SOURCES")),
-            ocsp_responder_url=_url(env, "OCSP_RESPONDER_URL"),
-            ocsp_timeout_seconds=_seconds(env, "OCSP_TIMEOUT_SECONDS", 3.0),
-            ocsp_cache_max_seconds=_integer(env, "OCSP_CACHE_MAX_SECONDS", 3600, minimum=0),
-            crl_url=_url(env, "CRL_URL"),
-            crl_timeout_seconds=_seconds(env, "CRL_TIMEOUT_SECONDS", 10.0),
-            crl_max_bytes=_integer(env, "CRL_MAX_BYTES", 20 * 1024 * 1024, minimum=1024),
+        problems = _Problems()
+        default = cls()
+        settings = cls(
+            mode=problems.read(lambda: _revocation_mode(env), default.mode),
+            sources=problems.read(lambda: _sources(_text(env, "REVOCATION_SOURCES")),
+                                  default.sources),
+            ocsp_responder_url=problems.read(lambda: _url(env, "OCSP_RESPONDER_URL"), None),
+            ocsp_timeout_seconds=problems.read(
+                lambda: _seconds(env, "OCSP_TIMEOUT_SECONDS", 3.0), 3.0),
+            ocsp_cache_max_seconds=problems.read(
+                lambda: _integer(env, "OCSP_CACHE_MAX_SECONDS", 3600, minimum=0), 3600),
+            crl_url=problems.read(lambda: _url(env, "CRL_URL"), None),
+            crl_timeout_seconds=problems.read(
+                lambda: _seconds(env, "CRL_TIMEOUT_SECONDS", 10.0), 10.0),
+            crl_max_bytes=problems.read(
+                lambda: _integer(env, "CRL_MAX_BYTES", 20 * 1024 * 1024, minimum=1024),
+                default.crl_max_bytes),
             # Empty means the default: an operator opts out of a block by naming other networks.
-            blocked_networks=_networks(
+            blocked_networks=problems.read(lambda: _networks(
                 _text(env, "REVOCATION_BLOCKED_NETWORKS") or DEFAULT_BLOCKED_NETWORKS,
-                "REVOCATION_BLOCKED_NETWORKS"),
+                "REVOCATION_BLOCKED_NETWORKS"), default.blocked_networks),
         )
+        problems.check()
+        return settings
 
 
 @dataclass(frozen=True)
@@ -115,27 +165,40 @@ class Settings:
     sas_max_ttl_minutes: int = 60
     registry_cache_seconds: int = 30
     expiry_warning_days: int = 30
-    expiry_check_schedule: str = "0 0 6 * * *"
+    expiry_check_schedule: str = DEFAULT_EXPIRY_CHECK_SCHEDULE
     audit_partitions: int = 16
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
-        """Read and check every setting of SPEC §3; raise on the first problem."""
-        default_ttl = _integer(env, "SAS_DEFAULT_TTL_MINUTES", 15, minimum=1)
-        max_ttl = _integer(env, "SAS_MAX_TTL_MINUTES", 60, minimum=1, maximum=MAX_SAS_TTL_MINUTES)
+        """Read and check every setting of SPEC §3; raise :class:`ConfigurationErrors`
+        naming every problem found."""
+        problems = _Problems()
+        anchors: tuple[x509.Certificate, ...] = problems.read(
+            lambda: parse_trust_anchors(env.get("TRUSTED_CA_CERTS", "")), ())
+        storage = problems.read(lambda: StorageSettings.from_env(env), None)
+        header = problems.read(lambda: client_cert_header(env), DEFAULT_CLIENT_CERT_HEADER)
+        revocation = problems.read(lambda: RevocationSettings.from_env(env), RevocationSettings())
+        default_ttl = problems.read(
+            lambda: _integer(env, "SAS_DEFAULT_TTL_MINUTES", 15, minimum=1), 15)
+        max_ttl = problems.read(lambda: _integer(env, "SAS_MAX_TTL_MINUTES", 60, minimum=1,
+                                                 maximum=MAX_SAS_TTL_MINUTES), 60)
         if default_ttl > max_ttl:
-            raise ConfigurationError("SAS_DEFAULT_TTL_MINUTES", "is above SAS_MAX_TTL_MINUTES")
+            problems.add(ConfigurationError("SAS_DEFAULT_TTL_MINUTES", "is above SAS_MAX_TTL_MINUTES"))
+        cache_seconds = problems.read(
+            lambda: _integer(env, "REGISTRY_CACHE_SECONDS", 30, minimum=0), 30)
+        warning_days = problems.read(
+            lambda: _integer(env, "EXPIRY_WARNING_DAYS", 30, minimum=1, maximum=3650), 30)
+        schedule = problems.read(lambda: expiry_check_schedule(env), DEFAULT_EXPIRY_CHECK_SCHEDULE)
+        partitions = problems.read(
+            lambda: _integer(env, "AUDIT_PARTITIONS", 16, minimum=1, maximum=100), 16)
+        problems.check()
+        assert storage is not None  # it was read, or check() raised its problem
         return cls(
-            trust_anchors=parse_trust_anchors(env.get("TRUSTED_CA_CERTS", "")),
-            storage=StorageSettings.from_env(env),
-            client_cert_header=client_cert_header(env),
-            revocation=RevocationSettings.from_env(env),
-            sas_default_ttl_minutes=default_ttl,
-            sas_max_ttl_minutes=max_ttl,
-            registry_cache_seconds=_integer(env, "REGISTRY_CACHE_SECONDS", 30, minimum=0),
-            expiry_warning_days=_integer(env, "EXPIRY_WARNING_DAYS", 30, minimum=1, maximum=3650),
-            expiry_check_schedule=expiry_check_schedule(env),
-            audit_partitions=_integer(env, "AUDIT_PARTITIONS", 16, minimum=1, maximum=100),
+            trust_anchors=anchors, storage=storage, client_cert_header=header,
+            revocation=revocation, sas_default_ttl_minutes=default_ttl,
+            sas_max_ttl_minutes=max_ttl, registry_cache_seconds=cache_seconds,
+            expiry_warning_days=warning_days, expiry_check_schedule=schedule,
+            audit_partitions=partitions,
         )
 
 
@@ -148,7 +211,7 @@ def client_cert_header(env: Mapping[str, str]) -> str:
 
 def expiry_check_schedule(env: Mapping[str, str]) -> str:
     """``EXPIRY_CHECK_SCHEDULE``; function_app.py gives the timer trigger this value."""
-    schedule = _text(env, "EXPIRY_CHECK_SCHEDULE") or "0 0 6 * * *"
+    schedule = _text(env, "EXPIRY_CHECK_SCHEDULE") or DEFAULT_EXPIRY_CHECK_SCHEDULE
     if not _NCRONTAB.match(schedule):
         raise ConfigurationError("EXPIRY_CHECK_SCHEDULE",
                                  "is not an NCRONTAB expression of six fields")

@@ -2,6 +2,7 @@
 
     CertsasError
      ├── ConfigurationError         a setting is missing or wrong (start-up, CLI)
+     │    └── ConfigurationErrors   every problem one reading of the settings found
      └── Refusal                    a request is refused; carries SPEC §1's code and status
           ├── ClientCertificateMissing     401 client_certificate_missing
           ├── ClientCertificateMalformed   400 client_certificate_malformed
@@ -15,7 +16,8 @@
           ├── RotationNotAllowed           403 rotation_not_allowed   (/api/rotate)
           ├── SuccessorInvalid             403 successor_invalid      (/api/rotate)
           ├── RevocationUnavailable        503 revocation_unavailable
-          └── DependencyUnavailable        503 dependency_unavailable
+          ├── DependencyUnavailable        503 dependency_unavailable
+          └── ServiceMisconfigured         503 configuration_error
 
 A refusal has two texts: ``message`` is safe to show the caller (it names the rule,
 never the data), ``detail`` is for the operator's log and says what exactly failed.
@@ -24,6 +26,7 @@ Neither ever holds a token, a key or a whole certificate.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import ClassVar
 
 
@@ -38,6 +41,23 @@ class ConfigurationError(CertsasError):
         self.setting = setting
         self.problem = problem
         super().__init__(f"{setting}: {problem}")
+
+
+class ConfigurationErrors(ConfigurationError):
+    """Every problem found in one reading of the settings, in the order read (SPEC §3:
+    one start-up names them all). ``setting`` and ``problem`` are the first one's."""
+
+    def __init__(self, errors: Sequence[ConfigurationError]) -> None:
+        if not errors:
+            raise ValueError("ConfigurationErrors needs at least one error")
+        self.errors = tuple(errors)
+        super().__init__(self.errors[0].setting, self.errors[0].problem)
+        self.args = ("; ".join(str(error) for error in self.errors),)
+
+    @property
+    def settings(self) -> tuple[str, ...]:
+        """The names of the settings at fault, each once, in the order read."""
+        return tuple(dict.fromkeys(error.setting for error in self.errors))
 
 
 class Refusal(CertsasError):
@@ -126,3 +146,11 @@ class DependencyUnavailable(Refusal):
     code = "dependency_unavailable"
     status = 503
     default_message = "A storage dependency is unavailable; try again later."
+
+
+class ServiceMisconfigured(Refusal):
+    """The app's settings are unusable (SPEC §3): every request that needs them gets this."""
+
+    code = "configuration_error"
+    status = 503
+    default_message = "The app's settings are unusable; its start-up log says what to fix."

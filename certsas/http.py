@@ -1,4 +1,10 @@
-"""The HTTP layer: a request becomes a broker call; a result or refusal becomes a response."""
+"""The HTTP layer: a request becomes a broker call; a result or refusal becomes a response.
+
+Every endpoint runs its call through :func:`answer`, which turns whatever it raises into
+SPEC §1's answer: a refusal into its code, unusable settings (ConfigurationError, as
+``runtime.get_broker`` raises while misconfigured) into ``503 configuration_error``
+naming the settings, anything else into a bare 500.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +16,9 @@ from typing import Any
 
 import azure.functions as func
 
+from certsas.audit import Decision, log_decision
 from certsas.broker import RequestInfo, TokenBroker
-from certsas.errors import ConfigurationError, Refusal
+from certsas.errors import ConfigurationError, ConfigurationErrors, Refusal, ServiceMisconfigured
 from certsas.rotation import Rotator
 
 logger = logging.getLogger("certsas.http")
@@ -41,27 +48,43 @@ def request_info(req: func.HttpRequest, invocation_id: str | None) -> RequestInf
     return RequestInfo(request_id=invocation_id or str(uuid.uuid4()), client_address=address)
 
 
-def token(
-    req: func.HttpRequest, broker: Callable[[], TokenBroker], invocation_id: str | None = None
-) -> func.HttpResponse:
-    """``POST /api/token``."""
-    info = request_info(req, invocation_id)
+def misconfigured(error: ConfigurationError) -> ServiceMisconfigured:
+    """The refusal for unusable settings: the caller learns which settings, never a value
+    (the start-up line has what is wrong with each)."""
+    names = error.settings if isinstance(error, ConfigurationErrors) else (error.setting,)
+    return ServiceMisconfigured(
+        detail=f"settings unusable: {', '.join(names)}",
+        message=f"The app's settings are unusable: {', '.join(names)}. "
+                "Its start-up log line says what is wrong with each.")
+
+
+def answer(info: RequestInfo, call: Callable[[], func.HttpResponse]) -> func.HttpResponse:
+    """Run one endpoint's ``call``; whatever it raises becomes SPEC §1's answer."""
     try:
-        issued = broker().issue(req.headers, req.get_body() or b"", info)
+        return call()
     except Refusal as refusal:
         return refusal_response(refusal)
-    except ConfigurationError:
-        # Settings are checked at start-up; this is the same error on a lazy path.
-        logger.error("certsas configuration error (request %s)", info.request_id, exc_info=True)
-        return json_response(500, {"error": "configuration_error",
-                                   "message": "The service is misconfigured."})
+    except ConfigurationError as error:
+        unusable = misconfigured(error)
+        # No broker ran, so no decision line yet: SPEC §1 wants one for every request.
+        log_decision(Decision(request_id=info.request_id, outcome="refused", error=unusable.code,
+                              reason=unusable.detail, client_address=info.client_address))
+        return refusal_response(unusable)
     except Exception as exc:
         # Fail closed with no detail for the caller; the operator gets the type, not a dump.
         logger.error("certsas internal error (request %s): %s", info.request_id,
                      type(exc).__name__)
         return json_response(500, {"error": "internal_error",
                                    "message": "The request could not be completed."})
-    return json_response(200, issued.to_json())
+
+
+def token(
+    req: func.HttpRequest, broker: Callable[[], TokenBroker], invocation_id: str | None = None
+) -> func.HttpResponse:
+    """``POST /api/token``."""
+    info = request_info(req, invocation_id)
+    return answer(info, lambda: json_response(
+        200, broker().issue(req.headers, req.get_body() or b"", info).to_json()))
 
 
 def rotate(
@@ -69,22 +92,15 @@ def rotate(
 ) -> func.HttpResponse:
     """``POST /api/rotate`` (SPEC §4a), answered as ``token`` answers."""
     info = request_info(req, invocation_id)
-    try:
-        rotated = rotator().rotate(req.headers, req.get_body() or b"", info)
-    except Refusal as refusal:
-        return refusal_response(refusal)
-    except ConfigurationError:
-        logger.error("certsas configuration error (request %s)", info.request_id, exc_info=True)
-        return json_response(500, {"error": "configuration_error",
-                                   "message": "The service is misconfigured."})
-    except Exception as exc:
-        logger.error("certsas internal error (request %s): %s", info.request_id,
-                     type(exc).__name__)
-        return json_response(500, {"error": "internal_error",
-                                   "message": "The request could not be completed."})
-    return json_response(201, rotated.to_json())
+    return answer(info, lambda: json_response(
+        201, rotator().rotate(req.headers, req.get_body() or b"", info).to_json()))
 
 
-def health() -> func.HttpResponse:
-    """``GET /api/health``: liveness only; calls no dependency."""
+def health(misconfigured_settings: tuple[str, ...] = ()) -> func.HttpResponse:
+    """``GET /api/health``: liveness only; calls no dependency. While the settings are
+    unusable: 503 ``misconfigured`` with their names, so the platform's Health check and
+    its alert see the app and say what to fix (SPEC §1)."""
+    if misconfigured_settings:
+        return json_response(503, {"status": "misconfigured",
+                                   "settings": list(misconfigured_settings)})
     return json_response(200, {"status": "ok"})

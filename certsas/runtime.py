@@ -1,4 +1,11 @@
-"""Assembling the broker from settings, once per process.
+"""Reading the settings and assembling the broker, once per process.
+
+:func:`start` reads and checks the settings once (function_app.py calls it at import)
+and logs one start-up line: ``certsas startup {json}``, INFO when the settings are
+usable, ERROR naming every problem when not (SPEC §3). A misconfigured app still
+starts: its functions index, health says ``misconfigured``, and :func:`settings` and
+:func:`get_broker` raise :class:`ConfigurationErrors`, which certsas.http answers as
+``503 configuration_error`` for any endpoint that asks for them.
 
 Nothing here runs at import: the first request (or the first caller of
 :func:`get_broker`) builds the clients, and every later invocation reuses them.
@@ -8,9 +15,13 @@ so the parts themselves never read settings.
 
 from __future__ import annotations
 
+import json
+import logging
 import os
+import platform
 import threading
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 
 from cryptography import x509
 
@@ -19,9 +30,17 @@ from certsas.accounts import AccountKeyAccess
 from certsas.audit import GroupCommitAuditSink, TableAuditSink
 from certsas.broker import TokenBroker
 from certsas.clock import Clock, system_clock
-from certsas.config import RevocationMode, RevocationSettings, RevocationSource, Settings
+from certsas.config import (
+    DEFAULT_EXPIRY_CHECK_SCHEDULE,
+    RevocationMode,
+    RevocationSettings,
+    RevocationSource,
+    Settings,
+    expiry_check_schedule,
+)
 from certsas.crl.checker import CrlChecker
 from certsas.epoch import EpochWatch
+from certsas.errors import ConfigurationError, ConfigurationErrors
 from certsas.netfetch import NetFetcher
 from certsas.ocsp.checker import OcspChecker
 from certsas.ocsp.fetch import HttpOcspFetcher
@@ -32,6 +51,8 @@ from certsas.rotation import Rotator, TableRotationAudit
 from certsas.sas import AccountKeySigner, SasSigner, UserDelegationSigner
 from certsas.storage import StorageClients
 from certsas.verification import ChainValidator
+
+logger = logging.getLogger("certsas.runtime")
 
 
 def build_revocation(settings: RevocationSettings, clock: Clock = system_clock,
@@ -120,17 +141,93 @@ def run_expiry_check(env: Mapping[str, str], *, clock: Clock = system_clock
                         warning_days=settings.expiry_warning_days)
 
 
+@dataclass(frozen=True)
+class Startup:
+    """What one process found in its settings: usable settings, or every problem."""
+
+    settings: Settings | None
+    problems: tuple[ConfigurationError, ...]
+    expiry_check_schedule: str
+
+    @property
+    def misconfigured(self) -> tuple[str, ...]:
+        """The names of the settings at fault, each once (empty when usable)."""
+        return tuple(dict.fromkeys(problem.setting for problem in self.problems))
+
+
+def read_startup(env: Mapping[str, str]) -> Startup:
+    """Check the settings in ``env``; never raises on a setting."""
+    try:
+        settings: Settings | None = Settings.from_env(env)
+        problems: tuple[ConfigurationError, ...] = ()
+    except ConfigurationErrors as errors:
+        settings, problems = None, errors.errors
+    except ConfigurationError as error:
+        settings, problems = None, (error,)
+    return Startup(settings, problems, timer_schedule(env))
+
+
+def timer_schedule(env: Mapping[str, str]) -> str:
+    """The expiry check's schedule: ``EXPIRY_CHECK_SCHEDULE``, or SPEC §3's default while
+    that setting is wrong (the start-up line says which ran), so the timer always indexes."""
+    try:
+        return expiry_check_schedule(env)
+    except ConfigurationError:
+        return DEFAULT_EXPIRY_CHECK_SCHEDULE
+
+
+def log_startup(startup: Startup) -> None:
+    """The one start-up line: the witness that the app runs (the silent-check alert reads
+    it) and, when misconfigured, every setting at fault and what is wrong with it."""
+    fields: dict[str, object] = {
+        "status": "misconfigured" if startup.problems else "ok",
+        "python": platform.python_version(),
+        "expiry_check_schedule": startup.expiry_check_schedule,
+    }
+    if startup.problems:
+        fields["settings"] = list(startup.misconfigured)
+        fields["problems"] = [{"setting": p.setting, "problem": p.problem}
+                              for p in startup.problems]
+    logger.log(logging.ERROR if startup.problems else logging.INFO, "certsas startup %s",
+               json.dumps(fields, sort_keys=True), extra={"certsas": fields})
+
+
+_startup_lock = threading.Lock()
+_startup: Startup | None = None
+
+
+def start(env: Mapping[str, str] | None = None) -> Startup:
+    """The process's settings, read from ``env`` (the environment) and logged on first call."""
+    global _startup
+    if _startup is None:
+        with _startup_lock:
+            if _startup is None:
+                _startup = read_startup(os.environ if env is None else env)
+                log_startup(_startup)
+    return _startup
+
+
+def settings() -> Settings:
+    """The process's checked settings; :class:`ConfigurationErrors` (a new one each call,
+    so no traceback grows) while they are unusable."""
+    startup = start()
+    if startup.settings is None:
+        raise ConfigurationErrors(startup.problems)
+    return startup.settings
+
+
 _lock = threading.Lock()
 _broker: TokenBroker | None = None
 
 
 def get_broker() -> TokenBroker:
-    """The process-wide broker, built from the environment on first use."""
+    """The process-wide broker, built on first use; raises :class:`ConfigurationErrors`
+    while the settings are unusable."""
     global _broker
     if _broker is None:
         with _lock:
             if _broker is None:
-                _broker = build_broker(Settings.from_env(os.environ))
+                _broker = build_broker(settings())
     return _broker
 
 
@@ -144,13 +241,14 @@ def get_rotator() -> Rotator:
         broker = get_broker()
         with _lock:
             if _rotator is None:
-                _rotator = build_rotator(Settings.from_env(os.environ), broker)
+                _rotator = build_rotator(settings(), broker)
     return _rotator
 
 
 def reset_broker() -> None:
-    """Forget the process-wide broker and rotator (tests that change settings)."""
-    global _broker, _rotator
-    with _lock:
+    """Forget the process-wide settings, broker and rotator (tests that change settings)."""
+    global _broker, _rotator, _startup
+    with _lock, _startup_lock:
         _broker = None
         _rotator = None
+        _startup = None

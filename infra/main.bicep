@@ -63,6 +63,17 @@ param sasDefaultTtlMinutes int = 15
 @maxValue(1440)
 param sasMaxTtlMinutes int = 60
 
+// Python of the app: both are GA on Linux Dedicated and Elastic Premium plans
+// (https://learn.microsoft.com/azure/azure-functions/supported-languages; 3.11 until October
+// 2027, 3.12 until October 2028). The package's compiled wheels are built for it: azd's hook
+// runs make deploy with the PYTHON_VERSION output below in its environment.
+@description('Python version of the function app: 3.11 or 3.12. The deployment package must be built for the same version (make package PYTHON_VERSION=...).')
+@allowed([
+  '3.11'
+  '3.12'
+])
+param pythonVersion string = '3.12'
+
 // Worker processes and threads per instance: with the platform's defaults (one process,
 // cores + 4 threads) one instance serves a few hundred tokens/s at most; docs/scale.md
 // sizes with 4 x 16. FUNCTIONS_WORKER_PROCESS_COUNT is at most 10
@@ -223,6 +234,7 @@ module functionApp 'app/function.bicep' = {
     planSku: planSku
     planInstanceCount: planInstanceCount
     zoneRedundant: zoneRedundant
+    pythonVersion: pythonVersion
     identityId: identity.id
     identityClientId: identity.properties.clientId
     hostStorageAccountName: hostStorage.outputs.name
@@ -272,6 +284,8 @@ output AZURE_LOCATION string = location
 output AZURE_TENANT_ID string = tenant().tenantId
 output AZURE_RESOURCE_GROUP string = resourceGroup().name
 output AZURE_FUNCTION_APP_NAME string = functionApp.outputs.name
+// Read by `make package` in azd's postprovision hook: the wheels match the app's Python.
+output PYTHON_VERSION string = pythonVersion
 output AZURE_DEPLOYMENT_PACKAGE_URL string = functionApp.outputs.packageUrl
 output SERVICE_API_NAME string = functionApp.outputs.name
 output SERVICE_API_ENDPOINT string = 'https://${functionApp.outputs.defaultHostName}'

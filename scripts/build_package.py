@@ -6,9 +6,12 @@ wings that do not run in Azure (`certsas/cli/`, `certsas/devtools/`) and
 `certsas/__main__.py`. Only files git tracks are considered, so an untracked
 `secrets.json`, key or `.azure/` folder can never ride along. Dependencies go under
 `.python_packages/lib/site-packages`, installed for the platform Azure runs (Linux
-x86_64, CPython 3.11), not the one this script runs on.
+x86_64, and the CPython version the Bicep's `pythonVersion` sets, 3.12 unless told),
+not the one this script runs on: pip picks the wheels of that ABI whatever Python runs
+this script. It needs Python with pip, and git; not Node.js, not the dev environment.
 
     python scripts/build_package.py [--root DIR] [--out dist/certsas.zip] [--no-deps]
+                                    [--python-version 3.11|3.12]
 """
 
 from __future__ import annotations
@@ -36,10 +39,18 @@ NOT_SHIPPED = ("certsas/cli/", "certsas/devtools/", "certsas/__main__.py")
 # Fixed timestamps make two builds of the same tree byte-identical.
 ZIP_DATE_TIME = (1980, 1, 1, 0, 0, 0)
 
-PIP_PLATFORM_ARGS = (
-    "--platform", "manylinux2014_x86_64", "--only-binary=:all:",
-    "--python-version", "3.11", "--implementation", "cp",
-)
+# The versions infra/app/function.bicep allows (its `pythonVersion` parameter), and its default.
+PYTHON_VERSIONS = ("3.11", "3.12")
+DEFAULT_PYTHON_VERSION = "3.12"
+
+
+def pip_platform_args(python_version: str) -> tuple[str, ...]:
+    """pip's arguments for wheels of Linux x86_64 and CPython ``python_version`` only."""
+    if python_version not in PYTHON_VERSIONS:
+        raise ValueError(f"Python {python_version} is not one the app runs on "
+                         f"({', '.join(PYTHON_VERSIONS)})")
+    return ("--platform", "manylinux2014_x86_64", "--only-binary=:all:",
+            "--python-version", python_version, "--implementation", "cp")
 
 
 def tracked_files(root: Path) -> list[str]:
@@ -88,11 +99,12 @@ def _add_file(archive: zipfile.ZipFile, source: Path, arcname: PurePosixPath) ->
     archive.writestr(info, source.read_bytes())
 
 
-def install_dependencies(requirements: Path, target: Path) -> None:
-    """pip-install requirements for Linux x86_64 / CPython 3.11 into `target`."""
+def install_dependencies(requirements: Path, target: Path,
+                         python_version: str = DEFAULT_PYTHON_VERSION) -> None:
+    """pip-install requirements for Linux x86_64 / CPython ``python_version`` into `target`."""
     subprocess.run(
         [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-         "--target", str(target), *PIP_PLATFORM_ARGS, "-r", str(requirements)],
+         "--target", str(target), *pip_platform_args(python_version), "-r", str(requirements)],
         check=True,
     )
 
@@ -144,6 +156,10 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help=f"zip to write (default: ROOT/{DEFAULT_OUT})")
     parser.add_argument("--no-deps", action="store_true",
                         help="do not pip-install requirements.txt into .python_packages")
+    parser.add_argument("--python-version", choices=PYTHON_VERSIONS,
+                        default=DEFAULT_PYTHON_VERSION,
+                        help="the app's Python (the Bicep's pythonVersion; default: "
+                             f"{DEFAULT_PYTHON_VERSION}): dependencies are wheels for it")
     return parser.parse_args(argv)
 
 
@@ -157,13 +173,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             app_files(root)  # refuse a bad root before the slow install
             with tempfile.TemporaryDirectory(prefix="certsas-deps-") as tmp:
-                install_dependencies(root / "requirements.txt", Path(tmp))
+                install_dependencies(root / "requirements.txt", Path(tmp), args.python_version)
                 summary = build_package(root, out, dependencies_dir=Path(tmp))
     except (ValueError, OSError, subprocess.CalledProcessError) as exc:
         print(f"build_package: error: {exc}", file=sys.stderr)
         return 1
+    deps = "" if args.no_deps else f" for Python {args.python_version}"
     print(f"wrote {summary.path}: {summary.app_files} app files, "
-          f"{summary.dependency_files} dependency files")
+          f"{summary.dependency_files} dependency files{deps}")
     return 0
 
 

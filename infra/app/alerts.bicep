@@ -232,7 +232,7 @@ resource expiryCheckSilent 'Microsoft.Insights/scheduledQueryRules@2023-12-01' =
   kind: 'LogAlert'
   properties: {
     displayName: 'certsas: the daily expiry check has not run'
-    description: 'No expiry-summary line for a day: the expiry check is not running, so no expiry warning can fire. Runbook: docs/operations.md.'
+    description: 'No expiry-summary line for 26 hours although the app ran before that: the expiry check is not running, so no expiry warning can fire. Runbook: docs/operations.md.'
     severity: 3
     enabled: true
     scopes: [
@@ -240,6 +240,10 @@ resource expiryCheckSilent 'Microsoft.Insights/scheduledQueryRules@2023-12-01' =
     ]
     evaluationFrequency: 'PT1H'
     windowSize: 'P1D'
+    // The query reads its own times: the last 26 hours for the summary, the day before for
+    // the witness that the app was already running (a start-up line or a served request), so
+    // it does not fire on a first deployment that has not reached its first scheduled run.
+    overrideQueryTimeRange: 'P2D'
     criteria: {
       allOf: [
         {
@@ -250,8 +254,8 @@ resource expiryCheckSilent 'Microsoft.Insights/scheduledQueryRules@2023-12-01' =
           operator: 'GreaterThan'
           threshold: 0
           failingPeriods: {
-            numberOfEvaluationPeriods: 2
-            minFailingPeriodsToAlert: 2
+            numberOfEvaluationPeriods: 1
+            minFailingPeriodsToAlert: 1
           }
         }
       ]

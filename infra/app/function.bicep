@@ -33,6 +33,13 @@ param appName string
 ])
 param planSku string = 'P0v3'
 
+@description('Python version the app runs on (linuxFxVersion). make package builds the dependencies for this version: PYTHON_VERSION=<the same>.')
+@allowed([
+  '3.11'
+  '3.12'
+])
+param pythonVersion string = '3.12'
+
 @description('Instances the plan runs (Dedicated) or keeps warm (Elastic Premium).')
 @minValue(1)
 param planInstanceCount int = 1
@@ -178,7 +185,7 @@ resource site 'Microsoft.Web/sites@2023-12-01' = {
     keyVaultReferenceIdentity: identityId
     publicNetworkAccess: 'Enabled'
     siteConfig: {
-      linuxFxVersion: 'Python|3.11'
+      linuxFxVersion: 'Python|${pythonVersion}'
       alwaysOn: !isElasticPremium
       minTlsVersion: '1.2'
       scmMinTlsVersion: '1.2'

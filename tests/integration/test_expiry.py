@@ -145,7 +145,7 @@ def test_the_timer_is_declared_on_the_checked_schedule(pki: Pki) -> None:
     binding = declared.get_bindings_dict()["bindings"][0]
     assert binding["type"] == "timerTrigger" and binding["name"] == "timer"
     assert binding["runOnStartup"] is False
-    assert binding["schedule"] == function_app.settings.expiry_check_schedule
+    assert binding["schedule"] == function_app.startup.expiry_check_schedule
 
     env = {**os.environ, "TRUSTED_CA_CERTS": pki.trust_bundle,
            "STORAGE_CONNECTION_STRING": "UseDevelopmentStorage=true",

@@ -158,8 +158,25 @@ def test_site_config_is_locked_down(site: Bicep) -> None:
     assert config["ftpsState"] == "Disabled"
     assert config["http20Enabled"] is False
     assert config["remoteDebuggingEnabled"] is False
-    assert config["linuxFxVersion"] == "Python|3.11"
+    assert config["linuxFxVersion"] == "Python|${pythonVersion}"
     assert config["healthCheckPath"] == "/api/health"
+
+
+def test_python_version_is_a_parameter_azd_and_make_package_share(function_app: Bicep) -> None:
+    """3.11 or 3.12, default 3.12, in main.bicep and the module; the deployed value is an
+    output, so azd's hook builds the package's wheels for it (test_package checks the zip)."""
+    main = parse(INFRA / "main.bicep")
+    for template in (main, function_app):
+        parameter = template["parameters"]["pythonVersion"]
+        assert parameter["default"] == "3.12"
+        allowed = next(d["argument"] for d in parameter["decorators"] if d["type"] == "allowed")
+        assert allowed == ["3.11", "3.12"]
+    module = main["modules"]["functionApp"]["config"]["params"]
+    assert module["pythonVersion"] == "pythonVersion"
+    assert main["outputs"]["PYTHON_VERSION"]["value"] == "pythonVersion"
+    parameters = json.loads((INFRA / "main.parameters.json").read_text())["parameters"]
+    assert parameters["pythonVersion"]["value"] == "${CERTSAS_PYTHON_VERSION=3.12}"
+    assert "\nPYTHON_VERSION ?= 3.12\n" in (REPO_ROOT / "Makefile").read_text()
 
 
 def test_site_runs_as_user_assigned_identity(site: Bicep) -> None:

@@ -9,15 +9,18 @@ file and as the Bicep composes it. The Bicep is read with pycep, as in test_infr
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
 import re
 import subprocess
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import duckdb_kql
 import pytest
 from antlr4 import CommonTokenStream, InputStream  # type: ignore[import-untyped]
 from antlr4.error.ErrorListener import ErrorListener  # type: ignore[import-untyped]
@@ -28,7 +31,7 @@ from kusto_query_language_parser.parse_tools.KqlParser import (  # type: ignore[
     KqlParser,
 )
 
-from certsas import errors, expiry
+from certsas import errors, expiry, runtime
 from certsas.audit import Decision, log_decision
 from certsas.devtools.pki import CertificateAuthority
 from certsas.registry import Registration
@@ -48,6 +51,7 @@ QUERIES = INFRA / "queries"
 OPERATIONS_DOC = INFRA.parent / "docs" / "operations.md"
 
 DECISION_PREFIX = "certsas decision "
+STARTUP_PREFIX = "certsas startup "
 
 
 # SPEC §1 codes the code defines, plus internal_error, which the change that logs a decision
@@ -129,6 +133,27 @@ def decision_fields() -> set[str]:
     return set(fields)
 
 
+@contextlib.contextmanager
+def records_of(name: str) -> Iterator[list[logging.LogRecord]]:
+    """Every record the logger ``name`` emits inside the block, whatever its level."""
+    captured: list[logging.LogRecord] = []
+
+    class Capture(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            captured.append(record)
+
+    handler = Capture()
+    target = logging.getLogger(name)
+    target.addHandler(handler)
+    level = target.level
+    target.setLevel(logging.DEBUG)
+    try:
+        yield captured
+    finally:
+        target.removeHandler(handler)
+        target.setLevel(level)
+
+
 def expiry_line_fields() -> dict[str, set[str]]:
     """The fields of each expiry line (SPEC §5a), from lines the expiry check really logs."""
     now = datetime.now(UTC)
@@ -138,27 +163,16 @@ def expiry_line_fields() -> dict[str, set[str]]:
     def broken() -> list[Any]:
         raise RuntimeError("storage down")
 
-    captured: list[logging.LogRecord] = []
-
-    class Capture(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            captured.append(record)
-
     # A registration whose successor is registered: the line that names the successor.
     current = CertificateAuthority.root("monitoring test CA").issue(
         "monitored", not_after=now + timedelta(days=3))
     old = Registration.for_certificate(current.certificate, container="reports")
     new = dataclasses.replace(old, thumbprint="AB" * 32, rotated_from=old.thumbprint)
 
-    handler = Capture()
-    expiry_logger = logging.getLogger("certsas.expiry")
-    expiry_logger.addHandler(handler)
-    try:
+    with records_of("certsas.expiry") as captured:
         expiry.check(lambda: [], [anchor], now=now, warning_days=30)
         expiry.check(lambda: [old, new], [], now=now, warning_days=30)
         expiry.check(broken, [], now=now, warning_days=30)
-    finally:
-        expiry_logger.removeHandler(handler)
     fields: dict[str, set[str]] = {}
     for record in captured:
         event, _, text = record.getMessage().removeprefix("certsas ").partition(" ")
@@ -167,9 +181,23 @@ def expiry_line_fields() -> dict[str, set[str]]:
     return fields
 
 
+def startup_line_fields() -> dict[str, set[str]]:
+    """The fields of the start-up line (certsas.runtime), usable and misconfigured."""
+    with records_of("certsas.runtime") as captured:
+        runtime.log_startup(runtime.read_startup({}))  # no settings at all: misconfigured
+        runtime.log_startup(runtime.Startup(None, (), "0 0 6 * * *"))
+    fields: set[str] = set()
+    for record in captured:
+        message = record.getMessage()
+        assert message.startswith(STARTUP_PREFIX), message
+        fields.update(json.loads(message[len(STARTUP_PREFIX):]))
+    assert len(captured) == 2 and "status" in fields
+    return {STARTUP_PREFIX: fields}
+
+
 @pytest.fixture(scope="module")
 def line_fields(decision_fields: set[str]) -> dict[str, set[str]]:
-    return {DECISION_PREFIX: decision_fields, **expiry_line_fields()}
+    return {DECISION_PREFIX: decision_fields, **expiry_line_fields(), **startup_line_fields()}
 
 
 def known_values() -> set[str]:
@@ -330,15 +358,102 @@ def test_every_query_file_is_used() -> None:
 
 # --- alert rules --------------------------------------------------------------------------
 
-def test_the_silent_expiry_check_rule_waits_two_hours_before_it_fires(alerts: Bicep) -> None:
+def test_the_silent_expiry_check_rule_reads_two_days(alerts: Bicep) -> None:
     rules = dict(declared(alerts, "Microsoft.Insights/scheduledQueryRules"))
-    (criterion,) = rules["expiryCheckSilent"]["properties"]["criteria"]["allOf"]
-    assert criterion["failingPeriods"] == {"numberOfEvaluationPeriods": 2,
-                                           "minFailingPeriodsToAlert": 2}
+    props = rules["expiryCheckSilent"]["properties"]
+    # The query's own lookbacks (26 hours, and the witness before that) fit in what the rule
+    # lets it read; one failing evaluation fires, the query carrying the condition.
+    assert props["overrideQueryTimeRange"] == "P2D"
+    (criterion,) = props["criteria"]["allOf"]
+    assert criterion["failingPeriods"] == {"numberOfEvaluationPeriods": 1,
+                                           "minFailingPeriodsToAlert": 1}
     query = (QUERIES / "alert-expiry-check-silent.kql").read_text()
-    # It counts the summary line the expiry check really writes (tested above), and fires
-    # on zero.
-    assert '"certsas expiry-summary "' in query and "summaries == 0" in query
+    assert "let lookback = 26h;" in query and "summaries == 0" in query
+
+
+# --- the silent-check rule on fixture tables (issue 18, item 16) --------------------------
+# The query as deployed runs on DuckDB through duckdb-kql (KQL translated to SQL) against a
+# `traces` and a `requests` table per case; `now` is the rule's evaluation time.
+
+STARTUP_LINE = STARTUP_PREFIX + json.dumps({"status": "ok", "python": "3.12.1",
+                                            "expiry_check_schedule": "0 0 6 * * *"})
+SUMMARY_LINE = "certsas expiry-summary " + json.dumps(
+    {"read": 4, "unreadable": 0, "expiring": 1, "expired": 0})
+DECISION_LINE = DECISION_PREFIX + json.dumps({"request_id": "r1", "outcome": "issued"})
+# Health check pings (requests), thinned to one every 7 minutes to keep the tables small.
+PINGED_FOR_TWO_DAYS = [minutes / 60 for minutes in range(0, 48 * 60, 7)]
+
+
+def silent_rule_rows(alerts: Bicep, traces: list[tuple[float, str]],
+                     requests: list[float]) -> list[tuple[Any, ...]]:
+    """Rows the rule's query returns (any row fires) over fixture tables: (hours ago, message)
+    and the hours ago of each request served; only the last two days, as the rule reads."""
+    rule = dict(declared(alerts, "Microsoft.Insights/scheduledQueryRules"))["expiryCheckSilent"]
+    query = render(alerts, rule["properties"]["criteria"]["allOf"][0]["query"])
+    connection = duckdb_kql.connect()
+    connection.sql("CREATE TABLE traces (timestamp TIMESTAMPTZ, message VARCHAR)")
+    connection.sql("CREATE TABLE requests (timestamp TIMESTAMPTZ, name VARCHAR)")
+    for hours, message in traces:
+        if hours <= 48:
+            connection.execute("INSERT INTO traces VALUES (now() - to_seconds(?), ?)",
+                               [int(hours * 3600), message])
+    for hours in requests:
+        if hours <= 48:
+            connection.execute("INSERT INTO requests VALUES (now() - to_seconds(?), 'health')",
+                               [int(hours * 3600)])
+    rows: list[tuple[Any, ...]] = duckdb_kql.kql(connection, query).fetchall()
+    return rows
+
+
+# (case, traces as (hours ago, line), requests as hours ago, fires)
+SILENT_CASES: list[tuple[str, list[tuple[float, str]], list[float], bool]] = [
+    ("first deployment, 3 hours old, no scheduled run yet",
+     [(3, STARTUP_LINE), (1, DECISION_LINE)], [h for h in PINGED_FOR_TWO_DAYS if h < 3],
+     False),
+    ("first deployment, 20 hours old, the 06:00 run not reached",
+     [(20, STARTUP_LINE)], [h for h in PINGED_FOR_TWO_DAYS if h < 20], False),
+    ("a day and a half old, never reported: the timer does not run",
+     [(36, STARTUP_LINE)], [h for h in PINGED_FOR_TWO_DAYS if h < 36], True),
+    ("running for days, reported 5 hours ago",
+     [(29, SUMMARY_LINE), (5, SUMMARY_LINE), (2, DECISION_LINE)], PINGED_FOR_TWO_DAYS,
+     False),
+    ("running for days, the summary 25 hours ago still in time",
+     [(25, SUMMARY_LINE)], PINGED_FOR_TWO_DAYS, False),
+    ("running for days, the timer stopped 30 hours ago",
+     [(30, SUMMARY_LINE), (3, DECISION_LINE)], PINGED_FOR_TWO_DAYS, True),
+    ("running for a week, the timer stopped days ago, the app idle but pinged",
+     [], PINGED_FOR_TWO_DAYS, True),
+    ("restarted 2 hours ago after running for days, the timer stopped",
+     [(2, STARTUP_LINE), (40, STARTUP_LINE)], [], True),
+    ("restarted 2 hours ago, reported 10 hours ago",
+     [(2, STARTUP_LINE), (10, SUMMARY_LINE), (40, STARTUP_LINE)], [], False),
+    ("the app not running at all (the health-check alert's case)", [], [], False),
+]
+
+
+@pytest.mark.parametrize(("case", "traces", "requests", "fires"), SILENT_CASES,
+                         ids=[case[0] for case in SILENT_CASES])
+def test_the_silent_check_rule_fires_only_once_a_summary_is_owed(
+        alerts: Bicep, case: str, traces: list[tuple[float, str]], requests: list[float],
+        fires: bool) -> None:
+    rows = silent_rule_rows(alerts, traces, requests)
+    assert bool(rows) == fires, (case, rows)
+    if fires:
+        ((summaries, _read, running_since),) = rows
+        assert summaries == 0 and running_since is not None
+
+
+def test_the_rule_before_this_change_fired_on_a_first_deployment(alerts: Bicep) -> None:
+    """The fixture harness can tell the two apart: the old query fires on a 3-hour-old app."""
+    old = ('traces\n| where message startswith "certsas expiry-summary "\n'
+           "| extend s = parse_json(substring(message, 23))\n"
+           "| summarize summaries = count(), registrations_read = max(toint(s.read))\n"
+           "| where summaries == 0")
+    connection = duckdb_kql.connect()
+    connection.sql("CREATE TABLE traces (timestamp TIMESTAMPTZ, message VARCHAR)")
+    connection.execute("INSERT INTO traces VALUES (now() - INTERVAL 3 HOUR, ?)", [STARTUP_LINE])
+    assert duckdb_kql.kql(connection, old).fetchall() == [(0, None)]
+    assert silent_rule_rows(alerts, [(3, STARTUP_LINE)], [1.0]) == []
 
 
 def test_the_expiry_alert_leaves_out_a_registration_whose_successor_is_registered(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import re
 import shutil
 import subprocess
 import sys
@@ -148,13 +149,18 @@ def test_no_cli_or_dev_tool_ships_and_the_runtime_does_not_need_them(tmp_path: P
     with zipfile.ZipFile(tmp_path / "certsas.zip") as archive:
         archive.extractall(tmp_path / "site")
     probe = ("import function_app, sys; "
-             "assert not [m for m in sys.modules if m.startswith(('certsas.cli', 'certsas.devtools'))]")
+             "wings = [m for m in sys.modules if m.split('.')[:2] in "
+             "(['certsas', 'cli'], ['certsas', 'devtools'])]; "
+             "assert not wings, wings; "
+             "print(sorted(f.get_function_name() for f in function_app.app.get_functions()))")
     env = {"PATH": "/usr/bin:/bin", "TRUSTED_CA_CERTS": "", "PYTHONNOUSERSITE": "1"}
     done = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path / "site", env=env,
                           capture_output=True, text=True, check=False)
-    # Settings are checked at import: with none, the app must fail on them, not on a module.
-    assert "ConfigurationError" in done.stderr and "TRUSTED_CA_CERTS" in done.stderr
+    assert done.returncode == 0, done.stderr
     assert "ModuleNotFoundError" not in done.stderr
+    # With no settings the app still indexes every function, and says why it is unusable.
+    assert done.stdout.strip() == "['expiry_check', 'health', 'token']"
+    assert "certsas startup " in done.stderr and "TRUSTED_CA_CERTS" in done.stderr
 
 
 def test_funcignore_lets_through_exactly_what_the_package_ships(tmp_path: Path) -> None:
@@ -207,3 +213,87 @@ def test_an_untracked_function_app_is_missing(tmp_path: Path) -> None:
                             capture_output=True, text=True, check=False)
     assert result.returncode == 1
     assert "missing function_app.py" in result.stderr
+
+
+# --- make package: Python and git only, wheels for the app's Python (issue 18, 15 and 17) ---
+
+def bicep_python_versions() -> tuple[str, tuple[str, ...]]:
+    """The default and allowed values of pythonVersion, the same in main.bicep and the module
+    that sets linuxFxVersion from it."""
+    found = set()
+    for path in (ROOT / "infra" / "main.bicep", ROOT / "infra" / "app" / "function.bicep"):
+        text = path.read_text()
+        declared = re.search(r"@allowed\(\[\s*((?:'[\d.]+'\s*)+)\]\)\s*param pythonVersion string "
+                             r"= '([\d.]+)'", text)
+        assert declared, path
+        found.add((declared.group(2), tuple(re.findall(r"'([\d.]+)'", declared.group(1)))))
+    assert "linuxFxVersion: 'Python|${pythonVersion}'" in (
+        ROOT / "infra" / "app" / "function.bicep").read_text()
+    ((default, allowed),) = found
+    return default, allowed
+
+
+def make_package(root: Path, tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """`make package` with nothing on PATH but git and make: no npm, no node, no venv."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    for tool in ("git", "make"):
+        found = shutil.which(tool)
+        assert found, tool
+        (bin_dir / tool).unlink(missing_ok=True)
+        (bin_dir / tool).symlink_to(found)
+    path = str(bin_dir)
+    assert shutil.which("npm", path=path) is None and shutil.which("node", path=path) is None
+    env = {"PATH": path, "HOME": str(Path.home()), "PYTHON": sys.executable}
+    return subprocess.run(["make", "package", *args], cwd=root, env=env, capture_output=True,
+                          text=True, timeout=600, check=False)
+
+
+def compiled_versions(archive: zipfile.ZipFile) -> tuple[set[str], set[str]]:
+    """The CPython tags of the zip's extension modules, and of its wheels' WHEEL files."""
+    modules = {m.group(1) for name in archive.namelist()
+               if (m := re.search(r"\.(cpython-\d+|abi3)[-\w]*\.so$", name))}
+    tags = set()
+    for name in archive.namelist():
+        if name.endswith(".dist-info/WHEEL"):
+            for line in archive.read(name).decode().splitlines():
+                if line.startswith("Tag: "):
+                    tags.add(line[len("Tag: "):])
+    return modules, tags
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("requested", [None, "3.11"], ids=["bicep-default", "3.11"])
+def test_make_package_without_node_builds_wheels_for_the_apps_python(
+        project: Path, tmp_path: Path, requested: str | None) -> None:
+    default, allowed = bicep_python_versions()
+    assert (default, allowed) == (build_package.DEFAULT_PYTHON_VERSION,
+                                  build_package.PYTHON_VERSIONS)
+    assert f"PYTHON_VERSION ?= {default}\n" in (ROOT / "Makefile").read_text()
+    version = requested or default
+    assert version in allowed
+    done = make_package(project, tmp_path, *([f"PYTHON_VERSION={requested}"] if requested else []))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"for Python {version}" in done.stdout
+    # Nothing of the dev environment was made on the way.
+    assert not (project / ".venv").exists() and not (project / "node_modules").exists()
+    with zipfile.ZipFile(project / "dist" / "certsas.zip") as archive:
+        modules, tags = compiled_versions(archive)
+    cp = "cp" + version.replace(".", "")
+    assert modules, "the package has extension modules (cryptography, cffi)"
+    assert modules <= {f"cpython-{cp[2:]}", "abi3"}, modules
+    assert f"cpython-{cp[2:]}" in modules
+    for tag in tags:
+        interpreter, abi, platform = tag.split("-")
+        assert platform == "any" or ("manylinux" in platform and platform.endswith("x86_64")), tag
+        if abi == "abi3":
+            assert interpreter.startswith("cp3") and int(interpreter[3:]) <= int(cp[3:]), tag
+        elif abi != "none":
+            assert (interpreter, abi) == (cp, cp), tag
+
+
+def test_an_unsupported_python_version_is_refused_before_any_download(
+        project: Path, tmp_path: Path) -> None:
+    done = make_package(project, tmp_path, "PYTHON_VERSION=3.12.7")
+    assert done.returncode != 0
+    assert "invalid choice: '3.12.7'" in done.stderr

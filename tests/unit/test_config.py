@@ -9,7 +9,7 @@ import pytest
 
 from certsas.accounts import AccountKeyAccess, ManagedIdentityAccess, parse_connection_string
 from certsas.config import RevocationMode, Settings
-from certsas.errors import ConfigurationError
+from certsas.errors import ConfigurationError, ConfigurationErrors
 from tests.support import ROOT
 from tests.support.pki import Pki
 
@@ -207,3 +207,50 @@ def test_the_sdk_gets_a_string_composed_of_checked_parts() -> None:
     assert parse_connection_string(
         f"AccountName=a;AccountKey={KEY};TableEndpoint=http://[::1]:10002/a/").table_endpoint \
         == "http://[::1]:10002/a"
+
+
+# --- every problem at once (issue 18, item 14) ----------------------------------------
+
+def test_every_problem_is_named_in_one_reading(pki: Pki) -> None:
+    reference = "@Microsoft.KeyVault(SecretUri=https://kv-x.vault.azure.net/secrets/s/0123)"
+    with pytest.raises(ConfigurationErrors) as caught:
+        Settings.from_env({
+            "TRUSTED_CA_CERTS": "",
+            "STORAGE_ACCOUNT_NAME": reference,
+            "CERT_TABLE_NAME": "bad-name",
+            "OCSP_TIMEOUT_SECONDS": "soon",
+            "CRL_URL": "ftp://x",
+            "SAS_MAX_TTL_MINUTES": "x",
+            "EXPIRY_CHECK_SCHEDULE": "daily",
+            "AUDIT_PARTITIONS": "0",
+        })
+    errors = caught.value
+    assert errors.settings == (
+        "TRUSTED_CA_CERTS", "STORAGE_ACCOUNT_NAME", "CERT_TABLE_NAME", "OCSP_TIMEOUT_SECONDS",
+        "CRL_URL", "SAS_MAX_TTL_MINUTES", "EXPIRY_CHECK_SCHEDULE", "AUDIT_PARTITIONS")
+    problems = {error.setting: error.problem for error in errors.errors}
+    assert "unresolved Key Vault reference" in problems["STORAGE_ACCOUNT_NAME"]
+    assert "is required" in problems["TRUSTED_CA_CERTS"]
+    text = str(errors)
+    for value in ("kv-x", "0123", "bad-name", "soon", "ftp://x", "daily"):
+        assert value not in text
+    # The first problem stays the error's own, as a single problem always was.
+    assert (errors.setting, str(errors).split(";")[0]) == (
+        "TRUSTED_CA_CERTS", str(errors.errors[0]))
+
+
+def test_no_setting_at_all_names_both_required_ones() -> None:
+    with pytest.raises(ConfigurationErrors) as caught:
+        Settings.from_env({})
+    assert caught.value.settings == ("TRUSTED_CA_CERTS", "STORAGE_ACCOUNT_NAME")
+
+
+def test_a_problem_in_a_group_does_not_hide_the_next_one(pki: Pki) -> None:
+    """Storage and revocation settings are read as groups; each member still counts."""
+    with pytest.raises(ConfigurationErrors) as caught:
+        Settings.from_env(env(pki, AUDIT_TABLE_NAME="no_", STORAGE_TIMEOUT_SECONDS="0",
+                              REVOCATION_MODE="maybe", REVOCATION_SOURCES="ocsp,ocsp",
+                              REVOCATION_BLOCKED_NETWORKS="nope"))
+    assert caught.value.settings == ("AUDIT_TABLE_NAME", "STORAGE_TIMEOUT_SECONDS",
+                                     "REVOCATION_MODE", "REVOCATION_SOURCES",
+                                     "REVOCATION_BLOCKED_NETWORKS")

@@ -8,7 +8,7 @@ import azure.functions as func
 import pytest
 
 from certsas import http
-from certsas.errors import ConfigurationError, ScopeNotAllowed
+from certsas.errors import ConfigurationError, ConfigurationErrors, ScopeNotAllowed
 
 
 def request(headers: dict[str, str] | None = None) -> func.HttpRequest:
@@ -47,10 +47,42 @@ def test_an_unexpected_error_is_a_bare_500(caplog: pytest.LogCaptureFixture) -> 
     assert "KeyError" in caplog.text and "secret" not in caplog.text
 
 
-def test_a_late_configuration_error_is_a_500_naming_no_setting() -> None:
-    status, body, _ = answer(ConfigurationError("TRUSTED_CA_CERTS", "is required"))
-    assert (status, body["error"]) == (500, "configuration_error")
-    assert "TRUSTED_CA_CERTS" not in body["message"]
+def test_unusable_settings_are_a_503_naming_the_settings_never_a_value(
+        caplog: pytest.LogCaptureFixture) -> None:
+    errors = ConfigurationErrors([
+        ConfigurationError("TRUSTED_CA_CERTS", "is required"),
+        ConfigurationError("STORAGE_ACCOUNT_NAME", "is an unresolved Key Vault reference"),
+        ConfigurationError("TRUSTED_CA_CERTS", "certificate 2 is not a CA"),
+    ])
+    status, body, response = answer(errors)
+    assert (status, body["error"]) == (503, "configuration_error")
+    assert "TRUSTED_CA_CERTS, STORAGE_ACCOUNT_NAME." in body["message"]
+    assert "Key Vault" not in body["message"]  # what is wrong is for the operator's log
+    assert response.headers["Cache-Control"] == "no-store"
+    # One decision line, as for every request (SPEC §1).
+    (decision,) = [r for r in caplog.records if r.getMessage().startswith("certsas decision ")]
+    fields = json.loads(decision.getMessage().removeprefix("certsas decision "))
+    assert (fields["outcome"], fields["error"], fields["request_id"]) == (
+        "refused", "configuration_error", "inv-1")
+
+
+def test_one_configuration_error_raised_late_is_a_503_too() -> None:
+    status, body, _ = answer(ConfigurationError("CRL_URL", "must be an http:// or https:// URL"))
+    assert (status, body["error"]) == (503, "configuration_error")
+    assert "CRL_URL" in body["message"]
+
+
+def test_any_endpoint_run_through_answer_gets_the_same_mapping() -> None:
+    """What POST /api/rotate does: its own call, the same failures, the same answers."""
+    info = http.request_info(request(), "inv-3")
+
+    def unusable() -> func.HttpResponse:
+        raise ConfigurationErrors([ConfigurationError("REVOCATION_MODE", "is not one of ...")])
+
+    response = http.answer(info, unusable)
+    assert response.status_code == 503
+    assert json.loads(response.get_body())["error"] == "configuration_error"
+    assert http.answer(info, lambda: http.json_response(201, {"a": 1})).status_code == 201
 
 
 @pytest.mark.parametrize(("headers", "expected"), [
@@ -73,3 +105,9 @@ def test_health_calls_nothing() -> None:
     response = http.health()
     assert (response.status_code, json.loads(response.get_body())) == (200, {"status": "ok"})
 
+
+
+def test_health_while_misconfigured_names_the_settings() -> None:
+    response = http.health(("TRUSTED_CA_CERTS", "STORAGE_ACCOUNT_NAME"))
+    assert (response.status_code, json.loads(response.get_body())) == (
+        503, {"status": "misconfigured", "settings": ["TRUSTED_CA_CERTS", "STORAGE_ACCOUNT_NAME"]})

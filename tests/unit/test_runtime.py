@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import logging
+import platform
+
 import pytest
 
 from certsas import runtime
 from certsas.config import Settings
 from certsas.crl.checker import CrlChecker
+from certsas.errors import ConfigurationErrors
 from certsas.ocsp.checker import OcspChecker
 from certsas.revocation import NotChecked, RevocationPolicy
 from certsas.sas import AccountKeySigner, UserDelegationSigner
@@ -49,3 +54,61 @@ def test_process_broker_is_built_once_from_the_environment(
         assert runtime.get_broker() is runtime.get_broker()
     finally:
         runtime.reset_broker()
+
+
+# --- a misconfigured app still starts (issue 18, item 14) -------------------------------
+
+def startup_lines(caplog: pytest.LogCaptureFixture) -> list[tuple[int, dict[str, object]]]:
+    prefix = "certsas startup "
+    return [(r.levelno, json.loads(r.getMessage()[len(prefix):])) for r in caplog.records
+            if r.name == "certsas.runtime" and r.getMessage().startswith(prefix)]
+
+
+def test_start_logs_every_problem_once_and_the_broker_getter_raises_them(
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    reference = "@Microsoft.KeyVault(SecretUri=https://kv-y.vault.azure.net/secrets/t/9)"
+    for name in ("TRUSTED_CA_CERTS", "STORAGE_CONNECTION_STRING", "STORAGE_ACCOUNT_NAME"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("STORAGE_ACCOUNT_NAME", reference)
+    monkeypatch.setenv("EXPIRY_CHECK_SCHEDULE", "every day")
+    runtime.reset_broker()
+    try:
+        startup = runtime.start()
+        assert startup.misconfigured == ("TRUSTED_CA_CERTS", "STORAGE_ACCOUNT_NAME",
+                                         "EXPIRY_CHECK_SCHEDULE")
+        # The timer still gets a valid schedule: SPEC §3's default.
+        assert startup.expiry_check_schedule == "0 0 6 * * *"
+        for _ in range(3):
+            with pytest.raises(ConfigurationErrors) as caught:
+                runtime.get_broker()
+            assert caught.value.settings == startup.misconfigured
+        assert runtime.start() is startup
+    finally:
+        runtime.reset_broker()
+    ((level, fields),) = startup_lines(caplog)  # once, however often asked
+    assert level == logging.ERROR
+    assert fields["status"] == "misconfigured"
+    assert fields["settings"] == list(startup.misconfigured)
+    assert fields["expiry_check_schedule"] == "0 0 6 * * *"
+    problems = {p["setting"]: p["problem"] for p in fields["problems"]}  # type: ignore[attr-defined]
+    assert "unresolved Key Vault reference" in problems["STORAGE_ACCOUNT_NAME"]
+    assert "kv-y" not in caplog.text and "every day" not in caplog.text
+
+
+def test_a_usable_start_is_one_info_line(monkeypatch: pytest.MonkeyPatch, pki: Pki,
+                                          caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setenv("TRUSTED_CA_CERTS", pki.trust_bundle)
+    monkeypatch.setenv("STORAGE_CONNECTION_STRING", "UseDevelopmentStorage=true")
+    monkeypatch.delenv("STORAGE_ACCOUNT_NAME", raising=False)
+    monkeypatch.setenv("EXPIRY_CHECK_SCHEDULE", "0 30 5 * * 1-5")
+    runtime.reset_broker()
+    try:
+        startup = runtime.start()
+        assert startup.settings is not None and startup.misconfigured == ()
+        assert runtime.settings() is startup.settings
+    finally:
+        runtime.reset_broker()
+    ((level, fields),) = startup_lines(caplog)
+    assert level == logging.INFO
+    assert fields == {"status": "ok", "python": platform.python_version(),
+                      "expiry_check_schedule": "0 30 5 * * 1-5"}
