@@ -15,17 +15,18 @@ from pathlib import Path
 from typing import Any, TypeAlias
 
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
-from cryptography import x509
 
 from certsas.accounts import AccountKeyAccess
 from certsas.cli import failures
 from certsas.cli.args import (
     container_arg,
+    days_arg,
     permissions_arg,
     positive_int,
     prefix_arg,
     thumbprint_arg,
 )
+from certsas.cli.certfile import read_certificate
 from certsas.cli.errors import CliError
 from certsas.cli.settings import PRECEDENCE_HELP, settings_env
 from certsas.cli.vetting import objections
@@ -73,15 +74,7 @@ def ensure_tables(clients: StorageClients) -> None:
 
 def cmd_register(args: argparse.Namespace) -> int:
     path = Path(args.cert)
-    try:
-        certificates = x509.load_pem_x509_certificates(path.read_bytes())
-    except OSError as exc:
-        raise CliError(f"cannot read {path}: {exc.strerror}") from None
-    except ValueError:
-        raise CliError(f"{path} is not a PEM certificate") from None
-    if len(certificates) != 1:
-        raise CliError(f"{path} holds {len(certificates)} certificates; register one at a time")
-    certificate = certificates[0]
+    certificate = read_certificate(path).certificate
     env = settings_env()
     anchors_pem = env.get("TRUSTED_CA_CERTS", "").strip()
     anchors = parse_trust_anchors(anchors_pem) if anchors_pem else ()
@@ -235,7 +228,7 @@ def add_commands(commands: Subparsers) -> None:
 
     listing = commands.add_parser("list", help="list registrations",
                                   description="List every registration.")
-    listing.add_argument("--expiring", type=positive_int, metavar="DAYS",
+    listing.add_argument("--expiring", type=days_arg, metavar="DAYS",
                          help="only those expiring within DAYS days or already expired")
     listing.add_argument("--json", action="store_true", help="one JSON array, for scripts")
     listing.set_defaults(func=cmd_list)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 
 from certsas.permissions import normalize_permissions
 from certsas.registry import prefix_problem
@@ -37,14 +38,38 @@ def prefix_arg(value: str) -> str:
     return value
 
 
-def positive_int(value: str) -> int:
+def whole_number(value: str) -> int:
     try:
-        number = int(value)
+        return int(value)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number") from None
+        raise argparse.ArgumentTypeError(f"{value[:40]!r} is not a whole number") from None
+
+
+def positive_int(value: str) -> int:
+    number = whole_number(value)
     if number < 1:
         raise argparse.ArgumentTypeError("must be at least 1")
     return number
+
+
+def int_between(lowest: int, highest: int, why: str = "") -> Callable[[str], int]:
+    """A whole number in ``lowest..highest``; ``why`` says where the ceiling comes from."""
+
+    def parse(value: str) -> int:
+        number = whole_number(value)
+        if not lowest <= number <= highest:
+            reason = f" ({why})" if why else ""
+            raise argparse.ArgumentTypeError(
+                f"{number} is not between {lowest} and {highest}{reason}")
+        return number
+
+    return parse
+
+
+# A hundred years: longer than any certificate lives, and far inside datetime's range
+# (``list --expiring 99999999`` once ended in an OverflowError traceback).
+MAX_DAYS = 36500
+days_arg = int_between(1, MAX_DAYS, "a hundred years")
 
 
 def port(value: str) -> int:

@@ -31,6 +31,10 @@ from certsas.storage import StorageClients
 
 _AGO = re.compile(r"(\d{1,6})([mhd])")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days"}
+# Edm.DateTime's range (Microsoft, "Understanding the Table service data model"), less the
+# last day, whose day-after bounds a query's partition keys.
+EARLIEST = datetime(1601, 1, 1, tzinfo=UTC)
+LATEST = datetime(9999, 12, 31, tzinfo=UTC)
 
 # Only what the listing shows: no need to move more over the wire.
 COLUMNS = ("IssuedAt", "RequestId", "Thumbprint", "Subject", "Container", "Blob", "Permissions",
@@ -46,7 +50,16 @@ class When:
     at: datetime | None = None
 
     def resolve(self, now: datetime) -> datetime:
-        return self.at if self.at is not None else now - (self.ago or timedelta(0))
+        """The instant meant, or ValueError when Table storage holds no such time."""
+        try:
+            at = self.at if self.at is not None else now - (self.ago or timedelta(0))
+        except OverflowError:  # ``999999d`` ago is before the year 1
+            raise ValueError(f"that is before {iso(EARLIEST)}, the earliest time Table "
+                             "storage holds") from None
+        if not EARLIEST <= at <= LATEST:
+            raise ValueError(f"{iso(at)} is outside what Table storage holds "
+                             f"({iso(EARLIEST)} to {iso(LATEST)})")
+        return at
 
 
 def when_arg(value: str) -> When:
@@ -60,7 +73,10 @@ def when_arg(value: str) -> When:
         raise argparse.ArgumentTypeError(
             f"{value[:40]!r} is not a time: use 24h, 90m, 7d, 2026-11-01 or "
             "2026-11-01T12:00:00Z") from None
-    return When(at=at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC))
+    try:
+        return When(at=at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC))
+    except OverflowError:  # 0001-01-01T00:00+01:00 is in the year 0
+        raise argparse.ArgumentTypeError(f"{value[:40]!r} is outside the calendar") from None
 
 
 @dataclass(frozen=True)
@@ -128,7 +144,10 @@ def table_lines(records: Iterable[dict[str, Any]]) -> Iterator[str]:
 
 def cmd_audit(args: argparse.Namespace) -> int:
     now = system_clock()
-    since, until = args.since.resolve(now), (args.until or When()).resolve(now)
+    try:
+        since, until = args.since.resolve(now), (args.until or When()).resolve(now)
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
     if until <= since:
         raise CliError(f"--until ({iso(until)}) is not after --since ({iso(since)})")
     env = settings_env()

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives import hashes
 
+from tests.support import certforge
 from tests.support.azurite import Azurite, free_port
 from tests.support.cli import run
+from tests.support.pki import Pki
 from tests.support.served import CONTAINER, DevFiles, Served
 
 
@@ -87,7 +90,8 @@ def test_register_refuses_bad_files(capsys: pytest.CaptureFixture[str], files: D
     two = tmp_path / "two.pem"
     two.write_bytes(files.path("client.pem").read_bytes() * 2)
     cases = {
-        str(files.path("client.key")): f"{files.path('client.key')} is not a PEM certificate",
+        str(files.path("client.key")): f"{files.path('client.key')} holds no PEM certificate "
+                                       "(a key or a request?)",
         str(two): f"{two} holds 2 certificates; register one at a time",
         str(tmp_path / "none.pem"): f"cannot read {tmp_path / 'none.pem'}: No such file or "
                                     "directory",
@@ -95,6 +99,24 @@ def test_register_refuses_bad_files(capsys: pytest.CaptureFixture[str], files: D
     for path, message in cases.items():
         code, out, err = run(capsys, "register", path, "--container", "reports")
         assert (code, out, err) == (1, [], f"certsas register: error: {message}\n")
+
+
+def test_out_of_range_numbers_and_unparseable_fields_are_one_line(
+        capsys: pytest.CaptureFixture[str], pki: Pki, tmp_path: Path) -> None:
+    """SPEC §6: never a traceback (each of these once ended in one)."""
+    code, out, err = run(capsys, "list", "--expiring", "99999999")
+    assert (code, out) == (2, [])
+    assert err.splitlines()[-1] == ("certsas list: error: argument --expiring: 99999999 is "
+                                    "not between 1 and 36500 (a hundred years)")
+    odd = tmp_path / "odd.pem"
+    odd.write_bytes(b"-----BEGIN CERTIFICATE-----\n"
+                    + base64.encodebytes(certforge.duplicate_extension(pki.issuing))
+                    + b"-----END CERTIFICATE-----\n")
+    code, out, err = run(capsys, "register", str(odd), "--container", "reports", "--force")
+    assert (code, out) == (1, [])
+    assert err == (f"certsas register: error: {odd}: an extension does not parse; the app "
+                   "refuses it as client_certificate_malformed, so it cannot be registered, "
+                   "even with --force\n")
 
 
 def test_register_refuses_bad_arguments(capsys: pytest.CaptureFixture[str],

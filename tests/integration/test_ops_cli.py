@@ -217,6 +217,16 @@ def test_bad_audit_arguments_are_one_line(capsys: pytest.CaptureFixture[str],
     assert code == 2 and "'last week' is not a time" in err
     code, _, err = run(capsys, "audit", "--container", "Bad_Name")
     assert code == 2
+    # Out of the calendar or of what Table storage holds: one line, never a traceback.
+    code, _, err = run(capsys, "audit", "--since", "999999d")
+    assert (code, err) == (1, "certsas audit: error: that is before 1601-01-01T00:00:00Z, the "
+                              "earliest time Table storage holds\n")
+    code, _, err = run(capsys, "audit", "--until", "9999-12-31T12:00:00Z")
+    assert (code, err) == (1, "certsas audit: error: 9999-12-31T12:00:00Z is outside what "
+                              "Table storage holds (1601-01-01T00:00:00Z to "
+                              "9999-12-31T00:00:00Z)\n")
+    code, _, err = run(capsys, "audit", "--since", "0001-01-01T00:00:00+01:00")
+    assert code == 2 and "'0001-01-01T00:00:00+01:00' is outside the calendar" in err
 
 
 def test_a_missing_audit_table_is_named(capsys: pytest.CaptureFixture[str], stack: Stack,
