@@ -29,6 +29,7 @@ from certsas.cli.args import (
 from certsas.cli.certfile import read_certificate
 from certsas.cli.errors import CliError
 from certsas.cli.settings import PRECEDENCE_HELP, settings_env
+from certsas.cli.text import printable
 from certsas.cli.vetting import objections
 from certsas.clock import iso, system_clock
 from certsas.config import StorageSettings, parse_trust_anchors
@@ -105,7 +106,7 @@ def cmd_register(args: argparse.Namespace) -> int:
                        ) from None
     print(f"{'replaced' if args.replace else 'registered'} {registration.thumbprint}")
     for problem in problems:
-        print(f"  forced past: {problem}")
+        print(f"  forced past: {printable(problem)}")
     if certificate.not_valid_before_utc > now:
         print(f"  not valid until {iso(certificate.not_valid_before_utc)}: the app refuses it "
               "until then (certificate_expired)")
@@ -120,8 +121,8 @@ def cmd_list(args: argparse.Namespace) -> int:
     registrations: list[Registration] = []
     for item in registry_from_env(settings_env()).scan():
         if isinstance(item, Unreadable):
-            print(f"certsas list: warning: {item.thumbprint} cannot be read ({item.reason})",
-                  file=sys.stderr)
+            print(f"certsas list: warning: {printable(item.thumbprint)} cannot be read "
+                  f"({printable(item.reason)})", file=sys.stderr)
         else:
             registrations.append(item)
     if args.expiring is not None:
@@ -141,9 +142,9 @@ def cmd_list(args: argparse.Namespace) -> int:
           f"{'NOT AFTER':<20} {'DAYS':>5}  SUBJECT")
     for r in registrations:
         print(f"{r.thumbprint:<64}  {'yes' if r.enabled else 'no':<3} "
-              f"{(r.container + '/' + r.prefix if r.prefix else r.container):<20} "
+              f"{printable(r.container + '/' + r.prefix if r.prefix else r.container):<20} "
               f"{r.permissions:<6} {iso(r.not_after):<20} {days_left(r.not_after, now):>5}  "
-              f"{r.subject}")
+              f"{printable(r.subject)}")
     print(f"{len(registrations)} registration(s)")
     return 0
 
@@ -199,7 +200,7 @@ def _print_registration(r: Registration) -> None:
         ("enabled", "yes" if r.enabled else "no"), ("description", r.description),
     ]
     for label, value in rows:
-        print(f"  {label:<12} {value}")
+        print(f"  {label:<12} {printable(value)}")
 
 
 def add_commands(commands: Subparsers) -> None:

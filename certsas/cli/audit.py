@@ -25,6 +25,7 @@ from certsas.cli.admin import Subparsers, registry_from_env
 from certsas.cli.args import container_arg, thumbprint_arg
 from certsas.cli.errors import CliError
 from certsas.cli.settings import settings_env
+from certsas.cli.text import printable
 from certsas.clock import iso, system_clock
 from certsas.config import StorageSettings
 from certsas.storage import StorageClients
@@ -136,10 +137,12 @@ def as_json(entity: dict[str, Any]) -> dict[str, Any]:
 def table_lines(records: Iterable[dict[str, Any]]) -> Iterator[str]:
     yield (f"{'ISSUED':<20} {'THUMBPRINT (SHA-256)':<64} {'CONTAINER':<20} {'BLOB':<24} "
            f"{'PERM':<5} {'EXPIRES':<20} {'REQUEST':<36} SUBJECT")
-    for r in records:
-        yield (f"{r['issued_at']:<20} {r['thumbprint'] or '':<64} {r['container'] or '':<20} "
-               f"{r['blob'] or '(container)':<24} {r['permissions'] or '':<5} "
-               f"{r['expires_on'] or '':<20} {r['request_id'] or '':<36} {r['subject'] or ''}")
+    for record in records:
+        # A record is what the table holds: whoever could write to it chose these strings.
+        r = {name: printable(str(value)) if value else "" for name, value in record.items()}
+        yield (f"{r['issued_at']:<20} {r['thumbprint']:<64} {r['container']:<20} "
+               f"{r['blob'] or '(container)':<24} {r['permissions']:<5} "
+               f"{r['expires_on']:<20} {r['request_id']:<36} {r['subject']}")
 
 
 def cmd_audit(args: argparse.Namespace) -> int:

@@ -235,3 +235,30 @@ def test_a_missing_audit_table_is_named(capsys: pytest.CaptureFixture[str], stac
     code, _, err = run(capsys, "audit")
     assert (code, err.strip()) == (
         1, "certsas audit: error: audit table NoSuchAuditTable does not exist")
+
+
+# --- text from certificates and operators -------------------------------------------------
+
+HOSTILE_CN = "evil\x1b]0:pwned\x07\x1b[2J\u202elanigiro"
+HOSTILE_NOTE = "note\x9b31m\r\u2066"
+
+
+def test_control_characters_are_escaped_in_text_and_exact_in_json(
+        capsys: pytest.CaptureFixture[str], stack: Stack, pki: Pki) -> None:
+    """SPEC §6: a subject or description cannot repaint the operator's terminal."""
+    client = pki.issuing.issue(HOSTILE_CN)
+    registration = stack.register(client, description=HOSTILE_NOTE)
+    assert stack.token(client).status == 200
+    shown_cn = "evil\\x1b]0:pwned\\x07\\x1b[2J\\u202elanigiro"
+    for argv in (("show", registration.thumbprint), ("list",), ("audit",)):
+        code, out, err = run(capsys, *argv)
+        text = "\n".join(out) + err
+        assert code == 0, err
+        assert all(line.isprintable() for line in out), text
+        assert f"CN={shown_cn}" in text, text
+    show = run(capsys, "show", registration.thumbprint)[1]
+    assert "  description  note\\x9b31m\\x0d\\u2066" in show
+    assert run_json(capsys, "list")[0]["description"] == HOSTILE_NOTE
+    assert run_json(capsys, "list")[0]["subject"] == registration.subject
+    assert run_json(capsys, "audit")[0]["subject"] == registration.subject
+    assert registration.subject.startswith(f"CN={HOSTILE_CN},")
