@@ -19,11 +19,14 @@ from azure.core.exceptions import HttpResponseError, ResourceExistsError, Resour
 from certsas.accounts import AccountKeyAccess
 from certsas.cli import failures
 from certsas.cli.args import (
+    DEFAULT_MAX_TTL_MINUTES,
+    MAX_TTL_HELP,
     container_arg,
     days_arg,
+    max_ttl_minutes_arg,
     permissions_arg,
-    positive_int,
     prefix_arg,
+    service_ttl_cap,
     thumbprint_arg,
 )
 from certsas.cli.certfile import read_certificate
@@ -111,6 +114,10 @@ def cmd_register(args: argparse.Namespace) -> int:
         print(f"  not valid until {iso(certificate.not_valid_before_utc)}: the app refuses it "
               "until then (certificate_expired)")
     _print_registration(registration)
+    cap = service_ttl_cap(env)
+    if cap is not None and registration.max_ttl_minutes > cap:
+        print(f"  note: SAS_MAX_TTL_MINUTES is {cap} in these settings: where the app's is "
+              f"too, tokens live at most {cap} minutes, not {registration.max_ttl_minutes}")
     return 0
 
 
@@ -218,7 +225,8 @@ def add_commands(commands: Subparsers) -> None:
     register.add_argument("--container", required=True, type=container_arg)
     register.add_argument("--permissions", default="rl", type=permissions_arg,
                           help="SAS letters from racwdl (default: rl)")
-    register.add_argument("--max-ttl-minutes", default=60, type=positive_int)
+    register.add_argument("--max-ttl-minutes", default=DEFAULT_MAX_TTL_MINUTES,
+                          type=max_ttl_minutes_arg, metavar="N", help=MAX_TTL_HELP)
     register.add_argument("--prefix", default="", type=prefix_arg,
                           help="only blobs in this folder (ends with '/', e.g. tenant-a/)")
     register.add_argument("--description", default="")

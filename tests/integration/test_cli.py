@@ -119,6 +119,29 @@ def test_out_of_range_numbers_and_unparseable_fields_are_one_line(
                    "even with --force\n")
 
 
+@pytest.mark.usefixtures("storage")
+def test_a_lifetime_no_token_can_have_is_refused_and_one_above_the_setting_noted(
+        capsys: pytest.CaptureFixture[str], files: DevFiles,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    cert = str(files.path("client.pem"))
+    code, out, err = run(capsys, "register", cert, "--container", "reports",
+                         "--max-ttl-minutes", "5000")
+    assert (code, out) == (2, [])
+    assert err.splitlines()[-1] == (
+        "certsas register: error: argument --max-ttl-minutes: 5000 is not between 1 and 1440 "
+        "(no token lives longer: SAS_MAX_TTL_MINUTES is at most 1440)")
+    monkeypatch.setenv("SAS_MAX_TTL_MINUTES", "90")
+    code, out, _ = run(capsys, "register", cert, "--container", "reports",
+                       "--max-ttl-minutes", "1440")
+    assert code == 0 and "  max ttl      1440 minutes" in out
+    assert out[-1] == ("  note: SAS_MAX_TTL_MINUTES is 90 in these settings: where the app's "
+                       "is too, tokens live at most 90 minutes, not 1440")
+    monkeypatch.delenv("SAS_MAX_TTL_MINUTES")
+    code, out, _ = run(capsys, "register", cert, "--container", "reports", "--replace",
+                       "--max-ttl-minutes", "60")
+    assert code == 0 and not any("note:" in line for line in out)
+
+
 def test_register_refuses_bad_arguments(capsys: pytest.CaptureFixture[str],
                                         files: DevFiles) -> None:
     cert = str(files.path("client.pem"))
