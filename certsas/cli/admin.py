@@ -21,6 +21,7 @@ from certsas.cli import failures
 from certsas.cli.args import (
     DEFAULT_MAX_TTL_MINUTES,
     MAX_TTL_HELP,
+    THUMBPRINT_HELP,
     container_arg,
     days_arg,
     max_ttl_minutes_arg,
@@ -42,6 +43,12 @@ from certsas.storage import StorageClients
 
 Command = Callable[[argparse.Namespace], int]
 Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
+DEFAULT_REGISTRY_CACHE_SECONDS = 30
+DISABLE_HELP = (
+    "Disable a registration: the app refuses its certificate (certificate_not_registered) "
+    "once each instance's cached registry read expires, within REGISTRY_CACHE_SECONDS "
+    "(default 30). Tokens already issued stay valid until they expire; `certsas "
+    "revoke-tokens` makes every token issued so far useless (SPEC §2b).")
 
 
 def registry_from_env(env: Mapping[str, str], *, create_tables: bool = False) -> TableRegistry:
@@ -177,22 +184,40 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 def _set_enabled(enabled: bool) -> Command:
     def command(args: argparse.Namespace) -> int:
+        env = settings_env()
         try:
-            changed = registry_from_env(settings_env()).set_enabled(args.thumbprint, enabled)
+            changed = registry_from_env(env).set_enabled(args.thumbprint, enabled)
         except KeyError:
             raise CliError(f"{args.thumbprint} is not registered") from None
         print(f"{'enabled' if enabled else 'disabled'} {changed.thumbprint}")
+        if not enabled:
+            for line in _still_working(changed, env):
+                print(f"  {line}")
         return 0
 
     return command
 
 
+def _still_working(r: Registration, env: Mapping[str, str]) -> list[str]:
+    """What ``disable`` does not stop: the cached registry reads and the tokens out there."""
+    cache = env.get("REGISTRY_CACHE_SECONDS", "").strip() or str(DEFAULT_REGISTRY_CACHE_SECONDS)
+    cap = service_ttl_cap(env)
+    lifetime = min(r.max_ttl_minutes, cap) if cap else r.max_ttl_minutes
+    return [f"the app may still issue it tokens for up to {cache} seconds "
+            "(REGISTRY_CACHE_SECONDS: each instance reuses a registry read that long)",
+            f"tokens already issued stay valid until they expire (up to {lifetime} minutes): "
+            "`certsas revoke-tokens` makes every issued token useless"]
+
+
 def cmd_remove(args: argparse.Namespace) -> int:
     try:
-        removed = registry_from_env(settings_env()).remove(args.thumbprint)
+        env = settings_env()
+        removed = registry_from_env(env).remove(args.thumbprint)
     except KeyError:
         raise CliError(f"{args.thumbprint} is not registered") from None
     print(f"removed {removed.thumbprint}")
+    for line in _still_working(removed, env):
+        print(f"  {line}")
     return 0
 
 
@@ -246,10 +271,12 @@ def add_commands(commands: Subparsers) -> None:
     show.add_argument("thumbprint", type=thumbprint_arg)
     show.add_argument("--pem", action="store_true", help="also print the certificate")
     show.set_defaults(func=cmd_show)
-    for name, func, what in (("enable", _set_enabled(True), "enable"),
-                             ("disable", _set_enabled(False), "disable"),
-                             ("remove", cmd_remove, "remove")):
-        sub = commands.add_parser(name, help=f"{what} a registration",
-                                  description=f"{what.capitalize()} a registration.")
-        sub.add_argument("thumbprint", type=thumbprint_arg)
+    for name, func, description in (
+            ("enable", _set_enabled(True), "Enable a registration."),
+            ("disable", _set_enabled(False), DISABLE_HELP),
+            ("remove", cmd_remove, "Remove a registration. Like disable, it takes effect "
+                                   "within REGISTRY_CACHE_SECONDS; issued tokens stay valid.")):
+        sub = commands.add_parser(name, help=f"{name} a registration", description=description)
+        sub.add_argument("thumbprint", type=thumbprint_arg, metavar="THUMBPRINT",
+                         help=THUMBPRINT_HELP)
         sub.set_defaults(func=func)

@@ -11,6 +11,9 @@ from certsas.registry import prefix_problem
 from certsas.scope import valid_container_name
 from certsas.thumbprints import normalize_thumbprint
 
+THUMBPRINT_HELP = ("the certificate's SHA-256 (64 hex digits) or SHA-1 (40, what the Azure "
+                   "portal shows), any case, colons or spaces allowed")
+
 
 def thumbprint_arg(value: str) -> str:
     try:

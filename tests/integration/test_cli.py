@@ -51,10 +51,16 @@ def test_register_list_show_disable_enable_remove(capsys: pytest.CaptureFixture[
     code, out, _ = run(capsys, "show", tp.lower())
     assert code == 0 and f"  sha-256      {tp}" in out and "  description  ci" in out
 
-    assert run(capsys, "disable", tp)[:2] == (0, [f"disabled {tp}"])
+    code, out, _ = run(capsys, "disable", tp)
+    assert (code, out) == (0, [
+        f"disabled {tp}",
+        "  the app may still issue it tokens for up to 30 seconds (REGISTRY_CACHE_SECONDS: each "
+        "instance reuses a registry read that long)",
+        "  tokens already issued stay valid until they expire (up to 30 minutes): `certsas "
+        "revoke-tokens` makes every issued token useless"])
     assert "  enabled      no" in run(capsys, "show", tp)[1]
     assert run(capsys, "enable", tp)[:2] == (0, [f"enabled {tp}"])
-    assert run(capsys, "remove", tp)[:2] == (0, [f"removed {tp}"])
+    assert run(capsys, "remove", tp)[1][0] == f"removed {tp}"
     assert run(capsys, "list")[1] == ["no registrations"]
 
 
@@ -67,8 +73,8 @@ def test_a_registration_is_found_by_its_sha1_as_the_portal_shows_it(
     portal_form = ":".join(sha1[i:i + 2] for i in range(0, 40, 2)).lower()
     code, out, _ = run(capsys, "show", portal_form)
     assert code == 0 and f"  sha-256      {tp}" in out and f"  sha-1        {sha1.upper()}" in out
-    assert run(capsys, "disable", sha1.upper())[:2] == (0, [f"disabled {tp}"])
-    assert run(capsys, "remove", sha1)[:2] == (0, [f"removed {tp}"])
+    assert run(capsys, "disable", sha1.upper())[1][0] == f"disabled {tp}"
+    assert run(capsys, "remove", sha1)[1][0] == f"removed {tp}"
     assert run(capsys, "show", sha1)[0] == 1
 
 
@@ -433,7 +439,7 @@ def test_thumbprints_with_spaces_and_an_invisible_mark(capsys: pytest.CaptureFix
     spaced = " ".join(tp[i:i + 2] for i in range(0, 64, 2)).lower()
     assert run(capsys, "show", spaced)[0] == 0
     sha1 = files.pki.client.certificate.fingerprint(hashes.SHA1()).hex()  # noqa: S303
-    assert run(capsys, "disable", "\u200e" + sha1)[:2] == (0, [f"disabled {tp}"])
+    assert run(capsys, "disable", "\u200e" + sha1)[1][0] == f"disabled {tp}"
     code, _, err = run(capsys, "show", tp[:-2])
     assert code == 2 and "is not a SHA-256 (64 hex digits) or SHA-1 (40 hex digits)" in err
 
@@ -564,3 +570,12 @@ def test_list_into_a_closed_pipe_is_exit_141_without_a_traceback(
     finally:
         os.close(write_end)
     assert (result.returncode, result.stderr) == (141, b"")
+
+
+def test_disables_help_says_what_it_does_not_stop(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "disable", "--help")
+    text = " ".join(" ".join(out).split())
+    assert code == 0
+    assert "within REGISTRY_CACHE_SECONDS (default 30)" in text
+    assert "Tokens already issued stay valid until they expire; `certsas revoke-tokens`" in text
+    assert "SHA-256 (64 hex digits) or SHA-1 (40, what the Azure portal shows)" in text
