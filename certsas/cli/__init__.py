@@ -20,6 +20,7 @@ from certsas import __version__
 from certsas.cli import admin, audit, dev, failures
 from certsas.cli.errors import CliError
 from certsas.cli.settings import PRECEDENCE_HELP, settings_env
+from certsas.cli.text import printable
 from certsas.config import StorageSettings
 from certsas.errors import CertsasError, ConfigurationError, DependencyUnavailable, Refusal
 
@@ -71,7 +72,8 @@ def _run(argv: Sequence[str] | None) -> int:
 
 
 def _fail(command: str, message: str) -> None:
-    print(f"certsas {command}: error: {message}", file=sys.stderr)
+    # A message may quote a certificate's names: escaped like every other text output.
+    print(f"certsas {command}: error: {printable(message)}", file=sys.stderr)
 
 
 def _refusal_line(exc: Refusal) -> str:
