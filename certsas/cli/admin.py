@@ -239,14 +239,15 @@ def add_commands(commands: Subparsers) -> None:
     """Add the registry commands to the ``certsas`` parser."""
     register = commands.add_parser(
         "register", help="register a client certificate",
-        description="Register a PEM client certificate and its scope. Refused, unless --force: "
+        description="Register a client certificate (PEM or DER) and its scope. Refused, unless --force: "
                     "a CA certificate, an expired one, one whose extended key usage lacks "
                     "clientAuth, and (when TRUSTED_CA_CERTS is set) one that does not chain to "
                     "it. A certificate not yet valid is accepted (register a successor before "
                     "it starts). With a connection string both tables are created if missing; "
                     "with STORAGE_ACCOUNT_NAME none is (the Bicep makes them).",
         epilog=PRECEDENCE_HELP)
-    register.add_argument("cert", metavar="CERT.pem")
+    register.add_argument("cert", metavar="CERT",
+                          help="the client certificate file, PEM or DER (.pem, .crt, .cer, .der)")
     register.add_argument("--container", required=True, type=container_arg)
     register.add_argument("--permissions", default="rl", type=permissions_arg,
                           help="SAS letters from racwdl (default: rl)")

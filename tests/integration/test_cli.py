@@ -79,6 +79,18 @@ def test_a_registration_is_found_by_its_sha1_as_the_portal_shows_it(
 
 
 @pytest.mark.usefixtures("storage")
+def test_a_der_certificate_registers_as_its_pem_does(capsys: pytest.CaptureFixture[str],
+                                                     files: DevFiles, tmp_path: Path) -> None:
+    der = tmp_path / "client.cer"  # what Windows' certificate export writes
+    der.write_bytes(files.pki.client.der)
+    code, out, err = run(capsys, "register", str(der), "--container", "reports")
+    assert code == 0, err
+    assert out[0] == f"registered {thumbprint(files)}"
+    code, out, _ = run(capsys, "show", thumbprint(files), "--pem")
+    assert code == 0 and "\n".join(out).endswith(files.pki.client.pem.decode().rstrip("\n"))
+
+
+@pytest.mark.usefixtures("storage")
 def test_registering_twice_needs_replace(capsys: pytest.CaptureFixture[str],
                                          files: DevFiles) -> None:
     cert = str(files.path("client.pem"))
