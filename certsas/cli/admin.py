@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeAlias
+from typing import TypeAlias
 
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
 
@@ -20,6 +20,7 @@ from certsas.accounts import AccountKeyAccess
 from certsas.cli import failures
 from certsas.cli.args import (
     DEFAULT_MAX_TTL_MINUTES,
+    MAX_DAYS,
     MAX_TTL_HELP,
     THUMBPRINT_HELP,
     container_arg,
@@ -35,6 +36,7 @@ from certsas.cli.errors import CliError
 from certsas.cli.settings import PRECEDENCE_HELP, settings_env
 from certsas.cli.text import printable
 from certsas.cli.vetting import objections
+from certsas.cli.views import as_json, text_lines
 from certsas.clock import iso, system_clock
 from certsas.config import StorageSettings, parse_trust_anchors
 from certsas.expiry import days_left
@@ -146,7 +148,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     else:
         registrations.sort(key=lambda r: (r.container, r.subject, r.thumbprint))
     if args.json:
-        print(json.dumps([_listed(r, now) for r in registrations], indent=2))
+        print(json.dumps([as_json(r, now) for r in registrations], indent=2))
         return 0
     if not registrations:
         print("no registrations" if args.expiring is None
@@ -163,19 +165,13 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def _listed(r: Registration, now: datetime) -> dict[str, Any]:
-    """One registration for ``list --json``: what a script needs, not the certificate."""
-    return {"thumbprint": r.thumbprint, "thumbprint_sha1": r.thumbprint_sha1,
-            "subject": r.subject, "container": r.container, "prefix": r.prefix,
-            "permissions": r.permissions, "not_after": iso(r.not_after),
-            "days_left": days_left(r.not_after, now), "enabled": r.enabled,
-            "description": r.description}
-
-
 def cmd_show(args: argparse.Namespace) -> int:
     registration = registry_from_env(settings_env()).find(args.thumbprint)
     if registration is None:
         raise CliError(f"{args.thumbprint} is not registered")
+    if args.json:
+        print(json.dumps(as_json(registration, system_clock(), pem=True), indent=2))
+        return 0
     _print_registration(registration)
     if args.pem:
         print(registration.certificate_pem, end="")
@@ -222,17 +218,8 @@ def cmd_remove(args: argparse.Namespace) -> int:
 
 
 def _print_registration(r: Registration) -> None:
-    rows = [
-        ("subject", r.subject), ("issuer", r.issuer), ("serial", r.serial),
-        ("not before", iso(r.not_before)),
-        ("not after", iso(r.not_after)),
-        ("sha-256", r.thumbprint), ("sha-1", r.thumbprint_sha1),
-        ("container", r.container), ("prefix", r.prefix or "(none: container-scoped allowed)"),
-        ("permissions", r.permissions), ("max ttl", f"{r.max_ttl_minutes} minutes"),
-        ("enabled", "yes" if r.enabled else "no"), ("description", r.description),
-    ]
-    for label, value in rows:
-        print(f"  {label:<12} {printable(value)}")
+    for line in text_lines(r):
+        print(line)
 
 
 def add_commands(commands: Subparsers) -> None:
@@ -248,29 +235,46 @@ def add_commands(commands: Subparsers) -> None:
         epilog=PRECEDENCE_HELP)
     register.add_argument("cert", metavar="CERT",
                           help="the client certificate file, PEM or DER (.pem, .crt, .cer, .der)")
-    register.add_argument("--container", required=True, type=container_arg)
-    register.add_argument("--permissions", default="rl", type=permissions_arg,
-                          help="SAS letters from racwdl (default: rl)")
+    register.add_argument("--container", required=True, type=container_arg, metavar="NAME",
+                          help="the container its tokens are for (required; 3-63 lowercase "
+                               "letters, digits and hyphens)")
+    register.add_argument("--permissions", default="rl", type=permissions_arg, metavar="LETTERS",
+                          help="SAS permission letters it may be granted, from racwdl "
+                               "(read, add, create, write, delete, list; default: rl)")
     register.add_argument("--max-ttl-minutes", default=DEFAULT_MAX_TTL_MINUTES,
                           type=max_ttl_minutes_arg, metavar="N", help=MAX_TTL_HELP)
-    register.add_argument("--prefix", default="", type=prefix_arg,
-                          help="only blobs in this folder (ends with '/', e.g. tenant-a/)")
-    register.add_argument("--description", default="")
-    register.add_argument("--replace", action="store_true", help="overwrite an existing one")
+    register.add_argument("--prefix", default="", type=prefix_arg, metavar="FOLDER/",
+                          help="only blobs in this folder, ending in '/', e.g. tenant-a/ "
+                               "(default: none, the whole container)")
+    register.add_argument("--description", default="", metavar="TEXT",
+                          help="free text for operators, e.g. who holds it (default: empty)")
+    register.add_argument("--replace", action="store_true",
+                          help="overwrite the registration of the same certificate (default: "
+                               "refuse, saying it is registered)")
     register.add_argument("--force", action="store_true",
-                          help="register a certificate the app would refuse (see above)")
+                          help="register a certificate the app would refuse, see above "
+                               "(default: refuse it, saying why)")
     register.set_defaults(func=cmd_register)
 
     listing = commands.add_parser("list", help="list registrations",
-                                  description="List every registration.")
+                                  description="List every registration, disabled ones too.")
     listing.add_argument("--expiring", type=days_arg, metavar="DAYS",
-                         help="only those expiring within DAYS days or already expired")
-    listing.add_argument("--json", action="store_true", help="one JSON array, for scripts")
+                         help=f"only those expiring within DAYS days (1 to {MAX_DAYS}) or "
+                              "already expired, soonest first (default: all, by container "
+                              "and subject)")
+    listing.add_argument("--json", action="store_true",
+                         help="one JSON array of objects, exact text, for scripts (default: "
+                              "a table, control characters escaped)")
     listing.set_defaults(func=cmd_list)
     show = commands.add_parser("show", help="show one registration",
                                description="Show one registration.")
-    show.add_argument("thumbprint", type=thumbprint_arg)
-    show.add_argument("--pem", action="store_true", help="also print the certificate")
+    show.add_argument("thumbprint", type=thumbprint_arg, metavar="THUMBPRINT",
+                      help=THUMBPRINT_HELP)
+    show.add_argument("--pem", action="store_true",
+                      help="also print the certificate, PEM (default: only its fields)")
+    show.add_argument("--json", action="store_true",
+                      help="one JSON object, exact text, the certificate's PEM included, for "
+                           "scripts (default: text, control characters escaped)")
     show.set_defaults(func=cmd_show)
     for name, func, description in (
             ("enable", _set_enabled(True), "Enable a registration."),

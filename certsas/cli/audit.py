@@ -190,11 +190,16 @@ def add_commands(commands: Subparsers) -> None:
                     "24h, 90m or 7d ago, a UTC day (its midnight: --until 2026-11-02 ends "
                     "with 1 November) or an ISO 8601 instant.")
     audit.add_argument("--since", type=when_arg, default=When(ago=timedelta(hours=24)),
-                       metavar="TIME", help="start (default: 24h)")
+                       metavar="TIME", help="start, included (default: 24h, a day ago)")
     audit.add_argument("--until", type=when_arg, default=None, metavar="TIME",
                        help="end, not included (default: now)")
-    audit.add_argument("--thumbprint", type=thumbprint_arg,
-                       help="SHA-256, or SHA-1 of a certificate still registered")
-    audit.add_argument("--container", type=container_arg)
-    audit.add_argument("--json", action="store_true", help="one JSON array, for scripts")
+    audit.add_argument("--thumbprint", type=thumbprint_arg, metavar="THUMBPRINT",
+                       help="only this certificate's tokens: its SHA-256, or the SHA-1 (what "
+                            "the Azure portal shows) of one still registered; any case, colons "
+                            "allowed (default: every certificate)")
+    audit.add_argument("--container", type=container_arg, metavar="NAME",
+                       help="only tokens for this container (default: every container)")
+    audit.add_argument("--json", action="store_true",
+                       help="one JSON array of objects, exact text, for scripts (default: a "
+                            "table, control characters escaped)")
     audit.set_defaults(func=cmd_audit)

@@ -591,3 +591,22 @@ def test_disables_help_says_what_it_does_not_stop(capsys: pytest.CaptureFixture[
     assert "within REGISTRY_CACHE_SECONDS (default 30)" in text
     assert "Tokens already issued stay valid until they expire; `certsas revoke-tokens`" in text
     assert "SHA-256 (64 hex digits) or SHA-1 (40, what the Azure portal shows)" in text
+
+
+@pytest.mark.parametrize("command", ["register", "list", "show", "disable", "enable", "remove",
+                                     "audit"])
+def test_every_option_says_what_it_takes_and_its_default(command: str) -> None:
+    """Issue 22: no option left to guess; a flag or value says what happens without it."""
+    from certsas.cli import build_parser
+    from certsas.cli.completion import subcommands
+
+    parser = subcommands(build_parser()).choices[command]
+    for action in parser._actions:
+        if action.dest == "help":
+            continue
+        text = " ".join((action.help or "").split())
+        assert len(text) > 15, (command, action.dest)
+        if action.option_strings and not action.required:
+            assert "default" in text, (command, action.dest, text)
+        if action.dest == "thumbprint":
+            assert "SHA-256 (64 hex digits) or SHA-1 (40" in text or "SHA-1 (what" in text

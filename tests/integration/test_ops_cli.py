@@ -76,9 +76,14 @@ def test_list_expiring_includes_the_expired_soonest_first(
         (gone.thumbprint, -1, True), (off.thumbprint, 5, False), (soon.thumbprint, 10, True)]
     assert listed[2] == {
         "thumbprint": soon.thumbprint, "thumbprint_sha1": soon.thumbprint_sha1,
-        "subject": soon.subject, "container": "reports", "prefix": "out/",
-        "permissions": "rl", "not_after": soon.not_after.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "days_left": 10, "enabled": True, "description": "exporter"}
+        "subject": soon.subject, "issuer": soon.issuer, "serial": soon.serial,
+        "not_before": soon.not_before.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "not_after": soon.not_after.strftime("%Y-%m-%dT%H:%M:%SZ"), "days_left": 10,
+        "container": "reports", "prefix": "out/", "permissions": "rl",
+        "max_ttl_minutes": 60, "enabled": True, "description": "exporter"}
+    # show --json: the same object, with the certificate.
+    shown = run_json(capsys, "show", soon.thumbprint_sha1)
+    assert shown == {**listed[2], "certificate_pem": soon.certificate_pem}
 
     everything = run_json(capsys, "list")
     assert {r["thumbprint"] for r in everything} == {
