@@ -19,7 +19,7 @@ from azure.core.exceptions import AzureError, ServiceRequestError, ServiceRespon
 from certsas import __version__
 from certsas.cli import admin, audit, completion, dev, failures
 from certsas.cli.errors import CliError
-from certsas.cli.settings import PRECEDENCE_HELP, settings_env
+from certsas.cli.settings import PRECEDENCE_HELP, settings_env, where_looked
 from certsas.cli.text import printable
 from certsas.config import StorageSettings
 from certsas.errors import CertsasError, ConfigurationError, DependencyUnavailable, Refusal
@@ -60,8 +60,12 @@ def _run(argv: Sequence[str] | None) -> int:
     try:
         result: int = args.func(args)
         return result
-    except (CliError, ConfigurationError) as exc:
+    except CliError as exc:
         _fail(args.command, str(exc))
+    except ConfigurationError as exc:
+        # serve reads APP_DIR/local.settings.json and says so itself.
+        looked = _missing(exc) and args.command != "serve"
+        _fail(args.command, f"{exc} ({where_looked()})" if looked else str(exc))
     except Refusal as exc:  # the registry's own reads: table missing, storage unreachable
         _fail(args.command, _refusal_line(exc))
     except AzureError as exc:
@@ -70,6 +74,11 @@ def _run(argv: Sequence[str] | None) -> int:
         print(f"certsas {args.command}: interrupted", file=sys.stderr)
         return 130
     return 1
+
+
+def _missing(exc: ConfigurationError) -> bool:
+    """A setting that is simply not there (not one that is there and wrong)."""
+    return exc.problem.startswith(("set ", "is required"))
 
 
 def _fail(command: str, message: str) -> None:

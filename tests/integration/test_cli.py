@@ -210,6 +210,8 @@ def test_no_storage_settings_names_the_setting(capsys: pytest.CaptureFixture[str
     code, _, err = run(capsys, "list")
     assert code == 1
     assert err.startswith("certsas list: error: STORAGE_ACCOUNT_NAME: ")
+    assert err.endswith(f"(settings read from the environment; ./local.settings.json was "
+                        f"looked for in {tmp_path} and is not there)\n")
     assert err.count("\n") == 1
 
 
@@ -330,6 +332,33 @@ def test_serve_needs_a_function_app(capsys: pytest.CaptureFixture[str], tmp_path
                    "(use --app-dir)\n")
     code, _, err = run(capsys, "serve", "--port", "70000")
     assert code == 2 and "70000 is not a port number" in err
+
+
+@pytest.mark.parametrize("busy_option", ["--port", "--tls-port"])
+def test_serve_names_the_one_port_that_is_busy(files: DevFiles, tmp_path: Path,
+                                               busy_option: str) -> None:
+    import socket
+    import subprocess
+    import sys
+
+    from tests.support import ROOT
+
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        busy = taken.getsockname()[1]
+        ports = {"--port": str(free_port()), "--tls-port": str(free_port()),
+                 busy_option: str(busy)}
+        done = subprocess.run(
+            [sys.executable, "-m", "certsas", "serve", "--app-dir", str(ROOT), "--tls",
+             "--tls-cert", str(files.path("server.pem")), "--tls-key",
+             str(files.path("server.key")), *(f for pair in ports.items() for f in pair)],
+            cwd=tmp_path, capture_output=True, text=True, timeout=60,
+            env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT),
+                 "TRUSTED_CA_CERTS": files.pki.trust_bundle.decode(),
+                 "STORAGE_CONNECTION_STRING": "UseDevelopmentStorage=true"})
+    assert done.returncode == 1, done.stderr
+    assert done.stderr == (f"certsas serve: error: cannot listen on 127.0.0.1 port {busy}: "
+                           f"Address already in use (another certsas serve or func start? "
+                           f"{busy_option} picks another)\n")
 
 
 @pytest.mark.usefixtures("storage")
