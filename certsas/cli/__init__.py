@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from azure.core.exceptions import AzureError, ServiceRequestError, ServiceResponseError
 
 from certsas import __version__
-from certsas.cli import admin, audit, completion, dev, failures
+from certsas.cli import admin, audit, completion, containers, dev, failures
 from certsas.cli.errors import CliError
 from certsas.cli.settings import PRECEDENCE_HELP, settings_env, where_looked
 from certsas.cli.text import printable
@@ -38,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     admin.add_commands(commands)
     audit.add_commands(commands)
+    containers.add_commands(commands)
     dev.add_commands(commands)
     completion.add_commands(commands)  # last: it reads the commands added before it
     return parser

@@ -639,3 +639,16 @@ def test_every_option_says_what_it_takes_and_its_default(command: str) -> None:
             assert "default" in text, (command, action.dest, text)
         if action.dest == "thumbprint":
             assert "SHA-256 (64 hex digits) or SHA-1 (40" in text or "SHA-1 (what" in text
+
+
+@pytest.mark.usefixtures("storage")
+def test_create_container_is_safe_to_run_twice(capsys: pytest.CaptureFixture[str],
+                                               azurite: Azurite) -> None:
+    name = f"c{free_port()}"
+    endpoint = f"{azurite.blob_endpoint}"
+    assert run(capsys, "create-container", name)[:2] == (
+        0, [f"created container {name} at {endpoint}"])
+    assert run(capsys, "create-container", name)[:2] == (
+        0, [f"container {name} exists already at {endpoint}"])
+    code, _, err = run(capsys, "create-container", "Bad_Name")
+    assert code == 2 and "'Bad_Name' is not a valid container name" in err
