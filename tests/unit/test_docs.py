@@ -120,7 +120,7 @@ def _top_level() -> frozenset[str]:
     return frozenset(name.split("/")[0] for name in tracked())
 
 
-def exists(path: str, doc: str) -> bool:
+def exists(path: str, doc: str, *, bare_names: bool = True) -> bool:
     if path.startswith(GENERATED) or path in DECOYS:
         return True
     files = tracked()
@@ -129,7 +129,7 @@ def exists(path: str, doc: str) -> bool:
     for candidate in candidates:
         if candidate in files or any(f.startswith(candidate + "/") for f in files):
             return True
-    if "/" not in clean:  # a bare file name: some tracked file has it (e.g. `tables.py`)
+    if bare_names and "/" not in clean:  # a bare file name: some tracked file has it (e.g. `tables.py`)
         return any(f.rsplit("/", 1)[-1] == clean for f in files)
     return False
 
@@ -240,3 +240,17 @@ def test_fenced_blocks_are_read_a_logical_line_at_a_time(tmp_path: Path) -> None
     doc = ROOT / "README.md"
     joined = [m.text for m in code_of(doc) if m.text.startswith("certsas dev-pki .dev/pki")]
     assert joined and "--ocsp-url" in joined[0]
+
+
+LINK = re.compile(r"\]\(([^)#\s]+)(?:#[^)]*)?\)")
+
+
+def test_every_relative_link_in_the_docs_leads_to_a_tracked_file() -> None:
+    dead = []
+    for doc in docs():
+        name = str(doc.relative_to(ROOT))
+        for target in LINK.findall(doc.read_text(encoding="utf-8")):
+            if "://" not in target and not target.startswith("mailto:") and \
+                    not exists(target, name, bare_names=False):
+                dead.append(f"{name} -> {target}")
+    assert not dead, "\n".join(dead)
