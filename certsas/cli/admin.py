@@ -196,11 +196,18 @@ def _set_enabled(enabled: bool) -> Command:
 
 def _still_working(r: Registration, env: Mapping[str, str]) -> list[str]:
     """What ``disable`` does not stop: the cached registry reads and the tokens out there."""
-    cache = env.get("REGISTRY_CACHE_SECONDS", "").strip() or str(DEFAULT_REGISTRY_CACHE_SECONDS)
+    try:
+        cache = int(env.get("REGISTRY_CACHE_SECONDS", "").strip()
+                    or DEFAULT_REGISTRY_CACHE_SECONDS)
+    except ValueError:  # the app reports a bad value itself; say what the setting means
+        cache = DEFAULT_REGISTRY_CACHE_SECONDS
     cap = service_ttl_cap(env)
     lifetime = min(r.max_ttl_minutes, cap) if cap else r.max_ttl_minutes
-    return [f"the app may still issue it tokens for up to {cache} seconds "
-            "(REGISTRY_CACHE_SECONDS: each instance reuses a registry read that long)",
+    cached = ("the app reads the registry on every request (REGISTRY_CACHE_SECONDS=0): "
+              "no new token from the next request on" if cache == 0 else
+              f"the app may still issue it tokens for up to {cache} seconds "
+              "(REGISTRY_CACHE_SECONDS: each instance reuses a registry read that long)")
+    return [cached,
             f"tokens already issued stay valid until they expire (up to {lifetime} minutes): "
             "`certsas revoke-tokens` makes every issued token useless"]
 

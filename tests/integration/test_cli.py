@@ -652,3 +652,18 @@ def test_create_container_is_safe_to_run_twice(capsys: pytest.CaptureFixture[str
         0, [f"container {name} exists already at {endpoint}"])
     code, _, err = run(capsys, "create-container", "Bad_Name")
     assert code == 2 and "'Bad_Name' is not a valid container name" in err
+
+
+@pytest.mark.usefixtures("storage")
+def test_disable_with_the_cache_off_says_it_holds_from_the_next_request(
+        capsys: pytest.CaptureFixture[str], files: DevFiles,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    assert run(capsys, "register", str(files.path("client.pem")), "--container", "reports")[0] == 0
+    monkeypatch.setenv("REGISTRY_CACHE_SECONDS", "0")
+    monkeypatch.setenv("SAS_MAX_TTL_MINUTES", "20")
+    code, out, _ = run(capsys, "disable", thumbprint(files))
+    assert code == 0 and out[1:] == [
+        "  the app reads the registry on every request (REGISTRY_CACHE_SECONDS=0): no new token "
+        "from the next request on",
+        "  tokens already issued stay valid until they expire (up to 20 minutes): `certsas "
+        "revoke-tokens` makes every issued token useless"]
