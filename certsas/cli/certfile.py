@@ -23,7 +23,9 @@ from certsas.errors import ClientCertificateMalformed
 
 PEM_MARK = b"-----BEGIN"
 _PEM_BLOCK = re.compile(rb"-----BEGIN CERTIFICATE-----([A-Za-z0-9+/=\s]*?)-----END CERTIFICATE-----")
-CONVERT_HINT = "(openssl x509 -in FILE -out cert.pem converts one OpenSSL can read)"
+# What a file that is neither usually is: a PFX, whose certificate OpenSSL takes out.
+CONVERT_HINT = ("(from a .pfx or .p12: openssl pkcs12 -in FILE -clcerts -nokeys -out cert.pem "
+                "writes its certificate as PEM)")
 
 
 def read_certificate(path: Path) -> PresentedCertificate:

@@ -36,8 +36,8 @@ def test_two_certificates_a_key_and_noise_are_one_line_each(pki: Pki, tmp_path: 
         written(tmp_path, "two.pem", pki.client.pem * 2): "holds 2 certificates; register one at "
                                                           "a time",
         written(tmp_path, "client.key", key): "holds no PEM certificate (a key or a request?)",
-        written(tmp_path, "noise.bin", b"\x01\x02hello"): "is neither a PEM nor a DER "
-                                                          "certificate (openssl x509",
+        written(tmp_path, "noise.bin", b"\x01\x02hello"):
+            "is neither a PEM nor a DER certificate (from a .pfx or .p12: openssl pkcs12 -in FILE",
         written(tmp_path, "cut.der", pki.client.der[:-10]): "is neither a PEM nor a DER",
     }
     for path, message in cases.items():
