@@ -100,15 +100,17 @@ def cmd_register(args: argparse.Namespace) -> int:
         prefix=args.prefix, max_ttl_minutes=args.max_ttl_minutes, description=args.description,
     )
     registry = registry_from_env(env, create_tables=True)
+    verb = "registered"
     try:
-        if args.replace:
-            registry.put(registration)
-        else:
+        try:
             registry.add(registration)
-    except ResourceExistsError:
-        raise CliError(
-            f"{registration.thumbprint} is already registered (use --replace to overwrite)"
-        ) from None
+        except ResourceExistsError:
+            if not args.replace:
+                raise CliError(f"{registration.thumbprint} is already registered (use "
+                               "--replace to overwrite)") from None
+            # Only now overwrite: so a script with --replace says which it did.
+            registry.put(registration)
+            verb = "replaced"
     except ResourceNotFoundError as exc:
         if failures.error_code(exc) != "TableNotFound":
             raise
@@ -116,7 +118,7 @@ def cmd_register(args: argparse.Namespace) -> int:
         raise CliError(f"table {settings.cert_table} does not exist at "
                        f"{settings.access.table_endpoint} (in Azure the Bicep creates it)"
                        ) from None
-    print(f"{'replaced' if args.replace else 'registered'} {registration.thumbprint}")
+    print(f"{verb} {registration.thumbprint}")
     for problem in problems:
         print(f"  forced past: {printable(problem)}")
     if certificate.not_valid_before_utc > now:
@@ -256,8 +258,9 @@ def add_commands(commands: Subparsers) -> None:
     register.add_argument("--description", default="", metavar="TEXT",
                           help="free text for operators, e.g. who holds it (default: empty)")
     register.add_argument("--replace", action="store_true",
-                          help="overwrite the registration of the same certificate (default: "
-                               "refuse, saying it is registered)")
+                          help="overwrite the registration of the same certificate if there "
+                               "is one, so a script can run again (default: refuse, saying it "
+                               "is registered)")
     register.add_argument("--force", action="store_true",
                           help="register a certificate the app would refuse, see above "
                                "(default: refuse it, saying why)")

@@ -99,6 +99,11 @@ def test_registering_twice_needs_replace(capsys: pytest.CaptureFixture[str],
     assert code == 1
     assert err == f"certsas register: error: {thumbprint(files)} is already registered " \
                   "(use --replace to overwrite)\n"
+    code, out, _ = run(capsys, "register", cert, "--container", "other", "--replace")
+    assert code == 0 and out[0] == f"replaced {thumbprint(files)}" and "  container    other" in out
+    run(capsys, "remove", thumbprint(files))
+    code, out, _ = run(capsys, "register", cert, "--container", "reports", "--replace")
+    assert code == 0 and out[0] == f"registered {thumbprint(files)}"  # there was none
     assert run(capsys, "register", cert, "--container", "other", "--replace")[0] == 0
 
 
