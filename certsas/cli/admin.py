@@ -28,7 +28,6 @@ from certsas.cli.args import (
     max_ttl_minutes_arg,
     permissions_arg,
     prefix_arg,
-    service_ttl_cap,
     thumbprint_arg,
 )
 from certsas.cli.certfile import read_certificate
@@ -36,7 +35,7 @@ from certsas.cli.errors import CliError
 from certsas.cli.settings import PRECEDENCE_HELP, settings_env
 from certsas.cli.text import printable
 from certsas.cli.vetting import objections
-from certsas.cli.views import as_json, text_lines
+from certsas.cli.views import as_json, cap_note, still_working, text_lines
 from certsas.clock import iso, system_clock
 from certsas.config import StorageSettings, parse_trust_anchors
 from certsas.expiry import days_left
@@ -45,7 +44,6 @@ from certsas.storage import StorageClients
 
 Command = Callable[[argparse.Namespace], int]
 Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
-DEFAULT_REGISTRY_CACHE_SECONDS = 30
 DISABLE_HELP = (
     "Disable a registration: the app refuses its certificate (certificate_not_registered) "
     "once each instance's cached registry read expires, within REGISTRY_CACHE_SECONDS "
@@ -125,10 +123,8 @@ def cmd_register(args: argparse.Namespace) -> int:
         print(f"  not valid until {iso(certificate.not_valid_before_utc)}: the app refuses it "
               "until then (certificate_expired)")
     _print_registration(registration)
-    cap = service_ttl_cap(env)
-    if cap is not None and registration.max_ttl_minutes > cap:
-        print(f"  note: SAS_MAX_TTL_MINUTES is {cap} in these settings: where the app's is "
-              f"too, tokens live at most {cap} minutes, not {registration.max_ttl_minutes}")
+    for line in cap_note(registration, env):
+        print(line)
     return 0
 
 
@@ -168,13 +164,16 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    registration = registry_from_env(settings_env()).find(args.thumbprint)
+    env = settings_env()
+    registration = registry_from_env(env).find(args.thumbprint)
     if registration is None:
         raise CliError(f"{args.thumbprint} is not registered")
     if args.json:
         print(json.dumps(as_json(registration, system_clock(), pem=True), indent=2))
         return 0
     _print_registration(registration)
+    for line in cap_note(registration, env):
+        print(line)
     if args.pem:
         print(registration.certificate_pem, end="")
     return 0
@@ -189,29 +188,11 @@ def _set_enabled(enabled: bool) -> Command:
             raise CliError(f"{args.thumbprint} is not registered") from None
         print(f"{'enabled' if enabled else 'disabled'} {changed.thumbprint}")
         if not enabled:
-            for line in _still_working(changed, env):
+            for line in still_working(changed, env):
                 print(f"  {line}")
         return 0
 
     return command
-
-
-def _still_working(r: Registration, env: Mapping[str, str]) -> list[str]:
-    """What ``disable`` does not stop: the cached registry reads and the tokens out there."""
-    try:
-        cache = int(env.get("REGISTRY_CACHE_SECONDS", "").strip()
-                    or DEFAULT_REGISTRY_CACHE_SECONDS)
-    except ValueError:  # the app reports a bad value itself; say what the setting means
-        cache = DEFAULT_REGISTRY_CACHE_SECONDS
-    cap = service_ttl_cap(env)
-    lifetime = min(r.max_ttl_minutes, cap) if cap else r.max_ttl_minutes
-    cached = ("the app reads the registry on every request (REGISTRY_CACHE_SECONDS=0): "
-              "no new token from the next request on" if cache == 0 else
-              f"the app may still issue it tokens for up to {cache} seconds "
-              "(REGISTRY_CACHE_SECONDS: each instance reuses a registry read that long)")
-    return [cached,
-            f"tokens already issued stay valid until they expire (up to {lifetime} minutes): "
-            "`certsas revoke-tokens` makes every issued token useless"]
 
 
 def cmd_remove(args: argparse.Namespace) -> int:
@@ -221,7 +202,7 @@ def cmd_remove(args: argparse.Namespace) -> int:
     except KeyError:
         raise CliError(f"{args.thumbprint} is not registered") from None
     print(f"removed {removed.thumbprint}")
-    for line in _still_working(removed, env):
+    for line in still_working(removed, env):
         print(f"  {line}")
     return 0
 

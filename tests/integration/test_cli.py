@@ -157,8 +157,10 @@ def test_a_lifetime_no_token_can_have_is_refused_and_one_above_the_setting_noted
     code, out, _ = run(capsys, "register", cert, "--container", "reports",
                        "--max-ttl-minutes", "1440")
     assert code == 0 and "  max ttl      1440 minutes" in out
-    assert out[-1] == ("  note: SAS_MAX_TTL_MINUTES is 90 in these settings: where the app's "
-                       "is too, tokens live at most 90 minutes, not 1440")
+    note = ("  note: SAS_MAX_TTL_MINUTES is 90 in these settings: where the app's is too, "
+            "tokens live at most 90 minutes, not 1440")
+    assert out[-1] == note
+    assert run(capsys, "show", thumbprint(files))[1][-1] == note
     monkeypatch.delenv("SAS_MAX_TTL_MINUTES")
     code, out, _ = run(capsys, "register", cert, "--container", "reports", "--replace",
                        "--max-ttl-minutes", "60")
