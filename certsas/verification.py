@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from cryptography import x509
-from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID
 from cryptography.x509.verification import (
@@ -114,7 +114,69 @@ def check_key_strength(certificate: x509.Certificate) -> None:
 
 def _client_auth_eku(policy: Policy, cert: x509.Certificate, eku: x509.ExtendedKeyUsage) -> None:
     if ExtendedKeyUsageOID.CLIENT_AUTH not in eku:
-        raise ValueError("the extended key usage does not include clientAuth")
+        raise ValueError(CLIENT_AUTH_MISSING)
+
+
+# --- why a chain failed, in the operator's words --------------------------------------
+# The verifier says "candidates exhausted" whether the issuing CA is missing, another CA
+# signed the leaf, or a CA of the same name with another key did. These run only once a
+# verification has failed, and their text goes to the refusal's detail (the operator's
+# log and `certsas register`), never to the caller, whose message stays generic.
+
+CLIENT_AUTH_MISSING = "the extended key usage does not include clientAuth"
+NO_EKU = "the certificate has no extended key usage extension (clientAuth is required)"
+
+
+def eku_problem(certificate: x509.Certificate) -> str | None:
+    """Why the leaf is not for client authentication, or None."""
+    try:
+        eku = certificate.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    except x509.ExtensionNotFound:
+        return NO_EKU
+    if ExtendedKeyUsageOID.CLIENT_AUTH in eku:
+        return None
+    listed = ", ".join(getattr(oid, "_name", None) or oid.dotted_string for oid in eku)
+    return f"{CLIENT_AUTH_MISSING} (it lists {listed or 'nothing'})"
+
+
+def issuer_problem(certificate: x509.Certificate,
+                   anchors: tuple[x509.Certificate, ...]) -> str | None:
+    """Why no trust anchor is the leaf's issuer, or None when one signed it."""
+    issuer = certificate.issuer.rfc4514_string()
+    if certificate.issuer == certificate.subject:
+        return f"it is self-signed ({issuer}), not issued by a CA in TRUSTED_CA_CERTS"
+    named = [anchor for anchor in anchors if anchor.subject == certificate.issuer]
+    if not named:
+        held = "; ".join(anchor.subject.rfc4514_string() for anchor in anchors)
+        return (f"its issuer {issuer} is not in TRUSTED_CA_CERTS (which holds {held}): it "
+                f"comes from another CA, or {issuer} is an intermediate CA missing there "
+                "(the front end forwards the leaf alone, so the issuing CA itself must be "
+                "trusted)")
+    for anchor in named:
+        try:
+            certificate.verify_directly_issued_by(anchor)
+            return None
+        except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm):
+            continue
+    return (f"its issuer is named {issuer}, but the CA of that name in TRUSTED_CA_CERTS did "
+            "not sign it: another CA with the same name, or that CA has a new key (add its "
+            "new certificate)")
+
+
+def chain_failure_reason(certificate: x509.Certificate,
+                         anchors: tuple[x509.Certificate, ...], raw: str) -> str:
+    """The verifier's failure ``raw`` as an operator would say it."""
+    try:
+        reasons = [r for r in (eku_problem(certificate), issuer_problem(certificate, anchors))
+                   if r]
+    except Exception:  # a field that does not parse: the verifier's own words stand
+        reasons = []
+    if reasons:
+        return "; ".join(reasons)
+    # Something further up the chain (an expired CA, a CA without keyCertSign): the
+    # verifier's own words, less its prefix and its dump of the certificate.
+    text = raw.removeprefix("validation failed: ")
+    return text.split(" (encountered processing <Certificate", 1)[0]
 
 
 class ChainValidator:
@@ -135,6 +197,7 @@ class ChainValidator:
     ) -> None:
         if not trust_anchors:
             raise ValueError("at least one trust anchor is required")
+        self._anchors = trust_anchors
         self._store = Store(list(trust_anchors))
         self._ca_policy, self._ee_policy = client_extension_policies()
         self._clock = clock
@@ -150,7 +213,8 @@ class ChainValidator:
         try:
             verified = self._verifier(now).verify(presented.certificate, [])
         except VerificationError as exc:
-            raise CertificateNotTrusted(f"chain validation failed: {exc}") from None
+            reason = chain_failure_reason(presented.certificate, self._anchors, str(exc))
+            raise CertificateNotTrusted(f"chain validation failed: {reason}") from None
         except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
             # The verifier raises these for fields it cannot read (a 9-byte iPAddress
             # SAN): a certificate we cannot read is not trusted. The type, not the text.

@@ -1,4 +1,4 @@
-"""Build dist/certsas.zip, the package `az functionapp deploy` uploads (SPEC §7).
+"""Build dist/certsas.zip, the package scripts/deploy.sh uploads to the app's blob (SPEC §7).
 
 What ships is an allow-list, never a deny-list over the working tree: the three files
 the worker needs at the zip root, and the runtime package `certsas/` less its two

@@ -17,9 +17,10 @@ from collections.abc import Sequence
 from azure.core.exceptions import AzureError, ServiceRequestError, ServiceResponseError
 
 from certsas import __version__
-from certsas.cli import admin, audit, dev, failures, grants, incident
+from certsas.cli import admin, audit, completion, containers, dev, failures, grants, incident
 from certsas.cli.errors import CliError
-from certsas.cli.settings import PRECEDENCE_HELP, settings_env
+from certsas.cli.settings import PRECEDENCE_HELP, settings_env, where_looked
+from certsas.cli.text import printable
 from certsas.config import StorageSettings
 from certsas.errors import CertsasError, ConfigurationError, DependencyUnavailable, Refusal
 
@@ -38,8 +39,10 @@ def build_parser() -> argparse.ArgumentParser:
     admin.add_commands(commands)
     grants.add_commands(commands)
     audit.add_commands(commands)
+    containers.add_commands(commands)
     dev.add_commands(commands)
     incident.add_commands(commands)
+    completion.add_commands(commands)  # last: it reads the commands added before it
     return parser
 
 
@@ -60,8 +63,12 @@ def _run(argv: Sequence[str] | None) -> int:
     try:
         result: int = args.func(args)
         return result
-    except (CliError, ConfigurationError) as exc:
+    except CliError as exc:
         _fail(args.command, str(exc))
+    except ConfigurationError as exc:
+        # serve reads APP_DIR/local.settings.json and says so itself.
+        looked = _missing(exc) and args.command != "serve"
+        _fail(args.command, f"{exc} ({where_looked()})" if looked else str(exc))
     except Refusal as exc:  # the registry's own reads: table missing, storage unreachable
         _fail(args.command, _refusal_line(exc))
     except AzureError as exc:
@@ -72,8 +79,14 @@ def _run(argv: Sequence[str] | None) -> int:
     return 1
 
 
+def _missing(exc: ConfigurationError) -> bool:
+    """A setting that is simply not there (not one that is there and wrong)."""
+    return exc.problem.startswith(("set ", "is required"))
+
+
 def _fail(command: str, message: str) -> None:
-    print(f"certsas {command}: error: {message}", file=sys.stderr)
+    # A message may quote a certificate's names: escaped like every other text output.
+    print(f"certsas {command}: error: {printable(message)}", file=sys.stderr)
 
 
 def _refusal_line(exc: Refusal) -> str:

@@ -12,24 +12,30 @@ import sys
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeAlias
+from typing import TypeAlias
 
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
-from cryptography import x509
 
 from certsas.accounts import AccountKeyAccess
 from certsas.cli import failures
 from certsas.cli.args import (
+    DEFAULT_MAX_TTL_MINUTES,
+    MAX_DAYS,
+    MAX_TTL_HELP,
+    THUMBPRINT_HELP,
     container_arg,
+    days_arg,
+    max_ttl_minutes_arg,
     permissions_arg,
-    positive_int,
     prefix_arg,
     thumbprint_arg,
 )
+from certsas.cli.certfile import read_certificate
 from certsas.cli.errors import CliError
-from certsas.cli.grantview import extra_list_lines, listed_fields, show_rows
 from certsas.cli.settings import PRECEDENCE_HELP, settings_env
+from certsas.cli.text import printable
 from certsas.cli.vetting import objections
+from certsas.cli.views import as_json, cap_note, extra_list_lines, still_working, text_lines
 from certsas.clock import iso, system_clock
 from certsas.config import StorageSettings, parse_trust_anchors
 from certsas.expiry import days_left
@@ -38,6 +44,11 @@ from certsas.storage import StorageClients
 
 Command = Callable[[argparse.Namespace], int]
 Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
+DISABLE_HELP = (
+    "Disable a registration: the app refuses its certificate (certificate_not_registered) "
+    "once each instance's cached registry read expires, within REGISTRY_CACHE_SECONDS "
+    "(default 30). Tokens already issued stay valid until they expire; `certsas "
+    "revoke-tokens` makes every token issued so far useless (SPEC §2b).")
 
 
 def registry_from_env(env: Mapping[str, str], *, create_tables: bool = False) -> TableRegistry:
@@ -74,15 +85,7 @@ def ensure_tables(clients: StorageClients) -> None:
 
 def cmd_register(args: argparse.Namespace) -> int:
     path = Path(args.cert)
-    try:
-        certificates = x509.load_pem_x509_certificates(path.read_bytes())
-    except OSError as exc:
-        raise CliError(f"cannot read {path}: {exc.strerror}") from None
-    except ValueError:
-        raise CliError(f"{path} is not a PEM certificate") from None
-    if len(certificates) != 1:
-        raise CliError(f"{path} holds {len(certificates)} certificates; register one at a time")
-    certificate = certificates[0]
+    certificate = read_certificate(path).certificate
     env = settings_env()
     anchors_pem = env.get("TRUSTED_CA_CERTS", "").strip()
     anchors = parse_trust_anchors(anchors_pem) if anchors_pem else ()
@@ -96,15 +99,17 @@ def cmd_register(args: argparse.Namespace) -> int:
         allow_rotation=args.allow_rotation,
     )
     registry = registry_from_env(env, create_tables=True)
+    verb = "registered"
     try:
-        if args.replace:
-            registry.put(registration)
-        else:
+        try:
             registry.add(registration)
-    except ResourceExistsError:
-        raise CliError(
-            f"{registration.thumbprint} is already registered (use --replace to overwrite)"
-        ) from None
+        except ResourceExistsError:
+            if not args.replace:
+                raise CliError(f"{registration.thumbprint} is already registered (use "
+                               "--replace to overwrite)") from None
+            # Only now overwrite: so a script with --replace says which it did.
+            registry.put(registration)
+            verb = "replaced"
     except ResourceNotFoundError as exc:
         if failures.error_code(exc) != "TableNotFound":
             raise
@@ -112,13 +117,15 @@ def cmd_register(args: argparse.Namespace) -> int:
         raise CliError(f"table {settings.cert_table} does not exist at "
                        f"{settings.access.table_endpoint} (in Azure the Bicep creates it)"
                        ) from None
-    print(f"{'replaced' if args.replace else 'registered'} {registration.thumbprint}")
+    print(f"{verb} {registration.thumbprint}")
     for problem in problems:
-        print(f"  forced past: {problem}")
+        print(f"  forced past: {printable(problem)}")
     if certificate.not_valid_before_utc > now:
         print(f"  not valid until {iso(certificate.not_valid_before_utc)}: the app refuses it "
               "until then (certificate_expired)")
     _print_registration(registration)
+    for line in cap_note(registration, env):
+        print(line)
     return 0
 
 
@@ -129,8 +136,8 @@ def cmd_list(args: argparse.Namespace) -> int:
     registrations: list[Registration] = []
     for item in registry_from_env(settings_env()).scan():
         if isinstance(item, Unreadable):
-            print(f"certsas list: warning: {item.thumbprint} cannot be read ({item.reason})",
-                  file=sys.stderr)
+            print(f"certsas list: warning: {printable(item.thumbprint)} cannot be read "
+                  f"({printable(item.reason)})", file=sys.stderr)
         else:
             registrations.append(item)
     if args.expiring is not None:
@@ -140,7 +147,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     else:
         registrations.sort(key=lambda r: (r.grants[0].container, r.subject, r.thumbprint))
     if args.json:
-        print(json.dumps([_listed(r, now) for r in registrations], indent=2))
+        print(json.dumps([as_json(r, now) for r in registrations], indent=2))
         return 0
     if not registrations:
         print("no registrations" if args.expiring is None
@@ -150,28 +157,26 @@ def cmd_list(args: argparse.Namespace) -> int:
           f"{'NOT AFTER':<20} {'DAYS':>5}  SUBJECT")
     for r in registrations:
         print(f"{r.thumbprint:<64}  {'yes' if r.enabled else 'no':<3} "
-              f"{r.grants[0].describe():<20} "
+              f"{printable(r.grants[0].describe()):<20} "
               f"{r.grants[0].permissions:<6} {iso(r.not_after):<20} "
-              f"{days_left(r.not_after, now):>5}  {r.subject}")
+              f"{days_left(r.not_after, now):>5}  {printable(r.subject)}")
         for line in extra_list_lines(r, indent=70):
             print(line)
     print(f"{len(registrations)} registration(s)")
     return 0
 
 
-def _listed(r: Registration, now: datetime) -> dict[str, Any]:
-    """One registration for ``list --json``: what a script needs, not the certificate."""
-    return {"thumbprint": r.thumbprint, "thumbprint_sha1": r.thumbprint_sha1,
-            "subject": r.subject, **listed_fields(r), "not_after": iso(r.not_after),
-            "days_left": days_left(r.not_after, now), "enabled": r.enabled,
-            "description": r.description}
-
-
 def cmd_show(args: argparse.Namespace) -> int:
-    registration = registry_from_env(settings_env()).find(args.thumbprint)
+    env = settings_env()
+    registration = registry_from_env(env).find(args.thumbprint)
     if registration is None:
         raise CliError(f"{args.thumbprint} is not registered")
+    if args.json:
+        print(json.dumps(as_json(registration, system_clock(), pem=True), indent=2))
+        return 0
     _print_registration(registration)
+    for line in cap_note(registration, env):
+        print(line)
     if args.pem:
         print(registration.certificate_pem, end="")
     return 0
@@ -179,11 +184,15 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 def _set_enabled(enabled: bool) -> Command:
     def command(args: argparse.Namespace) -> int:
+        env = settings_env()
         try:
-            changed = registry_from_env(settings_env()).set_enabled(args.thumbprint, enabled)
+            changed = registry_from_env(env).set_enabled(args.thumbprint, enabled)
         except KeyError:
             raise CliError(f"{args.thumbprint} is not registered") from None
         print(f"{'enabled' if enabled else 'disabled'} {changed.thumbprint}")
+        if not enabled:
+            for line in still_working(changed, env):
+                print(f"  {line}")
         return 0
 
     return command
@@ -191,67 +200,85 @@ def _set_enabled(enabled: bool) -> Command:
 
 def cmd_remove(args: argparse.Namespace) -> int:
     try:
-        removed = registry_from_env(settings_env()).remove(args.thumbprint)
+        env = settings_env()
+        removed = registry_from_env(env).remove(args.thumbprint)
     except KeyError:
         raise CliError(f"{args.thumbprint} is not registered") from None
     print(f"removed {removed.thumbprint}")
+    for line in still_working(removed, env):
+        print(f"  {line}")
     return 0
 
 
 def _print_registration(r: Registration) -> None:
-    rows = [
-        ("subject", r.subject), ("issuer", r.issuer), ("serial", r.serial),
-        ("not before", iso(r.not_before)),
-        ("not after", iso(r.not_after)),
-        ("sha-256", r.thumbprint), ("sha-1", r.thumbprint_sha1),
-        *show_rows(r),
-        ("enabled", "yes" if r.enabled else "no"), ("description", r.description),
-    ]
-    for label, value in rows:
-        print(f"  {label:<12} {value}")
+    for line in text_lines(r):
+        print(line)
 
 
 def add_commands(commands: Subparsers) -> None:
     """Add the registry commands to the ``certsas`` parser."""
     register = commands.add_parser(
         "register", help="register a client certificate",
-        description="Register a PEM client certificate and its scope. Refused, unless --force: "
+        description="Register a client certificate (PEM or DER) and its scope. Refused, unless --force: "
                     "a CA certificate, an expired one, one whose extended key usage lacks "
                     "clientAuth, and (when TRUSTED_CA_CERTS is set) one that does not chain to "
                     "it. A certificate not yet valid is accepted (register a successor before "
                     "it starts). With a connection string both tables are created if missing; "
                     "with STORAGE_ACCOUNT_NAME none is (the Bicep makes them).",
         epilog=PRECEDENCE_HELP)
-    register.add_argument("cert", metavar="CERT.pem")
-    register.add_argument("--container", required=True, type=container_arg)
-    register.add_argument("--permissions", default="rl", type=permissions_arg,
-                          help="SAS letters from racwdl (default: rl)")
-    register.add_argument("--max-ttl-minutes", default=60, type=positive_int)
-    register.add_argument("--prefix", default="", type=prefix_arg,
-                          help="only blobs in this folder (ends with '/', e.g. tenant-a/)")
-    register.add_argument("--description", default="")
-    register.add_argument("--replace", action="store_true", help="overwrite an existing one")
+    register.add_argument("cert", metavar="CERT",
+                          help="the client certificate file, PEM or DER (.pem, .crt, .cer, .der)")
+    register.add_argument("--container", required=True, type=container_arg, metavar="NAME",
+                          help="the container its tokens are for (required; 3-63 lowercase "
+                               "letters, digits and hyphens)")
+    register.add_argument("--permissions", default="rl", type=permissions_arg, metavar="LETTERS",
+                          help="SAS permission letters it may be granted, from racwdl "
+                               "(read, add, create, write, delete, list; default: rl)")
+    register.add_argument("--max-ttl-minutes", default=DEFAULT_MAX_TTL_MINUTES,
+                          type=max_ttl_minutes_arg, metavar="N", help=MAX_TTL_HELP)
+    register.add_argument("--prefix", default="", type=prefix_arg, metavar="FOLDER/",
+                          help="only blobs in this folder, ending in '/', e.g. tenant-a/ "
+                               "(default: none, the whole container)")
+    register.add_argument("--description", default="", metavar="TEXT",
+                          help="free text for operators, e.g. who holds it (default: empty)")
+    register.add_argument("--replace", action="store_true",
+                          help="overwrite the registration of the same certificate if there "
+                               "is one, so a script can run again (default: refuse, saying it "
+                               "is registered)")
     register.add_argument("--allow-rotation", action="store_true",
-                          help="let the holder register its successor (POST /api/rotate)")
+                          help="let the holder register its successor itself (POST /api/rotate, "
+                               "docs/grants-and-rotation.md; default: not allowed)")
     register.add_argument("--force", action="store_true",
-                          help="register a certificate the app would refuse (see above)")
+                          help="register a certificate the app would refuse, see above "
+                               "(default: refuse it, saying why)")
     register.set_defaults(func=cmd_register)
 
     listing = commands.add_parser("list", help="list registrations",
-                                  description="List every registration.")
-    listing.add_argument("--expiring", type=positive_int, metavar="DAYS",
-                         help="only those expiring within DAYS days or already expired")
-    listing.add_argument("--json", action="store_true", help="one JSON array, for scripts")
+                                  description="List every registration, disabled ones too.")
+    listing.add_argument("--expiring", type=days_arg, metavar="DAYS",
+                         help=f"only those expiring within DAYS days (1 to {MAX_DAYS}) or "
+                              "already expired, soonest first (default: all, by container "
+                              "and subject)")
+    listing.add_argument("--json", action="store_true",
+                         help="one JSON array of objects, exact text, for scripts (default: "
+                              "a table, control characters escaped)")
     listing.set_defaults(func=cmd_list)
     show = commands.add_parser("show", help="show one registration",
                                description="Show one registration.")
-    show.add_argument("thumbprint", type=thumbprint_arg)
-    show.add_argument("--pem", action="store_true", help="also print the certificate")
+    show.add_argument("thumbprint", type=thumbprint_arg, metavar="THUMBPRINT",
+                      help=THUMBPRINT_HELP)
+    show.add_argument("--pem", action="store_true",
+                      help="also print the certificate, PEM (default: only its fields)")
+    show.add_argument("--json", action="store_true",
+                      help="one JSON object, exact text, the certificate's PEM included, for "
+                           "scripts (default: text, control characters escaped)")
     show.set_defaults(func=cmd_show)
-    for name, func, what in (("enable", _set_enabled(True), "enable"),
-                             ("disable", _set_enabled(False), "disable"),
-                             ("remove", cmd_remove, "remove")):
-        sub = commands.add_parser(name, help=f"{what} a registration",
-                                  description=f"{what.capitalize()} a registration.")
-        sub.add_argument("thumbprint", type=thumbprint_arg)
+    for name, func, description in (
+            ("enable", _set_enabled(True), "Enable a registration."),
+            ("disable", _set_enabled(False), DISABLE_HELP),
+            ("remove", cmd_remove, "Remove a registration. Like disable, it takes effect "
+                                   "within REGISTRY_CACHE_SECONDS; issued tokens stay valid.")):
+        sub = commands.add_parser(name, help=f"{name} a registration", description=description)
+        sub.add_argument("thumbprint", type=thumbprint_arg, metavar="THUMBPRINT",
+                         help=THUMBPRINT_HELP)
         sub.set_defaults(func=func)

@@ -27,12 +27,17 @@ from certsas.cli.errors import CliError
 from certsas.cli.incident import KIND as REVOKE_KIND
 from certsas.cli.incident import revocation_json, revocation_line
 from certsas.cli.settings import settings_env
+from certsas.cli.text import printable
 from certsas.clock import iso, system_clock
 from certsas.config import StorageSettings
 from certsas.storage import StorageClients
 
 _AGO = re.compile(r"(\d{1,6})([mhd])")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days"}
+# Edm.DateTime's range (Microsoft, "Understanding the Table service data model"), less the
+# last day, whose day-after bounds a query's partition keys.
+EARLIEST = datetime(1601, 1, 1, tzinfo=UTC)
+LATEST = datetime(9999, 12, 31, tzinfo=UTC)
 
 # Only what the listing shows: no need to move more over the wire.
 COLUMNS = ("IssuedAt", "RequestId", "Thumbprint", "Subject", "Container", "Blob", "Permissions",
@@ -50,7 +55,16 @@ class When:
     at: datetime | None = None
 
     def resolve(self, now: datetime) -> datetime:
-        return self.at if self.at is not None else now - (self.ago or timedelta(0))
+        """The instant meant, or ValueError when Table storage holds no such time."""
+        try:
+            at = self.at if self.at is not None else now - (self.ago or timedelta(0))
+        except OverflowError:  # ``999999d`` ago is before the year 1
+            raise ValueError(f"that is before {iso(EARLIEST)}, the earliest time Table "
+                             "storage holds") from None
+        if not EARLIEST <= at <= LATEST:
+            raise ValueError(f"{iso(at)} is outside what Table storage holds "
+                             f"({iso(EARLIEST)} to {iso(LATEST)})")
+        return at
 
 
 def when_arg(value: str) -> When:
@@ -64,7 +78,10 @@ def when_arg(value: str) -> When:
         raise argparse.ArgumentTypeError(
             f"{value[:40]!r} is not a time: use 24h, 90m, 7d, 2026-11-01 or "
             "2026-11-01T12:00:00Z") from None
-    return When(at=at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC))
+    try:
+        return When(at=at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC))
+    except OverflowError:  # 0001-01-01T00:00+01:00 is in the year 0
+        raise argparse.ArgumentTypeError(f"{value[:40]!r} is outside the calendar") from None
 
 
 @dataclass(frozen=True)
@@ -130,13 +147,15 @@ def table_lines(records: Iterable[dict[str, Any]]) -> Iterator[str]:
     yield (f"{'ISSUED':<20} {'THUMBPRINT (SHA-256)':<64} {'CONTAINER':<20} {'GRANT':<20} "
            f"{'BLOB':<24} "
            f"{'PERM':<5} {'EXPIRES':<20} {'REQUEST':<36} SUBJECT")
-    for r in records:
-        if r.get("kind") == REVOKE_KIND:
+    for record in records:
+        # A record is what the table holds: whoever could write to it chose these strings.
+        r = {name: printable(str(value)) if value else "" for name, value in record.items()}
+        if record.get("kind") == REVOKE_KIND:
             yield revocation_line(r)
             continue
-        yield (f"{r['issued_at']:<20} {r['thumbprint'] or '':<64} {r['container'] or '':<20} "
-               f"{_grant(r):<20} {_blob(r):<24} {r['permissions'] or '':<5} "
-               f"{r['expires_on'] or '':<20} {r['request_id'] or '':<36} {r['subject'] or ''}")
+        yield (f"{r['issued_at']:<20} {r['thumbprint']:<64} {r['container']:<20} "
+               f"{_grant(r):<20} {_blob(r):<24} {r['permissions']:<5} "
+               f"{r['expires_on']:<20} {r['request_id']:<36} {r['subject']}")
 
 
 def _grant(record: dict[str, Any]) -> str:
@@ -155,7 +174,10 @@ def _blob(record: dict[str, Any]) -> str:
 
 def cmd_audit(args: argparse.Namespace) -> int:
     now = system_clock()
-    since, until = args.since.resolve(now), (args.until or When()).resolve(now)
+    try:
+        since, until = args.since.resolve(now), (args.until or When()).resolve(now)
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
     if until <= since:
         raise CliError(f"--until ({iso(until)}) is not after --since ({iso(since)})")
     env = settings_env()
@@ -197,11 +219,16 @@ def add_commands(commands: Subparsers) -> None:
                     "24h, 90m or 7d ago, a UTC day (its midnight: --until 2026-11-02 ends "
                     "with 1 November) or an ISO 8601 instant.")
     audit.add_argument("--since", type=when_arg, default=When(ago=timedelta(hours=24)),
-                       metavar="TIME", help="start (default: 24h)")
+                       metavar="TIME", help="start, included (default: 24h, a day ago)")
     audit.add_argument("--until", type=when_arg, default=None, metavar="TIME",
                        help="end, not included (default: now)")
-    audit.add_argument("--thumbprint", type=thumbprint_arg,
-                       help="SHA-256, or SHA-1 of a certificate still registered")
-    audit.add_argument("--container", type=container_arg)
-    audit.add_argument("--json", action="store_true", help="one JSON array, for scripts")
+    audit.add_argument("--thumbprint", type=thumbprint_arg, metavar="THUMBPRINT",
+                       help="only this certificate's tokens: its SHA-256, or the SHA-1 (what "
+                            "the Azure portal shows) of one still registered; any case, colons "
+                            "allowed (default: every certificate)")
+    audit.add_argument("--container", type=container_arg, metavar="NAME",
+                       help="only tokens for this container (default: every container)")
+    audit.add_argument("--json", action="store_true",
+                       help="one JSON array of objects, exact text, for scripts (default: a "
+                            "table, control characters escaped)")
     audit.set_defaults(func=cmd_audit)

@@ -7,6 +7,7 @@ import importlib
 import json
 import os
 import signal
+import socket
 import sys
 import textwrap
 import threading
@@ -177,9 +178,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     try:
         server = DevServer(local, host=args.host, port=args.port, tls=tls, log=sys.stderr)
     except OSError as exc:
-        ports = f"{args.port} or {args.tls_port}" if tls else str(args.port)
-        raise CliError(f"cannot listen on {args.host} port {ports}: {exc.strerror or exc}"
-                       ) from None
+        raise CliError(_listen_failure(args, exc)) from None
     except Exception as exc:  # pyOpenSSL's own error type: only frontend imports pyOpenSSL
         raise CliError(f"cannot use {args.tls_cert} with {args.tls_key}: {ssl_reason(exc)}"
                        ) from None
@@ -187,6 +186,24 @@ def cmd_serve(args: argparse.Namespace) -> int:
     _run_until_signalled(server)
     print("certsas serve: stopped", flush=True)
     return 0
+
+
+def _listen_failure(args: argparse.Namespace, exc: OSError) -> str:
+    """Which port could not be had: each is tried again alone (the plain one stays on
+    loopback under --tls, as DevServer binds it)."""
+    wanted = [("127.0.0.1" if args.tls else args.host, args.port, "--port")]
+    if args.tls:
+        wanted.append((args.host, args.tls_port, "--tls-port"))
+    for host, number, option in wanted:
+        try:
+            family = socket.AF_INET6 if ":" in host else socket.AF_INET
+            with socket.create_server((host, number), family=family):
+                pass
+        except OSError as busy:
+            reason = os.strerror(busy.errno) if busy.errno else str(busy)
+            return (f"cannot listen on {host} port {number}: {reason} "
+                    f"(another certsas serve or func start? {option} picks another)")
+    return f"cannot listen on {args.host}: {exc.strerror or exc}"
 
 
 def _announce(server: DevServer, loaded: int, args: argparse.Namespace, header: str) -> None:

@@ -18,23 +18,25 @@ from azure.core.exceptions import (
 )
 
 
-def describe(exc: AzureError, endpoint: str) -> str:
-    """``exc``, raised by a call to table storage at ``endpoint``, as one line."""
+def describe(exc: AzureError, endpoint: str, service: str = "table") -> str:
+    """``exc``, raised by a call to ``service`` storage at ``endpoint``, as one line."""
     kind = type(exc).__name__
     if isinstance(exc, ServiceRequestError | ServiceResponseError):
         # Refused, unresolvable, timed out, or the connection dropped mid-answer.
-        return f"cannot reach table storage at {endpoint} ({kind})"
+        return f"cannot reach {service} storage at {endpoint} ({kind})"
     if isinstance(exc, HttpResponseError) and exc.status_code is not None:
         code = error_code(exc) or exc.reason or ""
         hint = ""
         if exc.status_code == 403:
-            hint = ": this identity lacks a role on the table (Storage Table Data Contributor)"
-        return f"table storage at {endpoint} answered {exc.status_code} {code}{hint}".rstrip()
+            role = "Storage Table Data Contributor" if service == "table" else \
+                "Storage Blob Data Contributor"
+            hint = f": this identity lacks a role on the {service} service ({role})"
+        return f"{service} storage at {endpoint} answered {exc.status_code} {code}{hint}".rstrip()
     if isinstance(exc, ClientAuthenticationError):
         # DefaultAzureCredential found no identity (CredentialUnavailableError and kin).
-        return (f"cannot get a token for table storage at {endpoint} ({kind}): sign in with "
+        return (f"cannot get a token for {service} storage at {endpoint} ({kind}): sign in with "
                 "`az login`, or set AZURE_CLIENT_ID for a user-assigned identity")
-    return f"table storage at {endpoint} failed ({kind})"
+    return f"{service} storage at {endpoint} failed ({kind})"
 
 
 def error_code(exc: HttpResponseError) -> str | None:

@@ -11,10 +11,19 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from certsas.cli.admin import Subparsers, registry_from_env
-from certsas.cli.args import container_arg, permissions_arg, positive_int, prefix_arg, thumbprint_arg
+from certsas.cli.args import (
+    DEFAULT_MAX_TTL_MINUTES,
+    MAX_TTL_HELP,
+    THUMBPRINT_HELP,
+    container_arg,
+    max_ttl_minutes_arg,
+    permissions_arg,
+    prefix_arg,
+    thumbprint_arg,
+)
 from certsas.cli.errors import CliError
-from certsas.cli.grantview import grant_line
 from certsas.cli.settings import settings_env
+from certsas.cli.views import grant_line
 from certsas.registry import AccessGrant, Registration, checked_grants
 
 
@@ -97,22 +106,27 @@ def add_commands(commands: Subparsers) -> None:
                     "A request is served by one grant: the one on its container with the "
                     "longest prefix that covers its blob; a container-scoped token needs a "
                     "grant without a prefix.")
-    grant.add_argument("thumbprint", type=thumbprint_arg)
-    grant.add_argument("--container", required=True, type=container_arg)
-    grant.add_argument("--prefix", default="", type=prefix_arg,
-                       help="only blobs in this folder (ends with '/', e.g. inbox/)")
-    grant.add_argument("--permissions", default="rl", type=permissions_arg,
-                       help="SAS letters from racwdl (default: rl)")
-    grant.add_argument("--max-ttl-minutes", default=60, type=positive_int)
+    grant.add_argument("thumbprint", type=thumbprint_arg, help=THUMBPRINT_HELP)
+    grant.add_argument("--container", required=True, type=container_arg, metavar="NAME",
+                       help="the container the grant is on (required)")
+    grant.add_argument("--prefix", default="", type=prefix_arg, metavar="FOLDER/",
+                       help="only blobs in this folder, ending in '/', e.g. inbox/ "
+                            "(default: none, the whole container)")
+    grant.add_argument("--permissions", default="rl", type=permissions_arg, metavar="LETTERS",
+                       help="SAS permission letters from racwdl (default: rl)")
+    grant.add_argument("--max-ttl-minutes", default=DEFAULT_MAX_TTL_MINUTES,
+                       type=max_ttl_minutes_arg, metavar="N", help=MAX_TTL_HELP)
     grant.set_defaults(func=cmd_grant)
 
     ungrant = commands.add_parser(
         "ungrant", help="remove a grant of a registration",
         description="Remove the grant on a container (and prefix). The last grant cannot be "
                     "removed: disable or remove the registration instead.")
-    ungrant.add_argument("thumbprint", type=thumbprint_arg)
-    ungrant.add_argument("--container", required=True, type=container_arg)
-    ungrant.add_argument("--prefix", default="", type=prefix_arg)
+    ungrant.add_argument("thumbprint", type=thumbprint_arg, help=THUMBPRINT_HELP)
+    ungrant.add_argument("--container", required=True, type=container_arg, metavar="NAME",
+                         help="the container of the grant to remove (required)")
+    ungrant.add_argument("--prefix", default="", type=prefix_arg, metavar="FOLDER/",
+                         help="the grant's prefix (default: none, the whole-container grant)")
     ungrant.set_defaults(func=cmd_ungrant)
 
     rotation = commands.add_parser(
@@ -120,6 +134,8 @@ def add_commands(commands: Subparsers) -> None:
         description="Whether the holder of this registered certificate may register its own "
                     "successor with POST /api/rotate (docs/grants-and-rotation.md says when "
                     "not to allow it).")
-    rotation.add_argument("thumbprint", type=thumbprint_arg)
-    rotation.add_argument("setting", choices=("allow", "deny"))
+    rotation.add_argument("thumbprint", type=thumbprint_arg, help=THUMBPRINT_HELP)
+    rotation.add_argument("setting", choices=("allow", "deny"),
+                          help="allow: its holder may register a successor; deny: only the "
+                               "operator registers certificates (the default for a new one)")
     rotation.set_defaults(func=cmd_rotation)

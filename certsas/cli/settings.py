@@ -54,3 +54,12 @@ def file_values_to_use(environ: Mapping[str, str], file_values: Mapping[str, str
 def settings_env(path: Path = LOCAL_SETTINGS) -> dict[str, str]:
     """The environment over the Values of ``path`` (./local.settings.json) when it exists."""
     return layered(os.environ, load_local_settings(path))
+
+
+def where_looked(path: Path = LOCAL_SETTINGS) -> str:
+    """Where the settings were read from, for an error about a missing one: outside the
+    repository the file is easily not there, and the operator should hear that."""
+    if path.is_file():
+        return f"settings read from the environment and {path.resolve()}"
+    return (f"settings read from the environment; ./{path} was looked for in "
+            f"{Path.cwd()} and is not there")

@@ -307,5 +307,6 @@ output logAlertRuleNames array = [
   refusalRate.name
   internalError.name
   expiry.name
+  expiryCheckSilent.name
 ]
 output healthAlertName string = healthCheck.name

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives import hashes
 
+from tests.support import certforge
 from tests.support.azurite import Azurite, free_port
 from tests.support.cli import run
+from tests.support.pki import Pki
 from tests.support.served import CONTAINER, DevFiles, Served
 
 
@@ -48,10 +51,16 @@ def test_register_list_show_disable_enable_remove(capsys: pytest.CaptureFixture[
     code, out, _ = run(capsys, "show", tp.lower())
     assert code == 0 and f"  sha-256      {tp}" in out and "  description  ci" in out
 
-    assert run(capsys, "disable", tp)[:2] == (0, [f"disabled {tp}"])
+    code, out, _ = run(capsys, "disable", tp)
+    assert (code, out) == (0, [
+        f"disabled {tp}",
+        "  the app may still issue it tokens for up to 30 seconds (REGISTRY_CACHE_SECONDS: each "
+        "instance reuses a registry read that long)",
+        "  tokens already issued stay valid until they expire (up to 30 minutes): `certsas "
+        "revoke-tokens` makes every issued token useless"])
     assert "  enabled      no" in run(capsys, "show", tp)[1]
     assert run(capsys, "enable", tp)[:2] == (0, [f"enabled {tp}"])
-    assert run(capsys, "remove", tp)[:2] == (0, [f"removed {tp}"])
+    assert run(capsys, "remove", tp)[1][0] == f"removed {tp}"
     assert run(capsys, "list")[1] == ["no registrations"]
 
 
@@ -64,9 +73,21 @@ def test_a_registration_is_found_by_its_sha1_as_the_portal_shows_it(
     portal_form = ":".join(sha1[i:i + 2] for i in range(0, 40, 2)).lower()
     code, out, _ = run(capsys, "show", portal_form)
     assert code == 0 and f"  sha-256      {tp}" in out and f"  sha-1        {sha1.upper()}" in out
-    assert run(capsys, "disable", sha1.upper())[:2] == (0, [f"disabled {tp}"])
-    assert run(capsys, "remove", sha1)[:2] == (0, [f"removed {tp}"])
+    assert run(capsys, "disable", sha1.upper())[1][0] == f"disabled {tp}"
+    assert run(capsys, "remove", sha1)[1][0] == f"removed {tp}"
     assert run(capsys, "show", sha1)[0] == 1
+
+
+@pytest.mark.usefixtures("storage")
+def test_a_der_certificate_registers_as_its_pem_does(capsys: pytest.CaptureFixture[str],
+                                                     files: DevFiles, tmp_path: Path) -> None:
+    der = tmp_path / "client.cer"  # what Windows' certificate export writes
+    der.write_bytes(files.pki.client.der)
+    code, out, err = run(capsys, "register", str(der), "--container", "reports")
+    assert code == 0, err
+    assert out[0] == f"registered {thumbprint(files)}"
+    code, out, _ = run(capsys, "show", thumbprint(files), "--pem")
+    assert code == 0 and "\n".join(out).endswith(files.pki.client.pem.decode().rstrip("\n"))
 
 
 @pytest.mark.usefixtures("storage")
@@ -78,6 +99,11 @@ def test_registering_twice_needs_replace(capsys: pytest.CaptureFixture[str],
     assert code == 1
     assert err == f"certsas register: error: {thumbprint(files)} is already registered " \
                   "(use --replace to overwrite)\n"
+    code, out, _ = run(capsys, "register", cert, "--container", "other", "--replace")
+    assert code == 0 and out[0] == f"replaced {thumbprint(files)}" and "  container    other" in out
+    run(capsys, "remove", thumbprint(files))
+    code, out, _ = run(capsys, "register", cert, "--container", "reports", "--replace")
+    assert code == 0 and out[0] == f"registered {thumbprint(files)}"  # there was none
     assert run(capsys, "register", cert, "--container", "other", "--replace")[0] == 0
 
 
@@ -87,7 +113,8 @@ def test_register_refuses_bad_files(capsys: pytest.CaptureFixture[str], files: D
     two = tmp_path / "two.pem"
     two.write_bytes(files.path("client.pem").read_bytes() * 2)
     cases = {
-        str(files.path("client.key")): f"{files.path('client.key')} is not a PEM certificate",
+        str(files.path("client.key")): f"{files.path('client.key')} holds no PEM certificate "
+                                       "(a key or a request?)",
         str(two): f"{two} holds 2 certificates; register one at a time",
         str(tmp_path / "none.pem"): f"cannot read {tmp_path / 'none.pem'}: No such file or "
                                     "directory",
@@ -95,6 +122,49 @@ def test_register_refuses_bad_files(capsys: pytest.CaptureFixture[str], files: D
     for path, message in cases.items():
         code, out, err = run(capsys, "register", path, "--container", "reports")
         assert (code, out, err) == (1, [], f"certsas register: error: {message}\n")
+
+
+def test_out_of_range_numbers_and_unparseable_fields_are_one_line(
+        capsys: pytest.CaptureFixture[str], pki: Pki, tmp_path: Path) -> None:
+    """SPEC §6: never a traceback (each of these once ended in one)."""
+    code, out, err = run(capsys, "list", "--expiring", "99999999")
+    assert (code, out) == (2, [])
+    assert err.splitlines()[-1] == ("certsas list: error: argument --expiring: 99999999 is "
+                                    "not between 1 and 36500 (a hundred years)")
+    odd = tmp_path / "odd.pem"
+    odd.write_bytes(b"-----BEGIN CERTIFICATE-----\n"
+                    + base64.encodebytes(certforge.duplicate_extension(pki.issuing))
+                    + b"-----END CERTIFICATE-----\n")
+    code, out, err = run(capsys, "register", str(odd), "--container", "reports", "--force")
+    assert (code, out) == (1, [])
+    assert err == (f"certsas register: error: {odd}: an extension does not parse; the app "
+                   "refuses it as client_certificate_malformed, so it cannot be registered, "
+                   "even with --force\n")
+
+
+@pytest.mark.usefixtures("storage")
+def test_a_lifetime_no_token_can_have_is_refused_and_one_above_the_setting_noted(
+        capsys: pytest.CaptureFixture[str], files: DevFiles,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    cert = str(files.path("client.pem"))
+    code, out, err = run(capsys, "register", cert, "--container", "reports",
+                         "--max-ttl-minutes", "5000")
+    assert (code, out) == (2, [])
+    assert err.splitlines()[-1] == (
+        "certsas register: error: argument --max-ttl-minutes: 5000 is not between 1 and 1440 "
+        "(no token lives longer: SAS_MAX_TTL_MINUTES is at most 1440)")
+    monkeypatch.setenv("SAS_MAX_TTL_MINUTES", "90")
+    code, out, _ = run(capsys, "register", cert, "--container", "reports",
+                       "--max-ttl-minutes", "1440")
+    assert code == 0 and "  max ttl      1440 minutes" in out
+    note = ("  note: SAS_MAX_TTL_MINUTES is 90 in these settings: where the app's is too, "
+            "tokens live at most 90 minutes, not 1440")
+    assert out[-1] == note
+    assert run(capsys, "show", thumbprint(files))[1][-1] == note
+    monkeypatch.delenv("SAS_MAX_TTL_MINUTES")
+    code, out, _ = run(capsys, "register", cert, "--container", "reports", "--replace",
+                       "--max-ttl-minutes", "60")
+    assert code == 0 and not any("note:" in line for line in out)
 
 
 def test_register_refuses_bad_arguments(capsys: pytest.CaptureFixture[str],
@@ -147,6 +217,8 @@ def test_no_storage_settings_names_the_setting(capsys: pytest.CaptureFixture[str
     code, _, err = run(capsys, "list")
     assert code == 1
     assert err.startswith("certsas list: error: STORAGE_ACCOUNT_NAME: ")
+    assert err.endswith(f"(settings read from the environment; ./local.settings.json was "
+                        f"looked for in {tmp_path} and is not there)\n")
     assert err.count("\n") == 1
 
 
@@ -269,6 +341,33 @@ def test_serve_needs_a_function_app(capsys: pytest.CaptureFixture[str], tmp_path
     assert code == 2 and "70000 is not a port number" in err
 
 
+@pytest.mark.parametrize("busy_option", ["--port", "--tls-port"])
+def test_serve_names_the_one_port_that_is_busy(files: DevFiles, tmp_path: Path,
+                                               busy_option: str) -> None:
+    import socket
+    import subprocess
+    import sys
+
+    from tests.support import ROOT
+
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        busy = taken.getsockname()[1]
+        ports = {"--port": str(free_port()), "--tls-port": str(free_port()),
+                 busy_option: str(busy)}
+        done = subprocess.run(
+            [sys.executable, "-m", "certsas", "serve", "--app-dir", str(ROOT), "--tls",
+             "--tls-cert", str(files.path("server.pem")), "--tls-key",
+             str(files.path("server.key")), *(f for pair in ports.items() for f in pair)],
+            cwd=tmp_path, capture_output=True, text=True, timeout=60,
+            env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT),
+                 "TRUSTED_CA_CERTS": files.pki.trust_bundle.decode(),
+                 "STORAGE_CONNECTION_STRING": "UseDevelopmentStorage=true"})
+    assert done.returncode == 1, done.stderr
+    assert done.stderr == (f"certsas serve: error: cannot listen on 127.0.0.1 port {busy}: "
+                           f"Address already in use (another certsas serve or func start? "
+                           f"{busy_option} picks another)\n")
+
+
 @pytest.mark.usefixtures("storage")
 def test_commands_on_a_missing_registry_table_fail_in_one_line(
         capsys: pytest.CaptureFixture[str], files: DevFiles) -> None:
@@ -342,8 +441,8 @@ def test_register_refuses_what_the_app_would_refuse_unless_forced(
     refused = {
         str(files.path("issuing-ca.pem")): "it is a CA certificate, not a client certificate",
         write_pem(tmp_path / "expired.pem", expired): "it expired at ",
-        str(files.path("untrusted-client.pem")): "it does not chain to TRUSTED_CA_CERTS "
-                                                 "(chain validation failed: ",
+        str(files.path("untrusted-client.pem")): "it does not chain to TRUSTED_CA_CERTS: its "
+                                                 "issuer CN=certsas dev untrusted CA",
         str(files.path("server.pem")): "the extended key usage does not include clientAuth",
     }
     for cert, reason in refused.items():
@@ -388,7 +487,7 @@ def test_thumbprints_with_spaces_and_an_invisible_mark(capsys: pytest.CaptureFix
     spaced = " ".join(tp[i:i + 2] for i in range(0, 64, 2)).lower()
     assert run(capsys, "show", spaced)[0] == 0
     sha1 = files.pki.client.certificate.fingerprint(hashes.SHA1()).hex()  # noqa: S303
-    assert run(capsys, "disable", "\u200e" + sha1)[:2] == (0, [f"disabled {tp}"])
+    assert run(capsys, "disable", "\u200e" + sha1)[1][0] == f"disabled {tp}"
     code, _, err = run(capsys, "show", tp[:-2])
     assert code == 2 and "is not a SHA-256 (64 hex digits) or SHA-1 (40 hex digits)" in err
 
@@ -519,3 +618,59 @@ def test_list_into_a_closed_pipe_is_exit_141_without_a_traceback(
     finally:
         os.close(write_end)
     assert (result.returncode, result.stderr) == (141, b"")
+
+
+def test_disables_help_says_what_it_does_not_stop(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "disable", "--help")
+    text = " ".join(" ".join(out).split())
+    assert code == 0
+    assert "within REGISTRY_CACHE_SECONDS (default 30)" in text
+    assert "Tokens already issued stay valid until they expire; `certsas revoke-tokens`" in text
+    assert "SHA-256 (64 hex digits) or SHA-1 (40, what the Azure portal shows)" in text
+
+
+@pytest.mark.parametrize("command", ["register", "list", "show", "disable", "enable", "remove",
+                                     "audit"])
+def test_every_option_says_what_it_takes_and_its_default(command: str) -> None:
+    """Issue 22: no option left to guess; a flag or value says what happens without it."""
+    from certsas.cli import build_parser
+    from certsas.cli.completion import subcommands
+
+    parser = subcommands(build_parser()).choices[command]
+    for action in parser._actions:
+        if action.dest == "help":
+            continue
+        text = " ".join((action.help or "").split())
+        assert len(text) > 15, (command, action.dest)
+        if action.option_strings and not action.required:
+            assert "default" in text, (command, action.dest, text)
+        if action.dest == "thumbprint":
+            assert "SHA-256 (64 hex digits) or SHA-1 (40" in text or "SHA-1 (what" in text
+
+
+@pytest.mark.usefixtures("storage")
+def test_create_container_is_safe_to_run_twice(capsys: pytest.CaptureFixture[str],
+                                               azurite: Azurite) -> None:
+    name = f"c{free_port()}"
+    endpoint = f"{azurite.blob_endpoint}"
+    assert run(capsys, "create-container", name)[:2] == (
+        0, [f"created container {name} at {endpoint}"])
+    assert run(capsys, "create-container", name)[:2] == (
+        0, [f"container {name} exists already at {endpoint}"])
+    code, _, err = run(capsys, "create-container", "Bad_Name")
+    assert code == 2 and "'Bad_Name' is not a valid container name" in err
+
+
+@pytest.mark.usefixtures("storage")
+def test_disable_with_the_cache_off_says_it_holds_from_the_next_request(
+        capsys: pytest.CaptureFixture[str], files: DevFiles,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    assert run(capsys, "register", str(files.path("client.pem")), "--container", "reports")[0] == 0
+    monkeypatch.setenv("REGISTRY_CACHE_SECONDS", "0")
+    monkeypatch.setenv("SAS_MAX_TTL_MINUTES", "20")
+    code, out, _ = run(capsys, "disable", thumbprint(files))
+    assert code == 0 and out[1:] == [
+        "  the app reads the registry on every request (REGISTRY_CACHE_SECONDS=0): no new token "
+        "from the next request on",
+        "  tokens already issued stay valid until they expire (up to 20 minutes): `certsas "
+        "revoke-tokens` makes every issued token useless"]

@@ -76,12 +76,17 @@ def test_list_expiring_includes_the_expired_soonest_first(
         (gone.thumbprint, -1, True), (off.thumbprint, 5, False), (soon.thumbprint, 10, True)]
     assert listed[2] == {
         "thumbprint": soon.thumbprint, "thumbprint_sha1": soon.thumbprint_sha1,
-        "subject": soon.subject, "container": "reports", "prefix": "out/",
-        "permissions": "rl", "not_after": soon.not_after.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "days_left": 10, "enabled": True, "description": "exporter",
+        "subject": soon.subject, "issuer": soon.issuer, "serial": soon.serial,
+        "not_before": soon.not_before.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "not_after": soon.not_after.strftime("%Y-%m-%dT%H:%M:%SZ"), "days_left": 10,
+        "container": "reports", "prefix": "out/", "permissions": "rl",
+        "max_ttl_minutes": 60, "enabled": True, "description": "exporter",
         "grants": [{"container": "reports", "prefix": "out/", "permissions": "rl",
                     "max_ttl_minutes": 60}],
         "allow_rotation": False, "rotated_from": None}
+    # show --json: the same object, with the certificate.
+    shown = run_json(capsys, "show", soon.thumbprint_sha1)
+    assert shown == {**listed[2], "certificate_pem": soon.certificate_pem}
 
     everything = run_json(capsys, "list")
     assert {r["thumbprint"] for r in everything} == {
@@ -222,6 +227,16 @@ def test_bad_audit_arguments_are_one_line(capsys: pytest.CaptureFixture[str],
     assert code == 2 and "'last week' is not a time" in err
     code, _, err = run(capsys, "audit", "--container", "Bad_Name")
     assert code == 2
+    # Out of the calendar or of what Table storage holds: one line, never a traceback.
+    code, _, err = run(capsys, "audit", "--since", "999999d")
+    assert (code, err) == (1, "certsas audit: error: that is before 1601-01-01T00:00:00Z, the "
+                              "earliest time Table storage holds\n")
+    code, _, err = run(capsys, "audit", "--until", "9999-12-31T12:00:00Z")
+    assert (code, err) == (1, "certsas audit: error: 9999-12-31T12:00:00Z is outside what "
+                              "Table storage holds (1601-01-01T00:00:00Z to "
+                              "9999-12-31T00:00:00Z)\n")
+    code, _, err = run(capsys, "audit", "--since", "0001-01-01T00:00:00+01:00")
+    assert code == 2 and "'0001-01-01T00:00:00+01:00' is outside the calendar" in err
 
 
 def test_a_missing_audit_table_is_named(capsys: pytest.CaptureFixture[str], stack: Stack,
@@ -230,3 +245,30 @@ def test_a_missing_audit_table_is_named(capsys: pytest.CaptureFixture[str], stac
     code, _, err = run(capsys, "audit")
     assert (code, err.strip()) == (
         1, "certsas audit: error: audit table NoSuchAuditTable does not exist")
+
+
+# --- text from certificates and operators -------------------------------------------------
+
+HOSTILE_CN = "evil\x1b]0:pwned\x07\x1b[2J\u202elanigiro"
+HOSTILE_NOTE = "note\x9b31m\r\u2066"
+
+
+def test_control_characters_are_escaped_in_text_and_exact_in_json(
+        capsys: pytest.CaptureFixture[str], stack: Stack, pki: Pki) -> None:
+    """SPEC §6: a subject or description cannot repaint the operator's terminal."""
+    client = pki.issuing.issue(HOSTILE_CN)
+    registration = stack.register(client, description=HOSTILE_NOTE)
+    assert stack.token(client).status == 200
+    shown_cn = "evil\\x1b]0:pwned\\x07\\x1b[2J\\u202elanigiro"
+    for argv in (("show", registration.thumbprint), ("list",), ("audit",)):
+        code, out, err = run(capsys, *argv)
+        text = "\n".join(out) + err
+        assert code == 0, err
+        assert all(line.isprintable() for line in out), text
+        assert f"CN={shown_cn}" in text, text
+    show = run(capsys, "show", registration.thumbprint)[1]
+    assert "  description  note\\x9b31m\\x0d\\u2066" in show
+    assert run_json(capsys, "list")[0]["description"] == HOSTILE_NOTE
+    assert run_json(capsys, "list")[0]["subject"] == registration.subject
+    assert run_json(capsys, "audit")[0]["subject"] == registration.subject
+    assert registration.subject.startswith(f"CN={HOSTILE_CN},")

@@ -1,14 +1,21 @@
 """The README's newcomer block, run as written: a README that drifts fails the suite.
 
-The block between ``<!-- newcomer:begin -->`` and ``<!-- newcomer:end -->`` runs under
-``bash -e`` in a fresh copy of the tracked files (``.venv`` and ``node_modules`` linked
-in, as after ``make deps``), on free ports it takes from the environment, with nothing
-of the developer's environment but PATH. Everything it starts is in one process group,
-stopped afterwards whatever happened.
+The block between ``<!-- newcomer:begin -->`` and ``<!-- newcomer:end -->`` runs as a
+person pastes it into a terminal: job control on (so each background job is a process
+group of its own, as in an interactive shell), and pasted twice in a row, in a fresh copy
+of the tracked files (``.venv`` and ``node_modules`` linked in, as after ``make deps``),
+on free ports it takes from the environment, with nothing of the developer's environment
+but PATH. ``set -e`` stops at the first failing step.
+
+After each paste nothing may listen on its ports any more: the block's own stop step
+must have stopped all it started. That is checked before the test's safety net runs
+(which ends every process of the session, whatever its process group): checked after
+it, a leftover Azurite (npx's node child once was one) would never be seen.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -16,7 +23,6 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -67,12 +73,8 @@ def clone(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def ports() -> Iterator[dict[str, str]]:
-    chosen = {name: str(free_port()) for name in PORTS}
-    yield chosen
-    # What the block started, it stopped: nothing may listen on its ports any more.
-    still = [name for name, port in chosen.items() if _listening(int(port))]
-    assert not still, f"still listening after the block: {still}"
+def ports() -> dict[str, str]:
+    return {name: str(free_port()) for name in PORTS}
 
 
 def _listening(port: int) -> bool:
@@ -80,10 +82,28 @@ def _listening(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
-def test_the_newcomer_block_runs_as_written(clone: Path, ports: dict[str, str],
-                                            tmp_path: Path) -> None:
-    script = tmp_path / "newcomer.sh"
-    script.write_text(newcomer_block(), encoding="utf-8")
+# Pasted twice; after each paste, whatever still listens on the block's ports is named.
+HARNESS = """\
+set -em
+check_ports() {
+  for port in $CERTSAS_PORT $TLS_PORT $OCSP_PORT $BLOB_PORT $QUEUE_PORT $TABLE_PORT; do
+    if (: > "/dev/tcp/127.0.0.1/$port") 2>/dev/null; then echo "STILL LISTENING $port"; fi
+  done
+}
+echo "=== paste 1"
+source ./newcomer.sh
+check_ports
+echo "=== paste 2"
+source ./newcomer.sh
+check_ports
+echo "=== done"
+"""
+
+
+def test_the_newcomer_block_runs_as_pasted_twice(clone: Path, ports: dict[str, str],
+                                                 tmp_path: Path) -> None:
+    (clone / "newcomer.sh").write_text(newcomer_block(), encoding="utf-8")
+    (tmp_path / "harness.sh").write_text(HARNESS, encoding="utf-8")
     home = tmp_path / "home"
     home.mkdir()
     # No settings, no virtual environment: a fresh terminal, with the ports the test chose.
@@ -92,39 +112,54 @@ def test_the_newcomer_block_runs_as_written(clone: Path, ports: dict[str, str],
     env = {"PATH": path, "HOME": str(home), "LANG": "C.UTF-8", **ports}
     log = tmp_path / "newcomer.log"
     with log.open("wb") as out:
-        process = subprocess.Popen(["bash", "-e", str(script)], cwd=clone, env=env,
+        process = subprocess.Popen(["bash", str(tmp_path / "harness.sh")], cwd=clone, env=env,
                                    stdout=out, stderr=subprocess.STDOUT,
                                    stdin=subprocess.DEVNULL, start_new_session=True)
         try:
-            code = process.wait(timeout=240)
+            code = process.wait(timeout=400)
+            # Before the safety net: what the block left running is the block's fault.
+            still = [name for name, port in ports.items() if _listening(int(port))]
         finally:
-            _stop_group(process.pid)
+            _stop_session(process.pid)
     output = log.read_text(encoding="utf-8", errors="replace")
     print(output)  # shown with -s, and on failure
     assert code == 0, output
-    lines = output.splitlines()
-    assert any(line.startswith("registered ") for line in lines), output
-    assert "created container reports" in lines, output
-    answer = next(line for line in lines if line.startswith('{"token": '))
-    assert '"container": "reports"' in answer, output
-    assert "hello from certsas" in lines, output  # the blob, put and got with the token
+    assert not still and "STILL LISTENING" not in output, (still, output)
+    assert output.splitlines()[-1] == "=== done", output
+    for paste in output.split("=== paste ")[1:]:
+        lines = paste.splitlines()
+        assert any(line.startswith("registered ") for line in lines), paste
+        assert any(line.startswith("created container reports at ") for line in lines), paste
+        answer = next(line for line in lines if line.startswith('{"token": '))
+        assert '"container": "reports"' in answer, paste
+        assert "hello from certsas" in lines, paste  # the blob, put and got with the token
     assert "Traceback" not in output and "not supported by Azurite" not in output, output
 
 
-def _stop_group(pgid: int) -> None:
-    """Safety net for a block that failed half-way; a passing block stopped its own."""
+def _stop_session(sid: int) -> None:
+    """Safety net for a block that failed half-way: every process of the session the test
+    started (with job control each job has its own process group, so a group is not
+    enough). A passing block stopped its own."""
     for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(pgid, sig)
-        except ProcessLookupError:
+        members = _session_members(sid)
+        if not members:
             return
+        for pid in members:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
         deadline = time.monotonic() + 5
-        while time.monotonic() < deadline:
-            try:
-                os.killpg(pgid, 0)
-            except ProcessLookupError:
-                return
+        while time.monotonic() < deadline and _session_members(sid):
             time.sleep(0.1)
+
+
+def _session_members(sid: int) -> list[int]:
+    members = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                if os.getsid(int(entry.name)) == sid:
+                    members.append(int(entry.name))
+    return members
 
 
 LINK = re.compile(r"\]\(([^)#\s]+)(?:#[^)]*)?\)")

@@ -154,17 +154,28 @@ def test_each_objection(ca: CertificateAuthority) -> None:
 
     stranger = CertificateAuthority.root("stranger").issue("x", not_before=NOW - timedelta(days=1))
     [problem] = objections(stranger.certificate, NOW, (ca.certificate,))
-    assert problem.startswith("it does not chain to TRUSTED_CA_CERTS (chain validation failed")
+    assert problem.startswith("it does not chain to TRUSTED_CA_CERTS: its issuer CN=stranger,"
+                              "O=certsas dev is not in TRUSTED_CA_CERTS (which holds "
+                              "CN=vetting issuing CA,O=certsas dev): it comes from another CA")
     assert objections(stranger.certificate, NOW, ()) == []  # no anchors: not judged
 
     server = ca.issue("srv", eku=(ExtendedKeyUsageOID.SERVER_AUTH,),
                       not_before=NOW - timedelta(days=1))
     # Said once, although the chain validator refuses it for the same reason.
     assert objections(server.certificate, NOW, (ca.certificate,)) == [
-        "the extended key usage does not include clientAuth (the app refuses it: "
-        "certificate_not_trusted)"]
+        "the extended key usage does not include clientAuth (it lists serverAuth) (the app "
+        "refuses it: certificate_not_trusted)"]
     no_eku = ca.issue("none", eku=None, not_before=NOW - timedelta(days=1))
-    assert len(objections(no_eku.certificate, NOW, ())) == 1
+    assert objections(no_eku.certificate, NOW, (ca.certificate,)) == [
+        "the certificate has no extended key usage extension (clientAuth is required) (the "
+        "app refuses it: certificate_not_trusted)"]
+    # Both wrong: both said, each once.
+    both = CertificateAuthority.root("stranger").issue("y", eku=None,
+                                                        not_before=NOW - timedelta(days=1))
+    assert [p.split(" (")[0] for p in objections(both.certificate, NOW, (ca.certificate,))] == [
+        "the certificate has no extended key usage extension",
+        "it does not chain to TRUSTED_CA_CERTS: its issuer CN=stranger,O=certsas dev is not in "
+        "TRUSTED_CA_CERTS"]
 
 
 def test_the_rule_is_in_the_help() -> None:

@@ -8,9 +8,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, rsa
-from cryptography.x509.oid import NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from certsas.clientcert import PresentedCertificate
+from certsas.devtools.pki import CertificateAuthority
 from certsas.errors import CertificateExpired, CertificateNotTrusted, ClientCertificateMalformed
 from certsas.verification import ChainValidator, check_dates
 from tests.support.certforge import AnyKey, leaf, nine_byte_ip_san
@@ -155,3 +156,38 @@ def test_a_field_the_verifier_cannot_read_is_not_trusted(pki: Pki) -> None:
     unread = PresentedCertificate(der, x509.load_der_x509_certificate(der), "T", "CN=forged leaf")
     with pytest.raises(CertificateNotTrusted):
         ChainValidator((pki.issuing.certificate,)).verify(unread)
+
+
+# --- the operator's reason for a failed chain ----------------------------------------
+
+
+def refusal_for(der: bytes, anchors: tuple[x509.Certificate, ...]) -> CertificateNotTrusted:
+    with pytest.raises(CertificateNotTrusted) as caught:
+        ChainValidator(anchors, cache_seconds=0).verify(presented(der))
+    return caught.value
+
+
+def test_a_failed_chain_says_why_for_the_log_and_nothing_for_the_caller(pki: Pki) -> None:
+    issuing = pki.issuing.certificate.subject.rfc4514_string()
+    same_name = CertificateAuthority.root("certsas test issuing CA")
+    cases = {
+        # The issuing CA left out: only the root configured.
+        (pki.client.der, (pki.root.certificate,)):
+            f"its issuer {issuing} is not in TRUSTED_CA_CERTS (which holds "
+            f"{pki.root.certificate.subject.rfc4514_string()}): it comes from another CA, or "
+            f"{issuing} is an intermediate CA missing there",
+        (pki.client.der, (pki.stranger.certificate,)): f"its issuer {issuing} is not in",
+        (pki.client.der, (same_name.certificate,)):
+            f"its issuer is named {issuing}, but the CA of that name in TRUSTED_CA_CERTS did "
+            "not sign it",
+        (pki.issuing.issue("srv", eku=(ExtendedKeyUsageOID.SERVER_AUTH,)).der,
+         (pki.issuing.certificate,)):
+            "the extended key usage does not include clientAuth (it lists serverAuth)",
+        (pki.issuing.issue("none", eku=None).der, (pki.issuing.certificate,)):
+            "the certificate has no extended key usage extension (clientAuth is required)",
+    }
+    for (der, anchors), reason in cases.items():
+        refusal = refusal_for(der, anchors)
+        assert refusal.detail.startswith(f"chain validation failed: {reason}"), refusal.detail
+        assert "candidates exhausted" not in refusal.detail
+        assert refusal.message == CertificateNotTrusted.default_message
