@@ -74,9 +74,9 @@ def one_round(settings: Settings, calls: dict[str, TokenCall], audit_table: str,
               counts: Counts, monitor: rounds.GcMonitor, *, mirrored: bool
               ) -> dict[str, rounds.Section]:
     """The four sections with the audit write interleaved, and the four without, one after
-    the other (the order mirrored round by round): an insert that follows a stretch of
-    calls without one costs more (the pause idles the connection), and a section that came
-    after the ones without the write in every slice would carry that alone."""
+    the other (the order mirrored round by round). Not mixed: an insert after other work
+    costs more than inserts back to back (docs/performance.md), and mixed, one section
+    with the write would follow the ones without it in every other slice."""
     broker = rounds.round_broker(settings, audit_table)
     brokers = {"warm": broker, "warm_without_audit_write": without_audit(broker)}
     sections: dict[str, rounds.Section] = {}
