@@ -174,21 +174,23 @@ class Timings:
                        gc_ms=self.gc_ns / 1e6)
 
 
-def timed_round(work: dict[str, tuple[Callable[[], bool], int]], counts: Counts,
-                controls: Controls, monitor: GcMonitor, *, mirrored: bool) -> dict[str, Section]:
-    """Every section of one round. Interleaved: ``counts.slices`` slices, each running a
-    ``1/slices`` share of every section in turn (mirrored order slice by slice), so a burst
-    of other work on the machine lands in all four sections alike rather than in one."""
-    slices = counts.slices if controls.interleaved else 1
-    order = list(reversed(SECTIONS)) if mirrored else list(SECTIONS)
+def timed_round(work: dict[str, tuple[Callable[[], bool], int]], controls: Controls,
+                monitor: GcMonitor, *, slices: int, warmup: int, mirrored: bool
+                ) -> dict[str, Section]:
+    """Every section of one round (``work``'s, in its order). Interleaved: ``slices``
+    slices, each running a ``1/slices`` share of every section in turn (mirrored order
+    slice by slice), so a burst of other work on the machine lands in all sections alike
+    rather than in one. ``warmup`` untimed calls of each section first."""
+    slices = slices if controls.interleaved else 1
+    order = list(reversed(work)) if mirrored else list(work)
     if controls.warm_up:
         for name in order:
-            for _ in range(counts.warmup):
+            for _ in range(warmup):
                 work[name][0]()
     if controls.gc_frozen:
         gc.collect()
         gc.freeze()
-    timings = {name: Timings() for name in SECTIONS}
+    timings = {name: Timings() for name in work}
     try:
         for index in range(slices):
             for name in order if index % 2 == 0 else order[::-1]:
@@ -198,7 +200,7 @@ def timed_round(work: dict[str, tuple[Callable[[], bool], int]], counts: Counts,
     finally:
         if controls.gc_frozen:
             gc.unfreeze()
-    return {name: timings[name].section() for name in SECTIONS}
+    return {name: timings[name].section() for name in work}
 
 
 # --- one round ------------------------------------------------------------------------
@@ -265,7 +267,8 @@ def one_round(services: Services, settings: Settings, call: TokenCall, audit_tab
             "warm": (warm, counts.warm),
             "warm_without_audit_write": (warm_without_audit_write,
                                          counts.warm_without_audit_write)}
-    return timed_round(work, counts, controls, monitor, mirrored=mirrored)
+    return timed_round(work, controls, monitor, slices=counts.slices, warmup=counts.warmup,
+                       mirrored=mirrored)
 
 
 def round_ratios(sections: dict[str, Section]) -> dict[str, float]:

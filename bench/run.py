@@ -1,11 +1,13 @@
 """certsas benchmark: prints a table and writes JSON. Figures only; nothing here is a timed test.
 
-    python -m bench.run [--smoke | --quick] [--rounds-only] [--uncontrolled] [--out FILE]
+    python -m bench.run [--smoke | --quick] [--rounds-only | --grants-only] [--uncontrolled]
+                        [--out FILE]
 
 Starts a real Azurite and our OCSP responder on 127.0.0.1 (``REVOCATION_MODE=require``),
 then measures warm token issuance through the function (1 and 8 threads), the
 same with every cache off (the naive per-request design), the no-I/O floor, the
-parts of the token path one by one, and cold start in fresh processes. The exit
+parts of the token path one by one, a registration of 1 grant against one of 20, the
+rotate call, and cold start in fresh processes. The exit
 status is non-zero only when a request failed its correctness check (not a 200).
 """
 
@@ -23,7 +25,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench import crl, rounds, scale, scenarios
+from bench import crl, grants, rotate, rounds, scale, scenarios
 from bench.cold import measure_cold_start
 from bench.measure import repeat
 from bench.services import Services, running_services
@@ -51,6 +53,8 @@ class Plan:
     scale_tokens_per_process: int = 1500
     scale_seconds: float = 60.0
     rounds: rounds.Counts = field(default_factory=rounds.Counts)
+    grants: grants.Counts = field(default_factory=grants.Counts)
+    rotate: rotate.Counts = field(default_factory=rotate.Counts)
 
 
 SMOKE = Plan(warm=20, warm_threaded=24, naive=8, naive_threaded=16, floor=20, cheap=10, io=5,
@@ -58,25 +62,36 @@ SMOKE = Plan(warm=20, warm_threaded=24, naive=8, naive_threaded=16, floor=20, ch
              scale_threads=4, scale_tokens_per_process=10, scale_seconds=30.0,
              rounds=rounds.Counts(rounds=2, floor=20, insert=10, warm=20,
                                   warm_without_audit_write=20, warmup=3, slices=4,
-                                  azurite_warmup=20))
+                                  azurite_warmup=20),
+             grants=grants.Counts(rounds=2, calls=10, warmup=3, slices=2),
+             rotate=rotate.Counts(per_key_type=3, warmup=1))
 # About a fifth of the full counts: to try the method on a busy machine (figures labelled).
 QUICK = Plan(warm=400, warm_threaded=400, naive=120, naive_threaded=120, floor=600, cheap=400,
              io=60, warmup=10, cold_runs=3, cold_warmup=1, crl_entries=20_000, scale_processes=2,
              scale_threads=8, scale_tokens_per_process=300, scale_seconds=30.0,
              rounds=rounds.Counts(rounds=5, floor=300, insert=120, warm=250,
                                   warm_without_audit_write=250, warmup=20,
-                                  slices=20, azurite_warmup=1500))
+                                  slices=20, azurite_warmup=1500),
+             grants=grants.Counts(rounds=5, calls=150, warmup=20, slices=10),
+             rotate=rotate.Counts(per_key_type=30, warmup=3))
+
+
+def handler(services: Services, name: str) -> scenarios.Handler:
+    """The user function ``name`` of ``function_app.app``, imported with the bench's settings."""
+    os.environ.update(services.env)
+    import function_app
+    from certsas.devtools.routes import find_route
+
+    return find_route(function_app.app, name).handler
 
 
 def token_call(services: Services) -> scenarios.TokenCall:
     """The ``token`` user function with the bench's headers; a fresh broker installed."""
-    os.environ.update(services.env)
-    import function_app
-    from certsas.devtools.routes import find_route
     from certsas.runtime import reset_broker
 
+    call = scenarios.TokenCall(handler(services, "token"), services.headers)
     reset_broker()
-    return scenarios.TokenCall(find_route(function_app.app, "token").handler, services.headers)
+    return call
 
 
 def measure_rounds(services: Services, plan: Plan, controls: rounds.Controls) -> dict[str, Any]:
@@ -86,6 +101,22 @@ def measure_rounds(services: Services, plan: Plan, controls: rounds.Controls) ->
     call = token_call(services)
     scenarios.warm_up(call, plan.warmup, THREADS)
     return rounds.measure(services, Settings.from_env(os.environ), call, plan.rounds, controls)
+
+
+def measure_issue_20(services: Services, plan: Plan) -> dict[str, Any]:
+    """1 grant against 20, and the rotate call; each with the seconds it took."""
+    from certsas.config import Settings
+
+    settings = Settings.from_env(os.environ | services.env)
+    call = token_call(services)
+    started = time.monotonic()
+    figures: dict[str, Any] = {"grants": grants.measure(services, settings, call, plan.grants)}
+    figures["grants"]["elapsed_seconds"] = round(time.monotonic() - started, 1)
+    started = time.monotonic()
+    figures["rotate"] = rotate.measure(services, settings, call, handler(services, "rotate"),
+                                       plan.rotate)
+    figures["rotate"]["elapsed_seconds"] = round(time.monotonic() - started, 1)
+    return figures
 
 
 def measure(services: Services, plan: Plan, controls: rounds.Controls
@@ -125,6 +156,7 @@ def measure(services: Services, plan: Plan, controls: rounds.Controls
     interleaved = rounds.measure(services, settings, call, plan.rounds, controls)
     crl_figures = crl.measure(services, settings, call, scenarios.install, plan.warm,
                               entries=plan.crl_entries)
+    issue_20 = measure_issue_20(services, plan)
     reset_broker()
 
     def token_load(result: scenarios.Load) -> dict[str, Any]:
@@ -143,6 +175,7 @@ def measure(services: Services, plan: Plan, controls: rounds.Controls
                         "naive_without_audit_write": token_load(naive_no_audit)},
         "cpu": scale.cpu_per_token(warm_cpu, warm.summary.count, floor_cpu, floor.count),
         "rounds": interleaved,
+        **issue_20,
     }
     return results, profile
 
@@ -260,7 +293,7 @@ def error_count(results: dict[str, Any]) -> int:
     loads = [*results["warm"].values(), *results["naive"].values(),
              *results["diagnostics"].values()]
     return (sum(int(row["errors"]) for row in loads) + int(results["cold_start"]["errors"])
-            + scale.error_count(results))
+            + scale.error_count(results) + rotate.error_count(results))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -269,23 +302,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     size.add_argument("--smoke", action="store_true", help="tiny counts: a few seconds in all")
     size.add_argument("--quick", action="store_true",
                       help="about a fifth of the full counts, to try the method on a busy machine")
-    parser.add_argument("--rounds-only", action="store_true",
-                        help="only the interleaved rounds (bench/rounds.py); writes --out if given")
+    only = parser.add_mutually_exclusive_group()
+    only.add_argument("--rounds-only", action="store_true",
+                      help="only the interleaved rounds (bench/rounds.py); writes --out if given")
+    only.add_argument("--grants-only", action="store_true",
+                      help="only 1 grant against 20 (bench/grants.py) and the rotate call "
+                           "(bench/rotate.py); writes --out if given")
     parser.add_argument("--uncontrolled", action="store_true",
                         help="rounds without their controls (one audit table, no gc.freeze, "
                              "no warm-up): the protocol before, for comparison")
     parser.add_argument("--out", type=Path, default=None,
-                        help="JSON file (default bench/results.json; none with --rounds-only)")
+                        help="JSON file (default bench/results.json; none with --rounds-only or "
+                             "--grants-only)")
     args = parser.parse_args(argv)
     plan, name = (SMOKE, "smoke") if args.smoke else (QUICK, "quick") if args.quick else (
         Plan(), "full")
     controls = rounds.UNCONTROLLED if args.uncontrolled else rounds.CONTROLLED
-    out = args.out or (None if args.rounds_only else ROOT / "bench" / "results.json")
+    partial = args.rounds_only or args.grants_only
+    out = args.out or (None if partial else ROOT / "bench" / "results.json")
     before, started = _load_average(), time.monotonic()
     with tempfile.TemporaryDirectory(prefix="certsas-bench-") as workdir, \
             running_services(Path(workdir)) as services:
         if args.rounds_only:
             results: dict[str, Any] = {"rounds": measure_rounds(services, plan, controls)}
+        elif args.grants_only:
+            results = measure_issue_20(services, plan)
         else:
             results, profile = measure(services, plan, controls)
             results["scale"] = scale.measure_services(services, plan)
@@ -307,16 +348,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"machine load average before / after: {before} / {_load_average()}")
         print(rounds.table(results["rounds"]))
         errors = 0
+    elif args.grants_only:
+        print(f"machine load average before / after: {before} / {_load_average()}")
+        print(grants.table(results["grants"]))
+        print(rotate.table(results["rotate"]))
+        errors = rotate.error_count(results)
     else:
         results |= ratios(results) | scale.ratios(results)
         results["single_shot"] = scale.single_shot(results)
-        results["targets"] = targets(results) | scale.targets(results)
+        results["targets"] = targets(results) | scale.targets(results) | grants.targets(results)
         print("profile of one warm request (cProfile, top 15 by cumulative time)")
         print(profile)
         print()
         print(table(results))
         print(scale.table(results))
         print(rounds.table(results["rounds"]))
+        print(grants.table(results["grants"]))
+        print(rotate.table(results["rotate"]))
         errors = error_count(results)
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)

@@ -30,6 +30,7 @@ from certsas.clock import system_clock
 from certsas.config import Settings
 from certsas.ocsp.checker import OcspChecker
 from certsas.registry import TableRegistryReader
+from certsas.rotation import Rotator
 from certsas.sas import AccountKeySigner
 from certsas.scope import Grant
 from certsas.storage import StorageClients
@@ -113,17 +114,30 @@ def components(services: Services, settings: Settings, *, cheap: int, io_count: 
 # --- through the function ------------------------------------------------------------
 
 
+Handler = Callable[..., func.HttpResponse]
+
+
+def post(handler: Handler, url: str, headers: dict[str, str], body: bytes) -> func.HttpResponse:
+    """One POST through a user function, as the Functions host hands it over."""
+    request = func.HttpRequest(method="POST", url=url, headers=dict(headers), params={},
+                               body=body)
+    return handler(request, _Context())
+
+
 class TokenCall:
     """One ``POST /api/token`` through the user function; True for a 200."""
 
-    def __init__(self, handler: Callable[..., func.HttpResponse], headers: dict[str, str]) -> None:
+    def __init__(self, handler: Handler, headers: dict[str, str], body: bytes = b"") -> None:
         self._handler = handler
         self._headers = headers
+        self._body = body
+
+    def to(self, headers: dict[str, str], body: bytes = b"") -> TokenCall:
+        """The same function called with another certificate's headers and this body."""
+        return TokenCall(self._handler, headers, body)
 
     def response(self) -> func.HttpResponse:
-        request = func.HttpRequest(method="POST", url=ENDPOINT, headers=dict(self._headers),
-                                   params={}, body=b"")
-        return self._handler(request, _Context())
+        return post(self._handler, ENDPOINT, self._headers, self._body)
 
     def __call__(self) -> bool:
         return bool(self.response().status_code == 200)
@@ -139,6 +153,11 @@ class TokenCall:
 def install(broker: TokenBroker) -> None:
     """Make ``broker`` the process-wide one that ``get_broker`` returns (as the tests do)."""
     runtime._broker = broker
+
+
+def install_rotator(rotator: Rotator | None) -> None:
+    """Make ``rotator`` the one ``get_rotator`` returns; None: built again on next use."""
+    runtime._rotator = rotator
 
 
 def naive_broker(settings: Settings) -> TokenBroker:

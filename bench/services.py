@@ -42,11 +42,11 @@ class Services:
     @property
     def header_value(self) -> str:
         """What App Service forwards: base64 DER."""
-        return base64.b64encode(self.client.der).decode("ascii")
+        return headers_of(self.client)[HEADER]
 
     @property
     def headers(self) -> dict[str, str]:
-        return {HEADER: self.header_value}
+        return headers_of(self.client)
 
     @property
     def env(self) -> dict[str, str]:
@@ -59,6 +59,11 @@ class Services:
             "CLIENT_CERT_HEADER": HEADER,
             "REVOCATION_MODE": "require",
         }
+
+
+def headers_of(issued: Issued) -> dict[str, str]:
+    """The request headers App Service forwards for ``issued``: its DER in base64."""
+    return {HEADER: base64.b64encode(issued.der).decode("ascii")}
 
 
 @contextmanager

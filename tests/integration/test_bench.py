@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from bench import rounds
+from bench import grants, rotate, rounds
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 LOAD_KEYS = {"requests", "threads", "errors", "seconds", "rps", "p50_us", "p95_us", "p99_us",
@@ -98,7 +98,8 @@ def test_top_level_ratios_and_targets(results: dict[str, Any]) -> None:
     assert set(results["targets"]) == {"warm_over_floor", "naive_over_warm", "import_over_deps",
                                        "errors_at_8_threads", "warm_over_floor_plus_insert",
                                        "cpu_per_token_over_floor",
-                                       "scale_audit_one_record_per_token"}
+                                       "scale_audit_one_record_per_token",
+                                       "grants_20_minus_1_p50_ms"}
     for target in results["targets"].values():
         assert isinstance(target["met"], bool)
     assert results["targets"]["errors_at_8_threads"]["reached"] == 0
@@ -186,6 +187,66 @@ def test_rounds_alone_and_without_their_controls(tmp_path: Path) -> None:
     assert set(document) == {"smoke", "counts", "machine", "elapsed_seconds", "plan", "rounds"}
     assert document["rounds"]["controls"] == rounds.UNCONTROLLED.to_json()
     rounds_have_their_shape(document["rounds"], document["plan"]["rounds"]["rounds"])
+
+
+GRANT_SECTIONS = {f"{audit}/grants_{count}/{request}"
+                  for audit in ("warm", "warm_without_audit_write") for count in (1, 20)
+                  for request in ("container", "blob")}
+DIFFERENCES = {"container", "blob", "container_without_audit_write", "blob_without_audit_write"}
+
+
+@pytest.mark.slow
+def test_one_grant_and_twenty_are_measured_side_by_side(results: dict[str, Any]) -> None:
+    figures = results["grants"]
+    assert (figures["grants"], figures["blob"]) == ([1, 20], "p18/data.csv")
+    assert figures["counts"] == results["plan"]["grants"]
+    rounds_run = figures["counts"]["rounds"]
+    assert set(figures["p50_us"]) == set(figures["cpu_us_per_call"]) == GRANT_SECTIONS
+    for figure in [*figures["p50_us"].values(), *figures["cpu_us_per_call"].values()]:
+        spread_of_rounds(figure, rounds_run)
+    assert figures["gc_collections_while_timed"] >= 0
+    differences = figures["difference_20_minus_1_ms"]
+    assert set(differences) == DIFFERENCES
+    for key, figure in differences.items():
+        audit = "warm" if key in ("container", "blob") else "warm_without_audit_write"
+        request = key.split("_")[0]
+        one, twenty = (figures["p50_us"][f"{audit}/grants_{count}/{request}"]["rounds"]
+                       for count in (1, 20))
+        # Round by round, of the same round's two p50s (those are rounded to 0.1 us).
+        assert figure["rounds"] == pytest.approx(
+            [(b - a) / 1000 for a, b in zip(one, twenty, strict=True)], abs=2e-4)
+        assert figure["min"] <= figure["median"] <= figure["max"]
+    target = results["targets"]["grants_20_minus_1_p50_ms"]
+    assert target["reached"] == max(differences["container"]["median"],
+                                    differences["blob"]["median"])
+    assert target["met"] is (target["reached"] <= grants.TARGET_MS)
+    assert figures["elapsed_seconds"] > 0
+
+
+@pytest.mark.slow
+def test_the_rotate_call_is_measured_per_key_type(results: dict[str, Any]) -> None:
+    figures = results["rotate"]
+    assert figures["counts"] == results["plan"]["rotate"]
+    per_key_type = figures["counts"]["per_key_type"]
+    assert set(figures["key_types"]) == set(rotate.KINDS) == {"rsa", "ecdsa", "ed25519"}
+    for row in figures["key_types"].values():
+        positive_load(row, STEP_KEYS, threads=1)
+        assert row["requests"] == per_key_type
+    # Shape of the caching, not a timing: each current certificate got a token first, so
+    # its OCSP answer is cached and a rotation asks the responder about its successor only.
+    assert figures["ocsp_requests"] == len(rotate.KINDS) * per_key_type
+    assert figures["preparation_seconds"] >= 0 and figures["elapsed_seconds"] > 0
+
+
+@pytest.mark.slow
+def test_grants_and_rotate_alone(tmp_path: Path) -> None:
+    document, stdout = run_bench(tmp_path / "grants.json", "--grants-only")
+    assert "1 grant vs 20" in stdout and "POST /api/rotate" in stdout
+    assert "interleaved rounds: median" not in stdout
+    assert set(document) == {"smoke", "counts", "machine", "elapsed_seconds", "plan", "grants",
+                             "rotate"}
+    assert set(document["grants"]["p50_us"]) == GRANT_SECTIONS
+    assert all(row["errors"] == 0 for row in document["rotate"]["key_types"].values())
 
 
 def test_the_gc_monitor_counts_collections_and_their_time() -> None:
