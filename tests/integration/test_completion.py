@@ -12,6 +12,7 @@ import pytest
 from certsas.cli import build_parser
 from certsas.cli.completion import Subparsers, subcommands, walk
 from tests.support.cli import run
+from tests.support.required import require
 
 
 def script(capsys: pytest.CaptureFixture[str], shell: str, folder: Path) -> Path:
@@ -89,9 +90,9 @@ def zsh_complete(completion: Path, harness: Path, line: str) -> str:
     return found[-1].split("#END")[0].rstrip()
 
 
-@pytest.mark.skipif(shutil.which("zsh") is None, reason="zsh is not installed here")
 def test_zsh_completes_commands_options_and_choices(capsys: pytest.CaptureFixture[str],
                                                     tmp_path: Path) -> None:
+    require(shutil.which("zsh"), "zsh")
     completion = script(capsys, "zsh", tmp_path)
     harness = tmp_path / "harness.zsh"
     harness.write_text(ZSH_HARNESS, encoding="utf-8")

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.support import ROOT
+from tests.support.required import require
 
 WORKER_VENV = ROOT / ".venv-worker"
 WORKER_SCRIPT = ROOT / "tests" / "support" / "worker_index.py"
@@ -44,7 +45,7 @@ def _stamp() -> str:
     return hashlib.sha256(json.dumps([WORKER_PACKAGES, _app_pins()]).encode()).hexdigest()
 
 
-def _python313() -> str:
+def python313() -> str | None:
     """A Python 3.13 that runs: on PATH, or among pyenv's versions (whose shim on PATH runs
     only when that version is selected)."""
     candidates = [shutil.which("python3.13"),
@@ -57,8 +58,7 @@ def _python313() -> str:
                                capture_output=True, text=True, check=False)
         if probe.returncode == 0 and probe.stdout.strip() == "True":
             return candidate
-    raise RuntimeError("no Python 3.13 found (on PATH or under ~/.pyenv/versions): "
-                       "azure-functions-runtime requires Python >= 3.13")
+    return None
 
 
 def worker_python() -> Path:
@@ -67,7 +67,9 @@ def worker_python() -> Path:
     stamp = WORKER_VENV / ".stamp"
     if python.exists() and stamp.exists() and stamp.read_text() == _stamp():
         return python
-    base = _python313()
+    base = python313()
+    require(base, "a Python 3.13 (azure-functions-runtime requires it)")
+    assert base is not None
     if WORKER_VENV.exists():
         shutil.rmtree(WORKER_VENV)
     subprocess.run([base, "-m", "venv", str(WORKER_VENV)], check=True)
