@@ -38,6 +38,7 @@ from tests.support.memory import (
     RecordingRevocation,
     capturing_decisions,
 )
+from tests.support.ocsp_faults import sign_sha256
 from tests.support.pki import Pki
 from tests.support.rotation import proof, rotate_body
 
@@ -249,10 +250,8 @@ def test_6_a_proof_made_with_another_key_or_over_another_text(pki: Pki, kind: st
     assert code == "successor_invalid" and message.startswith(
         "The signature is not the successor key's signature over certsas-rotate:")
     # The right key over the thumbprints the wrong way round.
-    from tests.support.rotation import sign
-
     swapped = proof_message(sha256_thumbprint(successor.der), sha256_thumbprint(rig.current.der))
-    signature = base64.b64encode(sign(successor.key, swapped)).decode()
+    signature = base64.b64encode(sign_sha256(successor.key, swapped)).decode()
     assert successor_refusal(rig, successor, signature=signature)[0] == "successor_invalid"
     assert rig.store.entries.keys() == {rig.registration.thumbprint}
 
