@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
@@ -36,7 +35,6 @@ from tests.support.memory import (
     MemoryRegistrations,
     MemoryRotationAudit,
     RecordingRevocation,
-    capturing_decisions,
 )
 from tests.support.ocsp_faults import sign_sha256
 from tests.support.pki import Pki
@@ -62,12 +60,6 @@ class Rig:
         with pytest.raises(Refusal) as caught:
             self.rotate(body, issued)
         return caught.value
-
-
-@pytest.fixture
-def decisions() -> Iterator[DecisionLines]:
-    with capturing_decisions() as handler:
-        yield handler
 
 
 def make_rig(pki: Pki, *, anchors: tuple[x509.Certificate, ...] | None = None,
