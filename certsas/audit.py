@@ -52,7 +52,12 @@ class AuditSink(Protocol):
 
 def audit_day(record: AuditRecord) -> str:
     """The UTC day of a record, ``YYYY-MM-DD``: what a batch of records has in common."""
-    return f"{record.time.astimezone(UTC):%Y-%m-%d}"
+    return utc_day(record.time)
+
+
+def utc_day(when: datetime) -> str:
+    """``YYYY-MM-DD`` of ``when`` in UTC: the day part of an audit PartitionKey."""
+    return f"{when.astimezone(UTC):%Y-%m-%d}"
 
 
 def partition_key(day: str, shard: int) -> str:
@@ -120,10 +125,9 @@ class TableAuditSink:
     (:class:`ShardPicker`): one insert, or one entity-group transaction (the service's
     limit is 100 entities, all in one partition).
 
-    A write answered 409 is read back (SPEC §5): its RowKeys are fresh UUIDs, so the
-    rows it collided with are its own first attempt, stored while the answer was lost
-    (the client retried), when they hold exactly what was sent; then it is written,
-    once. Anything else in those rows, or rows missing, is a failure.
+    A write answered 409 is read back (:func:`insert_once`): its own rows, stored while
+    the answer was lost, are written once; anything else in those rows, or rows missing,
+    is a failure.
     """
 
     MAX_BATCH = 100
@@ -140,18 +144,30 @@ class TableAuditSink:
         if len({audit_day(r) for r in records}) != 1 or len(records) > self.MAX_BATCH:
             raise ValueError("a write holds 1 to MAX_BATCH records of one day")
         shard = self._shards.pick(len(records))
-        entities = [audit_entity(r, shard) for r in records]
         try:
-            if len(entities) == 1:
-                self._table.create_entity(entities[0])
-            else:
-                self._table.submit_transaction([("create", entity) for entity in entities])
+            insert_once(self._table, [audit_entity(r, shard) for r in records])
         except AzureError as exc:
-            if _conflict(exc) and stored_as_sent(self._table, entities):
-                logger.info("audit write answered 409 and found its own %d record(s): "
-                            "written once", len(entities))
-                return
             raise DependencyUnavailable(f"audit record not written: {type(exc).__name__}") from None
+
+
+def insert_once(table: HotTable, entities: Sequence[dict[str, Any]]) -> None:
+    """One insert, or one entity-group transaction for several (one partition, all or none).
+
+    Answered 409, it reads the rows back: their RowKeys are fresh UUIDs, so rows holding
+    exactly what was sent are its own first attempt, stored while the answer was lost (the
+    client retried), and count as written, once (SPEC §5). Else the ``AzureError`` stands.
+    """
+    try:
+        if len(entities) == 1:
+            table.create_entity(entities[0])
+        else:
+            table.submit_transaction([("create", entity) for entity in entities])
+    except AzureError as exc:
+        if _conflict(exc) and stored_as_sent(table, entities):
+            logger.info("audit write answered 409 and found its own %d record(s): "
+                        "written once", len(entities))
+            return
+        raise
 
 
 def _conflict(error: AzureError) -> bool:

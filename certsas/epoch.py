@@ -77,7 +77,8 @@ class EpochWatch:
     and goes on; only when a whole period has passed without a read (no traffic, or the
     first request) does a request read it itself. A failed read is logged and keeps
     what was seen: the signer keeps its key, and no request fails for it.
-    ``seconds == 0`` reads on every call, as ``REGISTRY_CACHE_SECONDS=0`` asks.
+    ``seconds == 0`` reads for every call, as ``REGISTRY_CACHE_SECONDS=0`` asks; calls
+    that arrive while a read is under way share the one read that follows it.
     """
 
     def __init__(self, table: EntityReader, seconds: int, *, clock: Clock = system_clock) -> None:
@@ -87,14 +88,19 @@ class EpochWatch:
         self._seen: str | None = None
         self._generation = 0
         self._read_at: datetime | None = None
+        self._started = 0  # reads begun so far; counted under ``_reading``
         self._reading = threading.Lock()  # one read at a time, foreground or background
 
     def generation(self) -> int:
         now = self._clock()
         read_at = self._read_at
         if read_at is None or now - read_at >= self._period:
+            arrived = self._started
             with self._reading:
-                if not self._fresh(self._period):  # another request may have just read it
+                # A read that began after this request arrived answers it as well as its own
+                # would: without that, callers queued behind a slow read (seconds == 0)
+                # would each wait for one more read in turn.
+                if self._started == arrived and not self._fresh(self._period):
                     self._read(now)
         elif now - read_at >= self._period / 2 and self._reading.acquire(blocking=False):
             # The lock is handed to the thread, which releases it: one read in flight.
@@ -118,6 +124,7 @@ class EpochWatch:
             self._reading.release()
 
     def _read(self, now: datetime) -> None:
+        self._started += 1
         try:
             epoch_id = read_epoch_id(self._table)
         except AzureError as exc:

@@ -22,7 +22,7 @@ from typing import Any, Protocol
 
 from azure.core.exceptions import AzureError, ResourceExistsError
 
-from certsas.audit import ShardPicker, partition_key
+from certsas.audit import ShardPicker, insert_once, partition_key, utc_day
 from certsas.broker import Admitted, RequestInfo, TokenBroker, one_decision
 from certsas.clientcert import PresentedCertificate
 from certsas.clock import iso
@@ -40,7 +40,7 @@ from certsas.errors import (
 from certsas.registry import Registration
 from certsas.revocation import RevocationOutcome
 from certsas.successor import parse_rotate_request, proof_message, proof_verifies, read_successor
-from certsas.tables import EntityWriter
+from certsas.tables import HotTable
 from certsas.verification import VerifiedCertificate, check_dates
 
 logger = logging.getLogger("certsas.rotation")
@@ -81,7 +81,7 @@ def rotation_entity(record: RotationRecord, shard: int) -> dict[str, Any]:
     """In the token records' table and partitions, told apart by ``Kind``; ``IssuedAt`` is
     the time, so ``certsas audit``'s ranges find it."""
     return {
-        "PartitionKey": partition_key(f"{record.time:%Y-%m-%d}", shard),
+        "PartitionKey": partition_key(utc_day(record.time), shard),
         "RowKey": uuid.uuid4().hex,
         "Kind": AUDIT_KIND,
         "IssuedAt": record.time,
@@ -96,15 +96,16 @@ def rotation_entity(record: RotationRecord, shard: int) -> dict[str, Any]:
 
 
 class TableRotationAudit:
-    """Rotation records in the audit table, one insert each (rotations are rare)."""
+    """Rotation records in the audit table, one insert each (rotations are rare), read
+    back after a 409 as token records are (:func:`certsas.audit.insert_once`)."""
 
-    def __init__(self, table: EntityWriter, partitions: int) -> None:
+    def __init__(self, table: HotTable, partitions: int) -> None:
         self._table = table
         self._shards = ShardPicker(partitions)
 
     def record(self, record: RotationRecord) -> None:
         try:
-            self._table.create_entity(rotation_entity(record, self._shards.pick(1)))
+            insert_once(self._table, [rotation_entity(record, self._shards.pick(1))])
         except AzureError as exc:
             raise DependencyUnavailable(f"rotation record not written: {type(exc).__name__}"
                                         ) from None

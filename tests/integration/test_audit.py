@@ -17,6 +17,7 @@ from azure.data.tables import TableClient, TableServiceClient
 from certsas.accounts import AZURITE_ACCOUNT, AZURITE_KEY
 from certsas.audit import AuditRecord, GroupCommitAuditSink, TableAuditSink
 from certsas.errors import DependencyUnavailable
+from certsas.rotation import RotationRecord, TableRotationAudit
 from certsas.tables import Connections, LeanTable, SharedKey
 from tests.support.azurite import Azurite
 from tests.support.lossy_proxy import LossyTableProxy
@@ -222,6 +223,24 @@ def test_a_write_whose_answer_was_lost_is_written_once(
         (stored_status, mode), (409 if records == 1 else 202, "forwarded")]
     stored = sorted(e["RequestId"] for e in table.list_entities())
     assert stored == [f"req-{i}" for i in range(records)]
+
+
+@pytest.mark.parametrize(("client", "mode"), [("lean", "close"), ("sdk", "timeout")])
+def test_a_rotation_record_whose_answer_was_lost_is_written_once(
+        azurite: Azurite, table: TableClient, client: str, mode: str) -> None:
+    """SPEC §5 holds for rotation records too: a failure here would undo the rotation while
+    its record stays in the table."""
+    rotation = RotationRecord(time=DAY, request_id="req-rot", thumbprint="AB" * 32,
+                              subject="CN=x", successor="CD" * 32,
+                              successor_not_after=DAY + timedelta(days=90),
+                              client_address=None, revocation="ocsp:good")
+    with LossyTableProxy(azurite.table_endpoint, mode=mode) as proxy:
+        writer = (lean_table if client == "lean" else sdk_table)(proxy.endpoint, table.table_name)
+        TableRotationAudit(writer, partitions=4).record(rotation)
+    assert [fate for *_, fate in proxy.inserts] == [mode, "forwarded"]
+    (stored,) = table.list_entities()
+    assert (stored["Kind"], stored["RequestId"], stored["Successor"]) == (
+        "rotation", "req-rot", "CD" * 32)
 
 
 def test_group_commit_callers_are_answered_after_a_lost_batch(azurite: Azurite,

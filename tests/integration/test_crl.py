@@ -30,7 +30,7 @@ from certsas.verification import VerifiedCertificate
 from tests.support import crlforge
 from tests.support.clock import ManualClock
 from tests.support.openssl_ca import OpensslCa
-from tests.support.pki import Pki
+from tests.support.pki import Pki, verified_under
 from tests.support.vectors import certificates_by_subject, vector_crls
 
 UNKNOWN_CRITICAL = x509.UnrecognizedExtension(x509.ObjectIdentifier("1.3.6.1.4.1.55555.1"),
@@ -59,11 +59,6 @@ def checker(clock: ManualClock) -> MakeChecker:
     return make
 
 
-def verified(pki: Pki, issued: Issued) -> VerifiedCertificate:
-    return VerifiedCertificate(PresentedCertificate.from_der(issued.der),
-                               (issued.certificate, pki.issuing.certificate, pki.root.certificate))
-
-
 def client(pki: Pki, server: CrlServer, name: str = "crl-client") -> Issued:
     return pki.issuing.issue(name, crl_url=server.url())
 
@@ -79,7 +74,7 @@ def test_a_certificate_not_listed_is_good(pki: Pki, server: CrlServer,
                                           checker: MakeChecker) -> None:
     leaf = client(pki, server)
     server.publish("/ca.crl", pki.issuing.crl([(leaf.certificate.serial_number + 1, None)]))
-    assert require(checker()).check(verified(pki, leaf)) is RevocationOutcome.CRL_GOOD
+    assert require(checker()).check(pki.verified(leaf)) is RevocationOutcome.CRL_GOOD
     assert server.request_count == 1
 
 
@@ -92,7 +87,7 @@ def test_a_listed_certificate_is_revoked_hold_included(
     server.publish("/ca.crl", pki.issuing.crl([(leaf.certificate.serial_number, reason)]))
     for mode in (RevocationMode.REQUIRE, RevocationMode.SOFT_FAIL):
         with pytest.raises(CertificateRevoked) as caught:
-            RevocationPolicy(mode, [checker()]).check(verified(pki, leaf))
+            RevocationPolicy(mode, [checker()]).check(pki.verified(leaf))
         assert caught.value.revocation == "crl:revoked"
         assert f"{leaf.certificate.serial_number:X}" in caught.value.detail
         if reason is not None:
@@ -152,11 +147,11 @@ def test_an_unusable_crl_is_unavailable_and_soft_fail_allows_it(
     leaf = client(pki, server)
     server.publish("/ca.crl", make(pki, leaf.certificate.serial_number))
     with pytest.raises(RevocationUnavailable) as caught:
-        require(checker()).check(verified(pki, leaf))
+        require(checker()).check(pki.verified(leaf))
     assert reason in caught.value.detail
     assert caught.value.revocation == "crl:unavailable"
     soft = RevocationPolicy(RevocationMode.SOFT_FAIL, [checker()])
-    assert soft.check(verified(pki, leaf)) is RevocationOutcome.SOFT_FAILED
+    assert soft.check(pki.verified(leaf)) is RevocationOutcome.SOFT_FAILED
 
 
 def test_an_idp_naming_the_certificates_own_distribution_point_is_used(
@@ -165,7 +160,7 @@ def test_an_idp_naming_the_certificates_own_distribution_point_is_used(
     idp = _idp(full_name=[x509.UniformResourceIdentifier(server.url())],
                only_contains_user_certs=True)
     server.publish("/ca.crl", idp(pki, 1))
-    assert require(checker()).check(verified(pki, leaf)) is RevocationOutcome.CRL_GOOD
+    assert require(checker()).check(pki.verified(leaf)) is RevocationOutcome.CRL_GOOD
 
 
 def test_oversize_server_down_and_redirect(pki: Pki, server: CrlServer,
@@ -174,28 +169,28 @@ def test_oversize_server_down_and_redirect(pki: Pki, server: CrlServer,
     big = pki.issuing.crl([(n, None) for n in range(1, 200)])
     server.publish("/ca.crl", big)
     with pytest.raises(RevocationUnavailable, match=f"larger than {len(big) - 1} bytes"):
-        require(checker(max_bytes=len(big) - 1)).check(verified(pki, leaf))
-    assert require(checker(max_bytes=len(big))).check(verified(pki, leaf)) \
+        require(checker(max_bytes=len(big) - 1)).check(pki.verified(leaf))
+    assert require(checker(max_bytes=len(big))).check(pki.verified(leaf)) \
         is RevocationOutcome.CRL_GOOD
     with CrlServer() as elsewhere:
         elsewhere.publish("/ca.crl", big)
         server.redirect_to = elsewhere.url()
         with pytest.raises(RevocationUnavailable, match="redirects are not followed"):
-            require(checker()).check(verified(pki, leaf))
+            require(checker()).check(pki.verified(leaf))
         assert elsewhere.request_count == 0
     server.stop()
     with pytest.raises(RevocationUnavailable, match="unreachable"):
-        require(checker()).check(verified(pki, leaf))
+        require(checker()).check(pki.verified(leaf))
 
 
 def test_no_distribution_point_is_unknown_and_crl_url_overrides(
         pki: Pki, server: CrlServer, checker: MakeChecker) -> None:
     bare = pki.issuing.issue("no-cdp")
     with pytest.raises(RevocationStatusUnknown, match="no http\\(s\\) CRL distribution point"):
-        require(checker()).check(verified(pki, bare))
+        require(checker()).check(pki.verified(bare))
     server.publish("/override.crl", pki.issuing.crl([(bare.certificate.serial_number, None)]))
     with pytest.raises(CertificateRevoked):
-        require(checker(server.url("/override.crl"))).check(verified(pki, bare))
+        require(checker(server.url("/override.crl"))).check(pki.verified(bare))
 
 
 def test_ldap_distribution_points_are_skipped_for_the_first_http_one(
@@ -207,7 +202,7 @@ def test_ldap_distribution_points_are_skipped_for_the_first_http_one(
     leaf = pki.issuing.issue("two-cdps", extra_extensions=[x509.CRLDistributionPoints(points)])
     server.publish("/ca.crl", pki.issuing.crl([(leaf.certificate.serial_number, None)]))
     with pytest.raises(CertificateRevoked):
-        require(checker()).check(verified(pki, leaf))
+        require(checker()).check(pki.verified(leaf))
 
 
 def test_a_blocked_network_is_never_contacted_but_crl_url_is_exempt(
@@ -216,10 +211,10 @@ def test_a_blocked_network_is_never_contacted_but_crl_url_is_exempt(
     server.publish("/ca.crl", pki.issuing.crl([]))
     blocked = NetFetcher(blocked_networks=LOOPBACK)
     with pytest.raises(RevocationUnavailable, match="blocked network"):
-        require(checker(fetcher=blocked)).check(verified(pki, leaf))
+        require(checker(fetcher=blocked)).check(pki.verified(leaf))
     assert server.request_count == 0
     exempt = checker(server.url(), fetcher=blocked)
-    assert require(exempt).check(verified(pki, leaf)) is RevocationOutcome.CRL_GOOD
+    assert require(exempt).check(pki.verified(leaf)) is RevocationOutcome.CRL_GOOD
     assert server.request_count == 1
 
 
@@ -234,14 +229,14 @@ def test_crls_made_by_openssl_ca(pki: Pki, server: CrlServer, checker: MakeCheck
     ca.revoke(held.certificate, "certificateHold")
     server.publish("/ca.crl", ca.gencrl())
     source = checker()
-    assert require(source).check(verified(pki, good)) is RevocationOutcome.CRL_GOOD
+    assert require(source).check(pki.verified(good)) is RevocationOutcome.CRL_GOOD
     for issued in (revoked, held):
         with pytest.raises(CertificateRevoked):
-            require(source).check(verified(pki, issued))
+            require(source).check(pki.verified(issued))
     assert server.request_count == 1
     server.publish("/ca.crl", ca.gencrl(md="sha1"))
     with pytest.raises(RevocationUnavailable, match=r"signature algorithm .* not accepted"):
-        require(checker()).check(verified(pki, good))
+        require(checker()).check(pki.verified(good))
 
 
 # --- cache, single flight, background refresh -------------------------------------------------
@@ -256,13 +251,13 @@ def test_cache_counts_until_next_update(pki: Pki, server: CrlServer, checker: Ma
     source = checker()
     for _ in range(5):
         for issued in (one, two):
-            assert source.verdict(verified(pki, issued)).status is Status.GOOD
+            assert source.verdict(pki.verified(issued)).status is Status.GOOD
     assert (source.downloads, server.request_count) == (1, 1)
     clock.advance(3600 + 5 * 60 + 1)  # nextUpdate and the 5 minutes' skew have passed
     server.publish("/ca.crl", pki.issuing.crl([(one.certificate.serial_number, None)],
                                               this_update=clock(),
                                               next_update=clock() + timedelta(hours=1)))
-    assert source.verdict(verified(pki, one)).status is Status.REVOKED
+    assert source.verdict(pki.verified(one)).status is Status.REVOKED
     assert (source.downloads, server.request_count) == (2, 2)
 
 
@@ -276,7 +271,7 @@ def test_cold_cache_single_flight(pki: Pki, server: CrlServer, checker: MakeChec
 
     def ask() -> None:
         barrier.wait()
-        results.append(source.verdict(verified(pki, leaf)).status)
+        results.append(source.verdict(pki.verified(leaf)).status)
 
     threads = [threading.Thread(target=ask) for _ in range(16)]
     for thread in threads:
@@ -294,19 +289,19 @@ def test_background_refresh_serves_from_cache_while_one_download_runs(
     server.publish("/ca.crl", pki.issuing.crl([], this_update=start,
                                               next_update=start + timedelta(hours=1)))
     source = checker()
-    assert source.verdict(verified(pki, leaf)).status is Status.GOOD
+    assert source.verdict(pki.verified(leaf)).status is Status.GOOD
     # The CA revokes the certificate; 50 of the CRL's 60 minutes pass.
     server.publish("/ca.crl", pki.issuing.crl([(leaf.certificate.serial_number, None)],
                                               this_update=start + timedelta(minutes=49)))
     server.delay_seconds = 0.5
     clock.advance(50 * 60)
     started = time.monotonic()
-    during = [source.verdict(verified(pki, leaf)).status for _ in range(10)]
+    during = [source.verdict(pki.verified(leaf)).status for _ in range(10)]
     assert time.monotonic() - started < 0.3  # nobody waited for the download
     assert during == [Status.GOOD] * 10  # the cached CRL still answers
     assert source.wait_for_refreshes(5.0)
     assert (source.downloads, server.request_count) == (2, 2)  # exactly one refresh
-    assert source.verdict(verified(pki, leaf)).status is Status.REVOKED
+    assert source.verdict(pki.verified(leaf)).status is Status.REVOKED
 
 
 def test_a_failed_refresh_keeps_the_cached_crl_until_next_update_and_is_logged(
@@ -317,17 +312,17 @@ def test_a_failed_refresh_keeps_the_cached_crl_until_next_update_and_is_logged(
     server.publish("/ca.crl", pki.issuing.crl([], this_update=start,
                                               next_update=start + timedelta(hours=1)))
     source = checker()
-    assert source.verdict(verified(pki, leaf)).status is Status.GOOD
+    assert source.verdict(pki.verified(leaf)).status is Status.GOOD
     server.status = 500
     clock.advance(50 * 60)
     with caplog.at_level(logging.WARNING, logger="certsas.crl"):
-        assert source.verdict(verified(pki, leaf)).status is Status.GOOD
+        assert source.verdict(pki.verified(leaf)).status is Status.GOOD
         assert source.wait_for_refreshes(5.0)
     assert any("CRL refresh failed" in r.getMessage() and "HTTP 500" in r.getMessage()
                for r in caplog.records)
-    assert source.verdict(verified(pki, leaf)).status is Status.GOOD
+    assert source.verdict(pki.verified(leaf)).status is Status.GOOD
     clock.advance(16 * 60)  # past nextUpdate and its skew: the cached CRL is no longer used
-    assert source.verdict(verified(pki, leaf)).status is Status.UNAVAILABLE
+    assert source.verdict(pki.verified(leaf)).status is Status.UNAVAILABLE
 
 
 # --- the dev PKI ---------------------------------------------------------------------------------
@@ -339,9 +334,7 @@ def test_dev_pki_writes_a_crl_that_revokes_the_revoked_client(server: CrlServer,
     server.publish("/issuing-ca.crl", dev.crl)
 
     def dev_verified(issued: Issued) -> VerifiedCertificate:
-        return VerifiedCertificate(PresentedCertificate.from_der(issued.der),
-                                   (issued.certificate, dev.issuing.certificate,
-                                    dev.root.certificate))
+        return verified_under(issued, dev.issuing, dev.root)
 
     source = checker()
     assert require(source).check(dev_verified(dev.client)) is RevocationOutcome.CRL_GOOD
@@ -361,13 +354,13 @@ def test_any_bytes_from_a_crl_server_end_unavailable_and_held(
     server.publish("/ca.crl", make(pki, leaf.certificate.serial_number))
     source = checker()
     with pytest.raises(RevocationUnavailable, match=reason) as caught:
-        require(source).check(verified(pki, leaf))
+        require(source).check(pki.verified(leaf))
     assert caught.value.revocation == "crl:unavailable"
     soft = RevocationPolicy(RevocationMode.SOFT_FAIL, [source])
-    assert soft.check(verified(pki, leaf)) is RevocationOutcome.SOFT_FAILED
+    assert soft.check(pki.verified(leaf)) is RevocationOutcome.SOFT_FAILED
     assert server.request_count == 1  # held like any failed download: not fetched again at once
     clock.advance(6)  # past the 5 seconds' hold: the next request tries again
-    assert source.verdict(verified(pki, leaf)).status is Status.UNAVAILABLE
+    assert source.verdict(pki.verified(leaf)).status is Status.UNAVAILABLE
     assert server.request_count == 2
 
 
@@ -376,7 +369,7 @@ def test_a_serial_listed_twice_is_revoked(pki: Pki, server: CrlServer,
     leaf = client(pki, server)
     server.publish("/ca.crl", crlforge.duplicate_serial(pki.issuing, leaf.certificate.serial_number))
     with pytest.raises(CertificateRevoked):
-        require(checker()).check(verified(pki, leaf))
+        require(checker()).check(pki.verified(leaf))
 
 
 def test_every_crl_of_cryptography_vectors_served_has_a_verdict(
@@ -414,28 +407,28 @@ def _rollback_at_refresh(pki: Pki, server: CrlServer, checker: MakeChecker, cloc
     server.publish("/ca.crl", make([leaf.certificate.serial_number], start,
                                    start + timedelta(hours=1)))
     source = checker()
-    assert source.verdict(verified(pki, leaf)).status is Status.REVOKED
+    assert source.verdict(pki.verified(leaf)).status is Status.REVOKED
     older = make([], start - timedelta(minutes=30), start + timedelta(hours=2))
     server.publish("/ca.crl", older)
     clock.advance(50 * 60)
     with caplog.at_level(logging.WARNING, logger="certsas.crl"):
-        assert source.verdict(verified(pki, leaf)).status is Status.REVOKED  # the refresh starts
+        assert source.verdict(pki.verified(leaf)).status is Status.REVOKED  # the refresh starts
         assert source.wait_for_refreshes(5.0)
     assert (source.downloads, server.request_count) == (2, 2)
     assert any("CRL refresh failed" in r.getMessage() and "goes back in time" in r.getMessage()
                for r in caplog.records)
-    assert source.verdict(verified(pki, leaf)).status is Status.REVOKED
+    assert source.verdict(pki.verified(leaf)).status is Status.REVOKED
     # Past the cached CRL's nextUpdate the older one is still refused: the cache is cold
     # now, and a download older than the last CRL seen is a failed load.
     clock.advance(11 * 60 + 5 * 60)
-    verdict = source.verdict(verified(pki, leaf))
+    verdict = source.verdict(pki.verified(leaf))
     assert verdict.status is Status.UNAVAILABLE and "goes back in time" in verdict.detail
-    assert source.verdict(verified(pki, leaf)).status is Status.UNAVAILABLE
+    assert source.verdict(pki.verified(leaf)).status is Status.UNAVAILABLE
     assert server.request_count == 3  # held like any failed download
     # A newer CRL is taken again.
     clock.advance(6)
     server.publish("/ca.crl", make([], clock(), clock() + timedelta(hours=1)))
-    assert source.verdict(verified(pki, leaf)).status is Status.GOOD
+    assert source.verdict(pki.verified(leaf)).status is Status.GOOD
 
 
 def test_a_lower_crl_number_at_refresh_is_a_failed_refresh(
@@ -464,14 +457,14 @@ def test_a_pem_body_with_two_crls_at_refresh_is_not_used(
                                next_update=start + timedelta(hours=1))
     server.publish("/ca.crl", revoking)
     source = checker()
-    assert source.verdict(verified(pki, leaf)).status is Status.REVOKED
+    assert source.verdict(pki.verified(leaf)).status is Status.REVOKED
     # A newer CRL that does not list the leaf first, the current one second: neither is used.
     newer = pki.issuing.crl([], this_update=start + timedelta(minutes=40))
     server.publish("/ca.crl", crlforge.two_crls_in_one_pem(newer, revoking))
     clock.advance(50 * 60)
-    assert source.verdict(verified(pki, leaf)).status is Status.REVOKED
+    assert source.verdict(pki.verified(leaf)).status is Status.REVOKED
     assert source.wait_for_refreshes(5.0)
-    assert source.verdict(verified(pki, leaf)).status is Status.REVOKED
+    assert source.verdict(pki.verified(leaf)).status is Status.REVOKED
     assert server.request_count == 2
 
 
@@ -490,7 +483,7 @@ def test_the_first_requests_whole_wait_download_and_parse_is_one_bound(
     def ask() -> None:
         barrier.wait()
         started = time.monotonic()
-        verdict = source.verdict(verified(pki, leaf))
+        verdict = source.verdict(pki.verified(leaf))
         waits.append((time.monotonic() - started, verdict))
 
     threads = [threading.Thread(target=ask) for _ in range(8)]
@@ -503,7 +496,7 @@ def test_the_first_requests_whole_wait_download_and_parse_is_one_bound(
         assert elapsed < 0.3 + 0.5  # slack for a loaded machine, still well short of the parse
     # The load went on: the CRL that landed late serves the next request, no new download.
     assert source.wait_for_refreshes(30.0)
-    assert source.verdict(verified(pki, leaf)).status is Status.GOOD
+    assert source.verdict(pki.verified(leaf)).status is Status.GOOD
     assert (source.downloads, server.request_count) == (1, 1)
 
 
@@ -519,13 +512,13 @@ def test_the_cache_keeps_within_its_caps_dropping_the_crl_that_ends_first(
                         fetcher=NetFetcher(blocked_networks=()), clock=clock,
                         max_crls=max_crls, max_entries=max_entries)
     for leaf in leaves:
-        assert source.verdict(verified(pki, leaf)).status is Status.GOOD
+        assert source.verdict(pki.verified(leaf)).status is Status.GOOD
     assert source.cached_crls == 2
     assert server.request_count == 3
     for leaf in leaves[1:]:  # still cached
-        assert source.verdict(verified(pki, leaf)).status is Status.GOOD
+        assert source.verdict(pki.verified(leaf)).status is Status.GOOD
     assert server.request_count == 3
-    assert source.verdict(verified(pki, leaves[0])).status is Status.GOOD  # fetched again
+    assert source.verdict(pki.verified(leaves[0])).status is Status.GOOD  # fetched again
     assert server.request_count == 4
 
 
@@ -555,11 +548,11 @@ def test_an_idp_naming_the_distribution_point_in_other_case_covers_it(
     leaf = pki.issuing.issue("idp-case", crl_url=f"http://LocalHost:{port}/ca.crl")
     idp = _idp(full_name=[x509.UniformResourceIdentifier(f"HTTP://localhost:{port}/ca.crl")])
     server.publish("/ca.crl", idp(pki, 1))
-    assert require(checker()).check(verified(pki, leaf)) is RevocationOutcome.CRL_GOOD
+    assert require(checker()).check(pki.verified(leaf)) is RevocationOutcome.CRL_GOOD
     other_path = _idp(full_name=[x509.UniformResourceIdentifier(f"http://localhost:{port}/CA.crl")])
     server.publish("/ca.crl", other_path(pki, 1))
     with pytest.raises(RevocationUnavailable, match="partition for other certificates"):
-        require(checker()).check(verified(pki, leaf))
+        require(checker()).check(pki.verified(leaf))
 
 
 # --- a URL's query string never appears (issue 18, item 5) -------------------------------------
@@ -571,14 +564,14 @@ def test_a_crl_urls_query_string_never_appears_in_a_verdict_or_a_warning(
     leaf = pki.issuing.issue("no-cdp")
     secret_url = server.url("/ca.crl") + "?sv=2024-11-04&sig=Zm9vYmFyc2VjcmV0"
     server.publish("/ca.crl", pki.issuing.crl([]))
-    good = checker(secret_url).verdict(verified(pki, leaf))
+    good = checker(secret_url).verdict(pki.verified(leaf))
     assert good.status is Status.GOOD and "?<query hidden>" in good.detail
     server.status = 500
     soft = RevocationPolicy(RevocationMode.SOFT_FAIL, [checker(secret_url)])
     with caplog.at_level(logging.WARNING):
-        assert soft.check(verified(pki, leaf)) is RevocationOutcome.SOFT_FAILED
+        assert soft.check(pki.verified(leaf)) is RevocationOutcome.SOFT_FAILED
     with pytest.raises(RevocationUnavailable) as caught:
-        require(checker(secret_url)).check(verified(pki, leaf))
+        require(checker(secret_url)).check(pki.verified(leaf))
     shown = [caught.value.detail, caught.value.message, good.detail,
              *(record.getMessage() for record in caplog.records)]
     assert any("HTTP 500" in text for text in shown)
@@ -595,7 +588,7 @@ def test_an_unspecified_address_counts_as_loopback_when_loopback_is_blocked(
     leaf = pki.issuing.issue("unspecified", crl_url=f"http://{host}:{port}/ca.crl")
     server.publish("/ca.crl", pki.issuing.crl([]))
     for blocked in (LOOPBACK, (ipaddress.ip_network("::1/128"),)):
-        verdict = checker(fetcher=NetFetcher(blocked_networks=blocked)).verdict(verified(pki, leaf))
+        verdict = checker(fetcher=NetFetcher(blocked_networks=blocked)).verdict(pki.verified(leaf))
         assert verdict.status is Status.UNAVAILABLE and "blocked network" in verdict.detail
     assert server.request_count == 0
 
@@ -606,5 +599,5 @@ def test_an_unspecified_address_does_reach_this_machine(
     port = urlsplit(server.url()).port
     leaf = pki.issuing.issue("unspecified", crl_url=f"http://0.0.0.0:{port}/ca.crl")
     server.publish("/ca.crl", pki.issuing.crl([]))
-    assert checker().verdict(verified(pki, leaf)).status is Status.GOOD
+    assert checker().verdict(pki.verified(leaf)).status is Status.GOOD
     assert server.request_count == 1

@@ -14,16 +14,14 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 
-from certsas.clientcert import PresentedCertificate
 from certsas.config import RevocationMode, RevocationSettings, RevocationSource
 from certsas.crl.checker import CrlChecker
 from certsas.devtools.crl_server import CrlServer
-from certsas.devtools.pki import CertificateAuthority, Issued, PrivateKey, new_key
+from certsas.devtools.pki import CertificateAuthority, PrivateKey, new_key
 from certsas.errors import CertificateRevoked
 from certsas.netfetch import NetFetcher
 from certsas.revocation import Status
 from certsas.runtime import build_revocation
-from certsas.verification import VerifiedCertificate
 from tests.support.azurite import Azurite
 from tests.support.pki import Pki
 from tests.support.stack import app_env, build_stack, forwarded
@@ -46,12 +44,6 @@ def renewed(pki: Pki) -> CertificateAuthority:
     return ca
 
 
-def verified(pki: Pki, leaf: Issued) -> VerifiedCertificate:
-    """A leaf of the old key, as the chain validator hands it over: old issuing CA, root."""
-    return VerifiedCertificate(PresentedCertificate.from_der(leaf.der),
-                               (leaf.certificate, pki.issuing.certificate, pki.root.certificate))
-
-
 def source(server: CrlServer, *anchors: x509.Certificate) -> CrlChecker:
     return CrlChecker(crl_url=None, timeout_seconds=2.0, max_bytes=1 << 20,
                       fetcher=NetFetcher(blocked_networks=()), anchors=anchors)
@@ -66,18 +58,18 @@ def test_a_crl_signed_by_the_renewed_ca_answers_for_leaves_of_the_old_key(
     good, revoked = (pki.issuing.issue(name, crl_url=server.url()) for name in ("old-1", "old-2"))
     server.publish("/ca.crl", renewed.crl([(revoked.certificate.serial_number, None)]))
     crl = source(server, *anchors(pki, renewed.certificate))
-    assert crl.verdict(verified(pki, good)).status is Status.GOOD
-    assert crl.verdict(verified(pki, revoked)).status is Status.REVOKED
+    assert crl.verdict(pki.verified(good)).status is Status.GOOD
+    assert crl.verdict(pki.verified(revoked)).status is Status.REVOKED
     # The CA's old key still signs for its own leaves as before.
     server.publish("/ca.crl", pki.issuing.crl([(revoked.certificate.serial_number, None)]))
-    assert source(server, *anchors(pki)).verdict(verified(pki, revoked)).status is Status.REVOKED
+    assert source(server, *anchors(pki)).verdict(pki.verified(revoked)).status is Status.REVOKED
 
 
 def test_the_renewed_ca_must_be_a_configured_trust_anchor(
         pki: Pki, renewed: CertificateAuthority, server: CrlServer) -> None:
     leaf = pki.issuing.issue("old-3", crl_url=server.url())
     server.publish("/ca.crl", renewed.crl([]))
-    verdict = source(server, *anchors(pki)).verdict(verified(pki, leaf))
+    verdict = source(server, *anchors(pki)).verdict(pki.verified(leaf))
     assert verdict.status is Status.UNAVAILABLE
     assert "does not verify with the issuing CA's key" in verdict.detail
 
@@ -120,7 +112,7 @@ def test_a_renewed_certificate_that_may_not_sign_crls_is_not_used(
                .next_update(datetime.now(UTC) + timedelta(days=1))
                .sign(other.key, hashes.SHA256()).public_bytes(serialization.Encoding.DER))
     server.publish("/ca.crl", crl)
-    verdict = source(server, *anchors(pki, certificate)).verdict(verified(pki, leaf))
+    verdict = source(server, *anchors(pki, certificate)).verdict(pki.verified(leaf))
     assert verdict.status is Status.UNAVAILABLE and "CRL signature" in verdict.detail
 
 
@@ -149,4 +141,4 @@ def test_build_revocation_hands_the_anchors_to_the_crl_source(
                                   blocked_networks=())
     with pytest.raises(CertificateRevoked):
         build_revocation(settings, anchors=anchors(pki, renewed.certificate)).check(
-            verified(pki, leaf))
+            pki.verified(leaf))

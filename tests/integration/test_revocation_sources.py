@@ -10,7 +10,6 @@ from collections.abc import Iterator
 
 import pytest
 
-from certsas.clientcert import PresentedCertificate
 from certsas.config import RevocationMode
 from certsas.crl.checker import CrlChecker
 from certsas.devtools.crl_server import CrlServer
@@ -21,7 +20,6 @@ from certsas.netfetch import FetchError, FetchSlots, NetFetcher
 from certsas.ocsp.checker import OcspChecker
 from certsas.ocsp.fetch import HttpOcspFetcher
 from certsas.revocation import RevocationOutcome, RevocationPolicy, RevocationSource, Status
-from certsas.verification import VerifiedCertificate
 from tests.support import crlforge
 from tests.support.azurite import Azurite
 from tests.support.clock import ManualClock
@@ -43,10 +41,6 @@ def both(ocsp_pki: OcspPki, crl_server: CrlServer, name: str) -> Issued:
     return ocsp_pki.issuing.issue(name, ocsp_url=ocsp_pki.url, crl_url=crl_server.url())
 
 
-def verified(ocsp_pki: OcspPki, issued: Issued) -> VerifiedCertificate:
-    return ocsp_pki.verified(issued)
-
-
 def sources(order: str, clock: ManualClock) -> list[RevocationSource]:
     made: dict[str, RevocationSource] = {
         "ocsp": OcspChecker(responder_url=None, timeout_seconds=1.0, cache_max_seconds=0,
@@ -64,10 +58,10 @@ def test_the_first_definitive_answer_ends_it(
     crl_server.publish("/ca.crl", ocsp_pki.issuing.crl([]))
     ocsp_responder.known = None  # every serial of the CA is good
     policy = RevocationPolicy(RevocationMode.REQUIRE, sources("ocsp,crl", ocsp_clock))
-    assert policy.check(verified(ocsp_pki, leaf)) is RevocationOutcome.OCSP_GOOD
+    assert policy.check(ocsp_pki.verified(leaf)) is RevocationOutcome.OCSP_GOOD
     assert (ocsp_responder.request_count, crl_server.request_count) == (1, 0)
     policy = RevocationPolicy(RevocationMode.REQUIRE, sources("crl,ocsp", ocsp_clock))
-    assert policy.check(verified(ocsp_pki, leaf)) is RevocationOutcome.CRL_GOOD
+    assert policy.check(ocsp_pki.verified(leaf)) is RevocationOutcome.CRL_GOOD
     assert (ocsp_responder.request_count, crl_server.request_count) == (1, 1)
 
 
@@ -79,13 +73,13 @@ def test_fallback_both_ways(ocsp_pki: OcspPki, ocsp_responder: OcspResponder,
     ocsp_responder.known = {ocsp_pki.good.certificate.serial_number}
     with pytest.raises(CertificateRevoked) as caught:
         RevocationPolicy(RevocationMode.SOFT_FAIL, sources("ocsp,crl", ocsp_clock)).check(
-            verified(ocsp_pki, leaf))
+            ocsp_pki.verified(leaf))
     assert caught.value.revocation == "crl:revoked"
     # CRL first: the CRL server is down, OCSP answers.
     crl_server.stop()
     ocsp_responder.known = None
     policy = RevocationPolicy(RevocationMode.REQUIRE, sources("crl,ocsp", ocsp_clock))
-    assert policy.check(verified(ocsp_pki, leaf)) is RevocationOutcome.OCSP_GOOD
+    assert policy.check(ocsp_pki.verified(leaf)) is RevocationOutcome.OCSP_GOOD
 
 
 def test_nothing_definitive(ocsp_pki: OcspPki, ocsp_responder: OcspResponder,
@@ -95,18 +89,18 @@ def test_nothing_definitive(ocsp_pki: OcspPki, ocsp_responder: OcspResponder,
     ocsp_responder.known = set()
     with pytest.raises(RevocationStatusUnknown) as unknown:
         RevocationPolicy(RevocationMode.REQUIRE, sources("ocsp,crl", ocsp_clock)).check(
-            verified(ocsp_pki, ocsp_pki.unknown))
+            ocsp_pki.verified(ocsp_pki.unknown))
     assert unknown.value.revocation == "ocsp:unknown,crl:unknown"
     # OCSP unknown, the CRL server down: one source failed, so unavailable.
     leaf = both(ocsp_pki, crl_server, "nothing")
     crl_server.stop()
     with pytest.raises(RevocationUnavailable) as unavailable:
         RevocationPolicy(RevocationMode.REQUIRE, sources("ocsp,crl", ocsp_clock)).check(
-            verified(ocsp_pki, leaf))
+            ocsp_pki.verified(leaf))
     assert unavailable.value.revocation == "ocsp:unknown,crl:unavailable"
     soft = RevocationPolicy(RevocationMode.SOFT_FAIL, sources("ocsp,crl", ocsp_clock))
     with caplog.at_level(logging.WARNING, logger="certsas.revocation"):
-        assert soft.check(verified(ocsp_pki, leaf)) is RevocationOutcome.SOFT_FAILED
+        assert soft.check(ocsp_pki.verified(leaf)) is RevocationOutcome.SOFT_FAILED
     assert any("revocation_unavailable" in record.getMessage() for record in caplog.records)
 
 
@@ -164,17 +158,13 @@ def test_a_dripping_crl_server_is_cut_at_the_budget(pki: Pki, mode: str) -> None
         source = CrlChecker(crl_url=None, timeout_seconds=1.0, max_bytes=1 << 20,
                             fetcher=NetFetcher(blocked_networks=()))
         started = time.monotonic()
-        verdict = source.verdict(VerifiedCertificate(
-            PresentedCertificate.from_der(leaf.der),
-            (leaf.certificate, pki.issuing.certificate, pki.root.certificate)))
+        verdict = source.verdict(pki.verified(leaf))
         elapsed = time.monotonic() - started
         # The request gives up at its budget; the download it waited for is cut there too.
         assert verdict.status is Status.UNAVAILABLE and "within 1.00s" in verdict.detail
         assert elapsed < 1.0 + 1.0
         assert source.wait_for_refreshes(1.0)
-        held = source.verdict(VerifiedCertificate(
-            PresentedCertificate.from_der(leaf.der),
-            (leaf.certificate, pki.issuing.certificate, pki.root.certificate)))
+        held = source.verdict(pki.verified(leaf))
     assert "no answer within 1.00s" in held.detail
     assert drip.connections == 1  # the failure is held: no second download
 
@@ -210,12 +200,12 @@ def test_an_aia_url_into_a_blocked_network_is_never_contacted_but_the_override_i
     blocked = HttpOcspFetcher(NetFetcher(blocked_networks=LOOPBACK))
     from_aia = OcspChecker(responder_url=None, timeout_seconds=1.0, cache_max_seconds=0,
                            fetcher=blocked, clock=ocsp_clock)
-    verdict = from_aia.verdict(verified(ocsp_pki, ocsp_pki.good))
+    verdict = from_aia.verdict(ocsp_pki.verified(ocsp_pki.good))
     assert verdict.status is Status.UNAVAILABLE and "blocked network" in verdict.detail
     assert ocsp_responder.request_count == 0
     override = OcspChecker(responder_url=ocsp_responder.url, timeout_seconds=1.0,
                            cache_max_seconds=0, fetcher=blocked, clock=ocsp_clock)
-    assert override.verdict(verified(ocsp_pki, ocsp_pki.good)).status is Status.GOOD
+    assert override.verdict(ocsp_pki.verified(ocsp_pki.good)).status is Status.GOOD
     assert ocsp_responder.request_count == 1
 
 
@@ -226,11 +216,11 @@ def test_an_ocsp_responder_urls_query_string_never_appears(
     ocsp_responder.stop()  # down: the verdict and the soft-fail warning name the URL
     source = OcspChecker(responder_url=ocsp_responder.url + secret, timeout_seconds=0.5,
                          cache_max_seconds=0, clock=ocsp_clock)
-    verdict = source.verdict(verified(ocsp_pki, ocsp_pki.good))
+    verdict = source.verdict(ocsp_pki.verified(ocsp_pki.good))
     assert verdict.status is Status.UNAVAILABLE and "?<query hidden>" in verdict.detail
     with caplog.at_level(logging.WARNING):
         RevocationPolicy(RevocationMode.SOFT_FAIL, [source]).check(
-            verified(ocsp_pki, ocsp_pki.good))
+            ocsp_pki.verified(ocsp_pki.good))
     shown = [verdict.detail, *(record.getMessage() for record in caplog.records)]
     assert any("revocation soft-fail" in text for text in shown)
     assert not any("sig=" in text or "Zm9vYmFyc2VjcmV0" in text for text in shown)

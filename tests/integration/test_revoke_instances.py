@@ -26,7 +26,7 @@ from certsas.cli.incident import Target, revoke
 from certsas.cli.management import ManagementApi
 from tests.support import ROOT
 from tests.support.azurite import Azurite
-from tests.support.management import management_stand_in, use_stand_in
+from tests.support.management import ManagementStandIn
 
 SECONDS = 3  # REGISTRY_CACHE_SECONDS of the instances
 INSTANCES = 3
@@ -71,9 +71,9 @@ def test_every_instance_signs_with_a_new_key_within_the_cache_time(
             threading.Thread(target=instance.follow, daemon=True).start()
         wait_until(lambda: all(i.first_with_key(0) for i in instances), 60)
 
-        with management_stand_in([500, 200]) as api:
-            use_stand_in(monkeypatch, api)
-            management = ManagementApi(api.url, DefaultAzureCredential())
+        with ManagementStandIn([500, 200]) as api:
+            api.use(monkeypatch)
+            management = ManagementApi(api.origin, DefaultAzureCredential())
             target = Target("00000000-1111-2222-3333-444444444444", "rg", "certsasprod01")
             with pytest.raises(CliError):
                 revoke(management, registry, audit, target)

@@ -22,7 +22,7 @@ from certsas.cli.management import ACTION, API_VERSION, ROLE, ManagementApi
 from certsas.epoch import read_epoch_id
 from tests.support.azurite import Azurite
 from tests.support.cli import run
-from tests.support.management import OPERATOR_OID, access_token, management_stand_in, use_stand_in
+from tests.support.management import OPERATOR_OID, ManagementStandIn, access_token
 
 SUBSCRIPTION = "00000000-1111-2222-3333-444444444444"
 GROUP = "rg-certsas"
@@ -55,8 +55,8 @@ def one_line(err: str) -> str:
 @pytest.mark.usefixtures("managed_identity_mode")
 def test_without_yes_and_without_a_terminal_it_refuses_and_calls_nothing(
         capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
-    with management_stand_in([200]) as api:
-        use_stand_in(monkeypatch, api)
+    with ManagementStandIn([200]) as api:
+        api.use(monkeypatch)
         code, out, err = run(capsys, *ARGS)  # pytest's stdin is not a terminal
         assert code == 1 and out == []
         assert one_line(err) == ("certsas revoke-tokens: error: not a terminal, so there is no "
@@ -83,8 +83,8 @@ def test_account_key_mode_revokes_nothing_and_explains_key_rotation(
         tmp_path: Path) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("STORAGE_CONNECTION_STRING", azurite.connection_string)
-    with management_stand_in([200]) as api:
-        use_stand_in(monkeypatch, api)
+    with ManagementStandIn([200]) as api:
+        api.use(monkeypatch)
         code, out, err = run(capsys, *ARGS, "--yes")
         assert api.calls == []
     line = one_line(err)
@@ -98,8 +98,8 @@ def test_account_key_mode_revokes_nothing_and_explains_key_rotation(
 @pytest.mark.usefixtures("managed_identity_mode")
 def test_403_names_the_role_and_the_action_in_one_line(
         capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
-    with management_stand_in([403]) as api:
-        use_stand_in(monkeypatch, api)
+    with ManagementStandIn([403]) as api:
+        api.use(monkeypatch)
         code, out, err = run(capsys, *ARGS, "--yes")
     assert code == 1 and out == []
     line = one_line(err)
@@ -125,11 +125,10 @@ def test_403_names_the_role_and_the_action_in_one_line(
 def test_management_failures_are_one_line_and_say_nothing_was_revoked(capsys: pytest.CaptureFixture[str],
                                           monkeypatch: pytest.MonkeyPatch,
                                           env: dict[str, str], expected: str) -> None:
-    with management_stand_in([]) as api:
-        use_stand_in(monkeypatch, api)
+    with ManagementStandIn([]) as api:
+        api.use(monkeypatch)
         for name, value in env.items():
             monkeypatch.setenv(name, value)
-        monkeypatch.setenv("IDENTITY_ENDPOINT", f"{api.url}/msi/token")
         code, out, err = run(capsys, *ARGS, "--yes")
     assert code == 1 and out == []
     assert one_line(err).endswith(expected)
@@ -143,8 +142,8 @@ def test_management_failures_are_one_line_and_say_nothing_was_revoked(capsys: py
 def test_bad_arguments_are_refused_before_anything_is_called(
         capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
         argv: tuple[str, ...]) -> None:
-    with management_stand_in([200]) as api:
-        use_stand_in(monkeypatch, api)
+    with ManagementStandIn([200]) as api:
+        api.use(monkeypatch)
         code, _, err = run(capsys, *argv)
         assert api.calls == []
     assert code == 2 and "Traceback" not in err
@@ -159,9 +158,9 @@ def test_keys_first_then_epoch_then_audit_and_a_failed_call_writes_nothing(
     before = datetime.now(UTC) - timedelta(minutes=5)
     sink = TableAuditSink(audit, 16)
     sink.record(token_record(before, "before"))
-    with management_stand_in([200, 403, 500]) as api:
-        use_stand_in(monkeypatch, api)
-        management = ManagementApi(api.url, DefaultAzureCredential())
+    with ManagementStandIn([200, 403, 500]) as api:
+        api.use(monkeypatch)
+        management = ManagementApi(api.origin, DefaultAzureCredential())
         revoked = revoke(management, registry, audit, target)
         written = read_epoch_id(registry)
         assert written == revoked.epoch.epoch_id and revoked.operator == OPERATOR_OID
@@ -208,8 +207,8 @@ class Terminal(io.StringIO):
 def test_at_a_terminal_a_no_revokes_nothing(capsys: pytest.CaptureFixture[str],
                                              monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("sys.stdin", Terminal("n\n"))
-    with management_stand_in([200]) as api:
-        use_stand_in(monkeypatch, api)
+    with ManagementStandIn([200]) as api:
+        api.use(monkeypatch)
         code, out, err = run(capsys, *ARGS)
         assert api.calls == []
     assert code == 1 and err == ""

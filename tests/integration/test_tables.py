@@ -32,7 +32,7 @@ from certsas.registry import Registration, TableRegistryReader
 from certsas.tables import API_VERSION, STORAGE_SCOPE, BearerToken, Connections, LeanTable, SharedKey
 from tests.support.azurite import Azurite
 from tests.support.credentials import CachingCredential
-from tests.support.identity_endpoint import HEADER_SECRET, IdentityEndpoint
+from tests.support.identity_endpoint import IdentityEndpoint
 from tests.support.pki import Pki
 from tests.support.scripted_table import Answer, ScriptedTable, Seen, batch_reply
 
@@ -260,8 +260,7 @@ def test_azure_identity_itself_answers_a_401_with_a_new_token(
     client's request (claims "{}") makes them fetch a new token. A day-long token also
     comes with refresh_on (MSAL: half its lifetime), which BearerToken renews at."""
     with IdentityEndpoint() as endpoint:
-        monkeypatch.setenv("IDENTITY_ENDPOINT", endpoint.url)
-        monkeypatch.setenv("IDENTITY_HEADER", HEADER_SECRET)
+        endpoint.use(monkeypatch)
         for kind in (ManagedIdentityCredential, DefaultAzureCredential):
             endpoint.requests.clear()
             credential = kind()

@@ -11,12 +11,19 @@ from datetime import UTC, datetime, timedelta
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import dsa, ec, padding, rsa
+from cryptography.hazmat.primitives.asymmetric import dsa, ec
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import ExtensionOID
 
 from certsas.devtools.pki import CLIENT_AUTH, CertificateAuthority, PrivateKey, name
-from tests.support.ocsp_faults import BIT_STRING, SEQUENCE, der, der_children, der_content
+from tests.support.ocsp_faults import (
+    BIT_STRING,
+    SEQUENCE,
+    der,
+    der_children,
+    der_content,
+    sign_sha256,
+)
 
 
 def split_certificate(certificate_der: bytes) -> tuple[bytes, bytes]:
@@ -27,12 +34,7 @@ def split_certificate(certificate_der: bytes) -> tuple[bytes, bytes]:
 
 def sign_tbs(tbs_der: bytes, algorithm_der: bytes, key: PrivateKey) -> bytes:
     """A certificate around ``tbs_der`` (any bytes, well-formed or not), signed by ``key``."""
-    if isinstance(key, rsa.RSAPrivateKey):
-        signature = key.sign(tbs_der, padding.PKCS1v15(), hashes.SHA256())
-    else:
-        assert isinstance(key, ec.EllipticCurvePrivateKey)
-        # RFC 6979: the same bytes sign the same way, so a seeded fuzz reproduces exactly.
-        signature = key.sign(tbs_der, ec.ECDSA(hashes.SHA256(), deterministic_signing=True))
+    signature = sign_sha256(key, tbs_der)
     return der(SEQUENCE, tbs_der + algorithm_der + der(BIT_STRING, b"\x00" + signature))
 
 

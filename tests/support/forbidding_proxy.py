@@ -10,10 +10,9 @@ error body of the Table service) and forwards everything else unchanged.
 from __future__ import annotations
 
 import json
-import threading
 from urllib.parse import urlsplit
 
-from tests.support.loopback import LoopbackServer, QuietHandler
+from tests.support.loopback import QuietHandler, UpstreamProxy
 
 # The Table service's OData error body, with the code and message of
 # https://learn.microsoft.com/rest/api/storageservices/common-rest-api-error-codes
@@ -26,22 +25,14 @@ FORBIDDEN_BODY = json.dumps({"odata.error": {
                                          "2026-11-23T00:00:00.0000000Z"}}}).encode()
 
 
-class ForbiddingTableProxy(LoopbackServer):
+class ForbiddingTableProxy(UpstreamProxy):
     """``with ForbiddingTableProxy(azurite.table_endpoint) as proxy:`` then use ``proxy.endpoint``;
     ``proxy.refused`` counts the table creations it answered with 403."""
 
     def __init__(self, upstream_endpoint: str) -> None:
-        parts = urlsplit(upstream_endpoint)
-        self.upstream = (parts.hostname or "127.0.0.1", parts.port or 80)
-        self.account_path = parts.path.rstrip("/")
         self.refused = 0
         self.forwarded = 0
-        self._lock = threading.Lock()
-        super().__init__(self._handler())
-
-    @property
-    def endpoint(self) -> str:
-        return self.origin + self.account_path
+        super().__init__(upstream_endpoint, self._handler())
 
     def _count(self, refused: bool) -> None:
         with self._lock:

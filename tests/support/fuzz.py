@@ -24,6 +24,7 @@ from certsas.devtools.pki import CLIENT_AUTH, CertificateAuthority, Issued, name
 from certsas.successor import proof_message
 from certsas.thumbprints import sha256_thumbprint
 from tests.support.certforge import sign_tbs, split_certificate
+from tests.support.ocsp_faults import sign_sha256
 
 
 def _client_certificate(ca: CertificateAuthority, key: ec.EllipticCurvePrivateKey, serial: int,
@@ -206,9 +207,8 @@ def rotate_body(current_der: bytes, successor_der: bytes, key: ec.EllipticCurveP
     the thumbprints of the bytes as they are, so a mutant that still parses and chains
     reaches the checks behind the proof."""
     message = proof_message(sha256_thumbprint(current_der), sha256_thumbprint(successor_der))
-    signature = key.sign(message, ec.ECDSA(hashes.SHA256(), deterministic_signing=True))
     return json.dumps({"certificate": pem_text(successor_der),
-                       "signature": base64.b64encode(signature).decode()}).encode()
+                       "signature": base64.b64encode(sign_sha256(key, message)).decode()}).encode()
 
 
 def rotate_body_mutants(current_der: bytes, successor: Issued, count: int,

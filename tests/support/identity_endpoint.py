@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
+
+import pytest
 
 from tests.support.loopback import LoopbackServer, QuietHandler
 
@@ -14,8 +17,12 @@ HEADER_SECRET = "loopback-identity-header"
 
 
 class IdentityEndpoint(LoopbackServer):
-    def __init__(self, lifetime: int = 86_400) -> None:
+    """``token(n)`` is the n-th token handed out (``mi-token-<n>`` unless told)."""
+
+    def __init__(self, lifetime: int = 86_400,
+                 token: Callable[[int], str] = lambda n: f"mi-token-{n}") -> None:
         self.lifetime = lifetime
+        self.token = token
         self.requests: list[str] = []
         super().__init__(self._handler())
 
@@ -23,20 +30,32 @@ class IdentityEndpoint(LoopbackServer):
     def url(self) -> str:
         return f"{self.origin}/msi/token"
 
+    def use(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Make it azure-identity's managed identity, and the only credential it finds."""
+        monkeypatch.setenv("IDENTITY_ENDPOINT", self.url)
+        monkeypatch.setenv("IDENTITY_HEADER", HEADER_SECRET)
+        for name in ("AZURE_CLIENT_SECRET", "AZURE_TENANT_ID", "AZURE_FEDERATED_TOKEN_FILE",
+                     "MSI_ENDPOINT"):
+            monkeypatch.delenv(name, raising=False)
+
+    def issue(self, handler: QuietHandler) -> None:
+        """Answer ``handler``'s token request as App Service does."""
+        if handler.headers.get("X-IDENTITY-HEADER") != HEADER_SECRET:
+            handler.answer(400)
+            return
+        self.requests.append(handler.path)
+        body = json.dumps({
+            "access_token": self.token(len(self.requests)),
+            "expires_on": str(int(time.time()) + self.lifetime),
+            "resource": "https://storage.azure.com", "token_type": "Bearer",
+        }).encode()
+        handler.answer(200, body, {"Content-Type": "application/json"})
+
     def _handler(self) -> type[QuietHandler]:
         endpoint = self
 
         class Handler(QuietHandler):
             def do_GET(self) -> None:
-                if self.headers.get("X-IDENTITY-HEADER") != HEADER_SECRET:
-                    self.answer(400)
-                    return
-                endpoint.requests.append(self.path)
-                body = json.dumps({
-                    "access_token": f"mi-token-{len(endpoint.requests)}",
-                    "expires_on": str(int(time.time()) + endpoint.lifetime),
-                    "resource": "https://storage.azure.com", "token_type": "Bearer",
-                }).encode()
-                self.answer(200, body, {"Content-Type": "application/json"})
+                endpoint.issue(self)
 
         return Handler

@@ -1,5 +1,6 @@
 """What every loopback HTTP stand-in in tests/support shares: a threaded server on
-127.0.0.1 run as a context manager, writing an answer, and relaying a request upstream."""
+127.0.0.1 run as a context manager (a proxy's too), writing an answer, and relaying a
+request upstream."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Self
+from urllib.parse import urlsplit
 
 HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade",
               "proxy-authorization", "proxy-authenticate"}
@@ -36,6 +38,22 @@ class LoopbackServer:
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(timeout=5)
+
+
+class UpstreamProxy(LoopbackServer):
+    """A loopback server in front of a Table endpoint (``http://host:port/<account>``, as
+    Azurite names it): ``endpoint`` is the same account reached through the proxy."""
+
+    def __init__(self, upstream_endpoint: str, handler: type[BaseHTTPRequestHandler]) -> None:
+        parts = urlsplit(upstream_endpoint)
+        self.upstream = (parts.hostname or "127.0.0.1", parts.port or 80)
+        self.account_path = parts.path.rstrip("/")
+        self._lock = threading.Lock()
+        super().__init__(handler)
+
+    @property
+    def endpoint(self) -> str:
+        return self.origin + self.account_path
 
 
 class QuietHandler(BaseHTTPRequestHandler):

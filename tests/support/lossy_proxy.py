@@ -13,17 +13,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-import threading
 from urllib.parse import urlsplit
 
-from tests.support.loopback import LoopbackServer, QuietHandler
+from tests.support.loopback import QuietHandler, UpstreamProxy
 
 TIMED_OUT = json.dumps({"odata.error": {"code": "OperationTimedOut", "message": {
     "lang": "en-US", "value": "Operation could not be completed within the specified time."}}}
 ).encode()
 
 
-class LossyTableProxy(LoopbackServer):
+class LossyTableProxy(UpstreamProxy):
     """``with LossyTableProxy(azurite.table_endpoint) as proxy:`` then ``proxy.endpoint``; it
     loses the answers to the first ``losses`` stored inserts (a retry's answer never);
     ``proxy.inserts`` lists ``(path, Azurite's status, what the client got)`` per POST."""
@@ -31,19 +30,11 @@ class LossyTableProxy(LoopbackServer):
     def __init__(self, upstream_endpoint: str, mode: str = "close", losses: int = 1) -> None:
         if mode not in ("close", "timeout"):
             raise ValueError("mode is close or timeout")
-        parts = urlsplit(upstream_endpoint)
-        self.upstream = (parts.hostname or "127.0.0.1", parts.port or 80)
-        self.account_path = parts.path.rstrip("/")
         self.mode = mode
         self.losses = losses
         self.inserts: list[tuple[str, int, str]] = []
         self._sent: set[bytes] = set()
-        self._lock = threading.Lock()
-        super().__init__(self._handler())
-
-    @property
-    def endpoint(self) -> str:
-        return self.origin + self.account_path
+        super().__init__(upstream_endpoint, self._handler())
 
     def _lose(self, path: str, body: bytes, status: int) -> bool:
         """Lose the answer to a stored insert's first attempt (never to its retry)."""

@@ -1,27 +1,25 @@
-"""A loopback stand-in for Azure Resource Manager and for the managed identity endpoint
-that azure-identity asks on App Service (``IDENTITY_ENDPOINT``/``IDENTITY_HEADER``).
+"""A loopback stand-in for Azure Resource Manager that is also the managed identity endpoint
+azure-identity asks on App Service (:class:`~tests.support.identity_endpoint.IdentityEndpoint`).
 
 So ``DefaultAzureCredential`` runs for real and gets its token here, and the management
 call lands here: each is recorded (method, path, api-version, bearer token) and answered
-with the next status of ``statuses``, in turn.
+with the next status of ``statuses``, in turn (500 once they run out).
 """
 
 from __future__ import annotations
 
 import base64
 import json
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from dataclasses import dataclass
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from tests.support.identity_endpoint import IdentityEndpoint
+from tests.support.loopback import QuietHandler
+
 OPERATOR_OID = "3f2504e0-4f89-41d3-9a0c-0305e82c3301"
-IDENTITY_HEADER = "stand-in-identity-header"
 _ERRORS = {403: "AuthorizationFailed", 404: "ResourceNotFound", 500: "InternalServerError"}
 
 
@@ -41,64 +39,42 @@ class Call:
     at: float
 
 
-@dataclass
-class ManagementStandIn:
-    statuses: list[int]
-    calls: list[Call] = field(default_factory=list)
-    token_requests: int = 0
-    url: str = ""
+class ManagementStandIn(IdentityEndpoint):
+    """``with ManagementStandIn([200, 403]) as api:``; ``api.origin`` is the management
+    endpoint, ``api.url`` the identity endpoint, ``api.calls`` what was asked of it."""
 
+    def __init__(self, statuses: list[int]) -> None:
+        self.statuses = list(statuses)
+        self.calls: list[Call] = []
+        super().__init__(lifetime=3600, token=lambda _: access_token())
 
-@contextmanager
-def management_stand_in(statuses: list[int]) -> Iterator[ManagementStandIn]:
-    state = ManagementStandIn(list(statuses))
+    @property
+    def token_requests(self) -> int:
+        return len(self.requests)
 
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, format: str, *args: object) -> None:
-            pass
+    def use(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Point azure-identity's managed identity and AZURE_RESOURCE_MANAGER_URL at it."""
+        super().use(monkeypatch)
+        monkeypatch.setenv("AZURE_RESOURCE_MANAGER_URL", self.origin)
 
-        def _answer(self, status: int, body: dict[str, object]) -> None:
-            data = json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+    def _handler(self) -> type[QuietHandler]:
+        api = self
 
-        def do_GET(self) -> None:  # the App Service managed identity endpoint
-            if self.headers.get("X-IDENTITY-HEADER") != IDENTITY_HEADER:
-                self._answer(401, {"error": "bad identity header"})
-                return
-            state.token_requests += 1
-            self._answer(200, {"access_token": access_token(), "token_type": "Bearer",
-                               "expires_on": str(int(time.time()) + 3600),
-                               "resource": state.url})
+        class Handler(QuietHandler):
+            def do_GET(self) -> None:
+                api.issue(self)
 
-        def do_POST(self) -> None:
-            parts = urlsplit(self.path)
-            state.calls.append(Call(
-                "POST", parts.path, parse_qs(parts.query).get("api-version", [""])[0],
-                self.headers.get("Authorization", "").removeprefix("Bearer "), time.monotonic()))
-            status = state.statuses.pop(0) if state.statuses else 500
-            self._answer(status, {} if status == 200 else {
-                "error": {"code": _ERRORS.get(status, "Failed"), "message": "stand-in"}})
+            def do_POST(self) -> None:
+                parts = urlsplit(self.path)
+                api.calls.append(Call(
+                    "POST", parts.path, parse_qs(parts.query).get("api-version", [""])[0],
+                    self.headers.get("Authorization", "").removeprefix("Bearer "),
+                    time.monotonic()))
+                self.read_body()
+                status = api.statuses.pop(0) if api.statuses else 500
+                body = {} if status == 200 else {
+                    "error": {"code": _ERRORS.get(status, "Failed"), "message": "stand-in"}}
+                self.answer(status, json.dumps(body).encode(),
+                            {"Content-Type": "application/json"})
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    state.url = f"http://127.0.0.1:{server.server_port}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield state
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
-def use_stand_in(monkeypatch: pytest.MonkeyPatch, stand_in: ManagementStandIn) -> None:
-    """Point azure-identity's managed identity and AZURE_RESOURCE_MANAGER_URL at it."""
-    monkeypatch.setenv("AZURE_RESOURCE_MANAGER_URL", stand_in.url)
-    monkeypatch.setenv("IDENTITY_ENDPOINT", f"{stand_in.url}/msi/token")
-    monkeypatch.setenv("IDENTITY_HEADER", IDENTITY_HEADER)
-    for name in ("AZURE_CLIENT_SECRET", "AZURE_TENANT_ID", "AZURE_FEDERATED_TOKEN_FILE",
-                 "MSI_ENDPOINT"):
-        monkeypatch.delenv(name, raising=False)
+        return Handler

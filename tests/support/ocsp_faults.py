@@ -70,11 +70,13 @@ def _rewrap(response_der: bytes, basic_elements: list[tuple[int, bytes]]) -> byt
     return der(SEQUENCE, der(*status) + der(CONTEXT_0, inner))
 
 
-def _signature(key: SignerKey, data: bytes) -> bytes:
+def sign_sha256(key: SignerKey, data: bytes) -> bytes:
+    """RSA PKCS#1 v1.5 or ECDSA with SHA-256, or Ed25519: the signatures certsas accepts.
+    ECDSA is RFC 6979's: the same bytes sign the same way, so a seeded fuzz reproduces."""
     if isinstance(key, rsa.RSAPrivateKey):
         return key.sign(data, padding.PKCS1v15(), hashes.SHA256())
     if isinstance(key, ec.EllipticCurvePrivateKey):
-        return key.sign(data, ec.ECDSA(hashes.SHA256()))
+        return key.sign(data, ec.ECDSA(hashes.SHA256(), deterministic_signing=True))
     assert isinstance(key, ed25519.Ed25519PrivateKey)
     return key.sign(data)
 
@@ -136,7 +138,7 @@ class SignedByAnotherKey(Fault):
     def reply(self, reply: Reply, plan: ResponsePlan | None) -> Reply:
         elements = _basic_response(reply.body)
         tbs_der = der(SEQUENCE, elements[0][1])
-        elements[2] = (BIT_STRING, b"\x00" + _signature(self.key, tbs_der))
+        elements[2] = (BIT_STRING, b"\x00" + sign_sha256(self.key, tbs_der))
         return dataclasses.replace(reply, body=_rewrap(reply.body, elements))
 
 
@@ -160,7 +162,7 @@ class TwoSingleResponses(Fault):
         tbs[index] = (SEQUENCE, tbs[index][1] + other_single)
         tbs_der = der(SEQUENCE, b"".join(der(tag, content) for tag, content in tbs))
         elements[0] = (SEQUENCE, der_content(tbs_der))
-        elements[2] = (BIT_STRING, b"\x00" + _signature(plan.signer_key, tbs_der))
+        elements[2] = (BIT_STRING, b"\x00" + sign_sha256(plan.signer_key, tbs_der))
         return dataclasses.replace(reply, body=_rewrap(reply.body, elements))
 
 
@@ -175,7 +177,7 @@ def _resign_tbs(reply: Reply, key: SignerKey, tbs: list[tuple[int, bytes]]) -> R
     elements = _basic_response(reply.body)
     tbs_der = der(SEQUENCE, b"".join(der(tag, content) for tag, content in tbs))
     elements[0] = (SEQUENCE, der_content(tbs_der))
-    elements[2] = (BIT_STRING, b"\x00" + _signature(key, tbs_der))
+    elements[2] = (BIT_STRING, b"\x00" + sign_sha256(key, tbs_der))
     return dataclasses.replace(reply, body=_rewrap(reply.body, elements))
 
 
@@ -219,5 +221,5 @@ def resign_edited_tbs(response_der: bytes, edit: Callable[[bytes], bytes], key: 
     elements = _basic_response(response_der)
     content = edit(elements[0][1])
     elements[0] = (SEQUENCE, content)
-    elements[2] = (BIT_STRING, b"\x00" + _signature(key, der(SEQUENCE, content)))
+    elements[2] = (BIT_STRING, b"\x00" + sign_sha256(key, der(SEQUENCE, content)))
     return _rewrap(response_der, elements)

@@ -9,6 +9,13 @@ from certsas.devtools.pki import CertificateAuthority, Issued
 from certsas.verification import VerifiedCertificate
 
 
+def verified_under(issued: Issued, issuing: CertificateAuthority,
+                   root: CertificateAuthority) -> VerifiedCertificate:
+    """What the chain validator hands the revocation check: the leaf, its CA, the root."""
+    return VerifiedCertificate(PresentedCertificate.from_der(issued.der),
+                               (issued.certificate, issuing.certificate, root.certificate))
+
+
 @dataclass(frozen=True)
 class Pki:
     """A root, an issuing CA under it, a client, and a stranger CA nobody trusts."""
@@ -21,6 +28,9 @@ class Pki:
     @property
     def trust_bundle(self) -> str:
         return (self.issuing.issued.pem + self.root.issued.pem).decode("ascii")
+
+    def verified(self, issued: Issued) -> VerifiedCertificate:
+        return verified_under(issued, self.issuing, self.root)
 
 
 @dataclass(frozen=True)
@@ -42,8 +52,4 @@ class OcspPki:
         return f"http://127.0.0.1:{self.port}/"
 
     def verified(self, issued: Issued) -> VerifiedCertificate:
-        """What the chain validator would hand the revocation check."""
-        return VerifiedCertificate(
-            PresentedCertificate.from_der(issued.der),
-            (issued.certificate, self.issuing.certificate, self.root.certificate),
-        )
+        return verified_under(issued, self.issuing, self.root)

@@ -5,9 +5,12 @@ user agent.)"""
 from __future__ import annotations
 
 import socket
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
+
+from tests.support.memory import DecisionLines, capturing_decisions
 
 
 def _refuse(*_args: Any, **_kwargs: Any) -> Any:
@@ -18,3 +21,10 @@ def _refuse(*_args: Any, **_kwargs: Any) -> Any:
 def _no_sockets(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("connect", "connect_ex", "bind"):
         monkeypatch.setattr(socket.socket, name, _refuse)
+
+
+@pytest.fixture
+def decisions() -> Iterator[DecisionLines]:
+    """The decision log lines a test's calls write, parsed."""
+    with capturing_decisions() as handler:
+        yield handler

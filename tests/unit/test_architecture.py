@@ -8,6 +8,7 @@ cannot hide behind a lazy import.
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -117,3 +118,16 @@ def test_the_import_reader_sees_from_imports_and_lazy_ones() -> None:
     assert list(imported(a)) == ["certsas.broker"]
     b = ast.parse("def f():\n    from certsas.cli import admin\n")
     assert list(imported(b, inside_functions_only=True)) == ["certsas.cli.admin"]
+
+
+def test_docs_architecture_names_every_runtime_module_and_only_those() -> None:
+    """docs/architecture.md's module table and module graph stay the package's: a new
+    module is listed, a removed one is not left behind."""
+    text = (ROOT / "docs" / "architecture.md").read_text()
+    listed = set(re.findall(r"^\| `certsas/(\w+)(?:\.py|/)`", text, re.MULTILINE))
+    runtime = {name.split(".")[1] for name in MODULES
+               if is_runtime(name) and name.count(".") >= 1}
+    assert listed == runtime, (sorted(runtime - listed), sorted(listed - runtime))
+    graph_block = text.split("```mermaid\nflowchart TD\n")[1].split("```")[0]
+    drawn = set(re.findall(r"\b([a-z_]+)\b(?!\])", re.sub(r"\[[^]]*\]", "", graph_block)))
+    assert drawn - {"fa"} <= runtime, sorted(drawn - {"fa"} - runtime)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import dataclasses
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import azure.functions as func
@@ -33,7 +32,6 @@ from tests.support.memory import (
     MemoryAudit,
     MemoryRegistry,
     RecordingRevocation,
-    capturing_decisions,
 )
 from tests.support.pki import Pki
 
@@ -133,12 +131,6 @@ def test_any_request_gets_a_token_or_a_spec_refusal(pki: Pki, headers: dict[str,
 
 
 # --- inputs that were 500s (issue 11, item 2): a SPEC code and one decision line -------
-
-
-@pytest.fixture
-def decisions() -> Iterator[DecisionLines]:
-    with capturing_decisions() as handler:
-        yield handler
 
 
 def test_inputs_that_were_500s_are_refused_with_one_decision_each(

@@ -148,3 +148,30 @@ def test_concurrent_requests_start_one_background_read() -> None:
     time.sleep(0.05)
     watch.generation()
     assert table.reads == 2
+
+
+def test_zero_seconds_callers_waiting_on_a_slow_read_share_the_next_one() -> None:
+    """With ``seconds == 0`` a caller that queued behind a slow read is answered by a read
+    that began after it arrived, rather than each queued caller reading in turn."""
+    class SlowTable(MemoryTable):
+        entered = threading.Event()
+
+        def get_entity(self, partition_key: str, row_key: str) -> Mapping[str, Any]:
+            self.entered.set()
+            return super().get_entity(partition_key, row_key)
+
+    table = SlowTable()
+    table.gate = threading.Event()
+    watch = EpochWatch(table, 0)
+    first = threading.Thread(target=watch.generation)
+    first.start()
+    assert table.entered.wait(5)  # the first read is under way, held at the gate
+    queued = [threading.Thread(target=watch.generation) for _ in range(8)]
+    for caller in queued:
+        caller.start()
+    time.sleep(0.1)  # all eight wait for the read in flight
+    table.gate.set()
+    for caller in [first, *queued]:
+        caller.join(5)
+    assert not any(caller.is_alive() for caller in [first, *queued])
+    assert table.reads == 2  # the first, and one for all who arrived during it

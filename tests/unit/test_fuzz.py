@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import base64
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 
-import pytest
 from cryptography import x509
 
 from certsas.broker import RequestInfo, TokenBroker
@@ -39,7 +38,6 @@ from tests.support.memory import (
     MemoryRegistry,
     MemoryRotationAudit,
     RecordingRevocation,
-    capturing_decisions,
 )
 
 CERT_MUTANTS = 10_000
@@ -48,12 +46,6 @@ BODY_MUTANTS = 2000
 ROTATE_BODY_MUTANTS = 2000
 SUCCESSOR_MUTANTS = 2000
 SEED = 11
-
-
-@pytest.fixture
-def decisions() -> Iterator[DecisionLines]:
-    with capturing_decisions() as handler:
-        yield handler
 
 
 Call = Callable[[dict[str, str], bytes, RequestInfo], object]

@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from certsas.clientcert import PresentedCertificate
 from certsas.config import RevocationMode
 from certsas.errors import CertificateRevoked, RevocationStatusUnknown, RevocationUnavailable
 from certsas.revocation import RevocationOutcome, RevocationPolicy, Status, Verdict
@@ -26,12 +25,6 @@ class Told:
     def verdict(self, verified: VerifiedCertificate) -> Verdict:
         self.asked.append(1)
         return Verdict(self.status, f"{self.name} said {self.status.value}")
-
-
-def _verified(pki: Pki) -> VerifiedCertificate:
-    return VerifiedCertificate(PresentedCertificate.from_der(pki.client.der),
-                               (pki.client.certificate, pki.issuing.certificate,
-                                pki.root.certificate))
 
 
 def expected(first: Status, second: Status, mode: RevocationMode) -> object:
@@ -56,14 +49,14 @@ def test_every_pair_of_answers(pki: Pki, mode: RevocationMode, first: Status,
     want = expected(first, second, mode)
     if isinstance(want, type):
         with pytest.raises(want) as caught:
-            policy.check(_verified(pki))
+            policy.check(pki.verified(pki.client))
         revocation = caught.value.revocation  # type: ignore[attr-defined]
         if want is CertificateRevoked:
             assert revocation in ("ocsp:revoked", "crl:revoked")
         else:
             assert revocation == f"ocsp:{first.value},crl:{second.value}"
     else:
-        assert policy.check(_verified(pki)) is want
+        assert policy.check(pki.verified(pki.client)) is want
     # The second source is asked only when the first gave nothing definitive.
     definitive = first in (Status.GOOD, Status.REVOKED)
     assert (len(ocsp.asked), len(crl.asked)) == (1, 0 if definitive else 1)
@@ -73,7 +66,7 @@ def test_revoked_from_the_second_source_refuses_after_an_unavailable_first(pki: 
     policy = RevocationPolicy(RevocationMode.SOFT_FAIL,
                               [Told("ocsp", Status.UNAVAILABLE), Told("crl", Status.REVOKED)])
     with pytest.raises(CertificateRevoked, match="crl said revoked"):
-        policy.check(_verified(pki))
+        policy.check(pki.verified(pki.client))
 
 
 def test_a_policy_needs_a_mode_that_asks_and_a_source() -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
@@ -36,8 +35,8 @@ from tests.support.memory import (
     MemoryRegistrations,
     MemoryRotationAudit,
     RecordingRevocation,
-    capturing_decisions,
 )
+from tests.support.ocsp_faults import sign_sha256
 from tests.support.pki import Pki
 from tests.support.rotation import proof, rotate_body
 
@@ -61,12 +60,6 @@ class Rig:
         with pytest.raises(Refusal) as caught:
             self.rotate(body, issued)
         return caught.value
-
-
-@pytest.fixture
-def decisions() -> Iterator[DecisionLines]:
-    with capturing_decisions() as handler:
-        yield handler
 
 
 def make_rig(pki: Pki, *, anchors: tuple[x509.Certificate, ...] | None = None,
@@ -249,10 +242,8 @@ def test_6_a_proof_made_with_another_key_or_over_another_text(pki: Pki, kind: st
     assert code == "successor_invalid" and message.startswith(
         "The signature is not the successor key's signature over certsas-rotate:")
     # The right key over the thumbprints the wrong way round.
-    from tests.support.rotation import sign
-
     swapped = proof_message(sha256_thumbprint(successor.der), sha256_thumbprint(rig.current.der))
-    signature = base64.b64encode(sign(successor.key, swapped)).decode()
+    signature = base64.b64encode(sign_sha256(successor.key, swapped)).decode()
     assert successor_refusal(rig, successor, signature=signature)[0] == "successor_invalid"
     assert rig.store.entries.keys() == {rig.registration.thumbprint}
 
