@@ -24,7 +24,7 @@ PROBE = ROOT / "tests" / "support" / "index_probe.py"
 DEFAULT_SCHEDULE = "0 0 6 * * *"
 REFERENCE = ("@Microsoft.KeyVault(SecretUri=https://kv-certsas.vault.azure.net/secrets/"
              "trust/0123456789abcdef)")
-FUNCTIONS = {"token", "health", "expiry_check"}
+FUNCTIONS = {"token", "rotate", "health", "expiry_check"}
 
 
 def probe(settings: dict[str, str]) -> dict[str, Any]:
@@ -57,12 +57,13 @@ def healthy(pki: Pki) -> dict[str, Any]:
     return probe(good(pki))
 
 
-def test_a_usable_app_indexes_three_functions_and_is_healthy(healthy: dict[str, Any]) -> None:
+def test_a_usable_app_indexes_four_functions_and_is_healthy(healthy: dict[str, Any]) -> None:
     assert set(healthy["functions"]) == FUNCTIONS
     assert timer_schedule(healthy) == DEFAULT_SCHEDULE
     assert healthy["health"] == {"status": 200, "body": {"status": "ok"}}
     # The broker is built and reads the header: a bad one is the caller's fault.
     assert healthy["token"]["body"]["error"] == "client_certificate_malformed"
+    assert healthy["rotate"]["body"]["error"] == "client_certificate_malformed"
     ((line,),) = [healthy["startup"]]
     assert (line["level"], line["fields"]["status"]) == ("INFO", "ok")
 
@@ -104,14 +105,15 @@ def test_a_misconfigured_app_still_indexes_and_says_what_to_fix(
     # The same functions, bindings and all, as the usable app's; the timer keeps a
     # valid schedule.
     assert set(document["functions"]) == FUNCTIONS
-    for name in ("token", "health"):
+    for name in ("token", "rotate", "health"):
         assert document["functions"][name] == healthy["functions"][name]
     assert timer_schedule(document) == schedule
     assert document["health"] == {"status": 503,
                                   "body": {"status": "misconfigured", "settings": named}}
-    token = document["token"]
-    assert (token["status"], token["body"]["error"]) == (503, "configuration_error")
-    assert all(name in token["body"]["message"] for name in named)
+    for route in ("token", "rotate"):
+        answer = document[route]
+        assert (answer["status"], answer["body"]["error"]) == (503, "configuration_error")
+        assert all(name in answer["body"]["message"] for name in named)
     # Logged once at start-up: every setting at fault and what is wrong with it.
     ((line,),) = [document["startup"]]
     assert line["level"] == "ERROR"
@@ -137,7 +139,7 @@ REQUIRED = {"TRUSTED_CA_CERTS": "TRUSTED_CA_CERTS",
 @pytest.mark.parametrize("missing", sorted(EXAMPLE))
 def test_each_setting_missing_from_a_complete_configuration(
         healthy: dict[str, Any], missing: str) -> None:
-    """Every setting of local.settings.json.example left out in turn: the same three
+    """Every setting of local.settings.json.example left out in turn: the same four
     functions with the same bindings; health names the setting only when it is required."""
     document = probe(without(EXAMPLE, missing))
     assert document["functions"] == healthy["functions"]
@@ -172,7 +174,7 @@ def test_microsofts_worker_indexes_every_function_whatever_the_settings(
     functions = worker_functions(document)
     assert set(functions) == FUNCTIONS
     # The metadata the worker hands the host is what the v2 model declares (test above).
-    for name in ("token", "health"):
+    for name in ("token", "rotate", "health"):
         assert functions[name]["raw_bindings"] == healthy["functions"][name]
     (timer,) = functions["expiry_check"]["raw_bindings"]
     assert (timer["type"], timer["schedule"]) == ("timerTrigger", schedule)

@@ -5,7 +5,7 @@ print one JSON document of what its indexing saw (issue 18, item 14).
 
 The process's environment is the app's settings. The document holds each function's
 bindings as the v2 model declares them (``app.get_functions()``, what the worker turns
-into function metadata), the answers of ``/api/health`` and ``/api/token`` called as the
+into function metadata), the answers of ``/api/health``, ``/api/token`` and ``/api/rotate`` called as the
 host calls them, and every ``certsas startup`` line logged. Standard library and
 azure-functions only: the same script runs beside Microsoft's worker in another Python.
 """
@@ -59,6 +59,9 @@ def probe(app_dir: str) -> dict[str, Any]:
     token = func.HttpRequest(method="POST", url="http://localhost/api/token", body=b"",
                              headers={"X-ARR-ClientCert": "not-a-certificate"})
     document["token"] = _answer(functions["token"].get_user_function()(token, _Context()))
+    rotate = func.HttpRequest(method="POST", url="http://localhost/api/rotate", body=b"{}",
+                              headers={"X-ARR-ClientCert": "not-a-certificate"})
+    document["rotate"] = _answer(functions["rotate"].get_user_function()(rotate, _Context()))
     return document
 
 
