@@ -57,8 +57,7 @@ class Identity:
     def ssl_context(self, ca: str | Path | None = None) -> ssl.SSLContext:
         """A TLS client context presenting this identity; trusting ``ca`` (a PEM bundle) or,
         without it, the CAs the HTTP library trusts by default."""
-        context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH,
-                                             cafile=str(ca) if ca is not None else None)
+        context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=_trusted(ca))
         # ssl loads a key only from a file: hand it one encrypted under a password that lives
         # in this function alone, in a folder only this user can read, deleted at once.
         one_time = secrets.token_urlsafe(32)
@@ -93,6 +92,18 @@ def load_identity(cert: str | Path, key: str | Path | None = None,
     if _spki(certificates[0].public_key()) != _spki(private_key.public_key()):
         raise IdentityError(f"{key_path} is not the key of {cert_path}")
     return Identity(certificates[0], private_key, tuple(certificates[1:]))
+
+
+def _trusted(ca: str | Path | None) -> str | None:
+    """The CA bundle's path, once it is known to hold PEM certificates."""
+    if ca is None:
+        return None
+    path = Path(ca)
+    try:
+        x509.load_pem_x509_certificates(_read(path, "CA bundle"))
+    except ValueError:
+        raise IdentityError(f"{path} is not a PEM certificate") from None
+    return str(path)
 
 
 def _read(path: Path, what: str) -> bytes:
