@@ -47,3 +47,27 @@ def test_requirements_client_in_names_those_libraries() -> None:
               (ROOT / "requirements-client.in").read_text().splitlines()
               if line.strip() and not line.startswith(("#", "-"))}
     assert listed == {"azure-storage-blob", "cryptography", "requests"}
+
+
+def locked(path: str) -> dict[str, tuple[str, frozenset[str]]]:
+    """name -> (version, hashes) of a pip-compile lock file."""
+    entries: dict[str, tuple[str, frozenset[str]]] = {}
+    name = ""
+    for line in (ROOT / path).read_text().splitlines():
+        if line and not line.startswith((" ", "#")):
+            name, version = line.split(" ")[0].split("==")
+            entries[name] = (version, frozenset())
+        elif line.strip().startswith("--hash=sha256:"):
+            version, hashes = entries[name]
+            entries[name] = (version, hashes | {line.strip().split(":")[1].rstrip(" \\")})
+    return entries
+
+
+def test_the_client_lock_pins_what_the_service_lock_pins() -> None:
+    """Same versions and hashes as requirements.txt, so a partner runs what the tests ran;
+    the fresh-venv test shows the set is complete (pip --require-hashes refuses a gap)."""
+    client, service = locked("requirements-client.txt"), locked("requirements.txt")
+    assert {"azure-core", "azure-storage-blob", "cryptography", "requests"} <= set(client)
+    assert not {"azure-functions", "azure-data-tables", "azure-identity", "msal"} & set(client)
+    assert {name: service.get(name) for name in client} == client
+    assert all(hashes for _, hashes in client.values())
