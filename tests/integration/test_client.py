@@ -146,7 +146,7 @@ def proxied(served: Served, azurite: Azurite, monkeypatch: pytest.MonkeyPatch,
 
 def proxy_for(azurite: Azurite, monkeypatch: pytest.MonkeyPatch, clock: ManualClock,
               refuse_first: int) -> AuthFailingBlobProxy:
-    proxy = AuthFailingBlobProxy(azurite.blob_endpoint, refuse_first)
+    proxy = AuthFailingBlobProxy(azurite.blob_endpoint, refuse_first).start()
     use_broker(monkeypatch, clock, STORAGE_CONNECTION_STRING=azurite.connection_string.replace(
         f"BlobEndpoint={azurite.blob_endpoint}", f"BlobEndpoint={proxy.endpoint}"))
     return proxy

@@ -17,10 +17,10 @@ import http.client
 import json
 import threading
 from collections.abc import Mapping
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
-from typing import Self
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlsplit
+
+from certsas.devtools.loopback import LoopbackService
 
 # The Table service's OData error body, with the code and message of
 # https://learn.microsoft.com/rest/api/storageservices/common-rest-api-error-codes
@@ -39,36 +39,27 @@ HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", 
 Canned = tuple[int, str, dict[str, str], bytes]
 
 
-class RefusingProxy:
-    """``with Proxy(azurite.table_endpoint) as proxy:`` then use ``proxy.endpoint``;
-    ``proxy.refused`` counts the requests it answered itself, ``proxy.forwarded`` the rest."""
+class RefusingProxy(LoopbackService):
+    """``with Proxy(azurite.table_endpoint) as proxy:`` (or ``start()``) then use
+    ``proxy.endpoint``; ``proxy.refused`` counts the requests it answered itself,
+    ``proxy.forwarded`` the rest."""
+
+    thread_name = "refusing-proxy"
 
     def __init__(self, upstream_endpoint: str) -> None:
+        super().__init__()
         parts = urlsplit(upstream_endpoint)
         self.upstream = (parts.hostname or "127.0.0.1", parts.port or 80)
         self.account_path = parts.path.rstrip("/")
         self.refused = 0
         self.forwarded = 0
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     @property
     def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}{self.account_path}"
+        return f"http://127.0.0.1:{self.port}{self.account_path}"
 
-    def __enter__(self) -> Self:
-        self._thread.start()
-        return self
-
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
-
-    def _count(self, refused: bool) -> None:
+    def _tally(self, refused: bool) -> None:
         with self._lock:
             if refused:
                 self.refused += 1
@@ -79,7 +70,7 @@ class RefusingProxy:
         """The answer to give instead of relaying the request (called under no lock)."""
         return None
 
-    def _handler(self) -> type[BaseHTTPRequestHandler]:
+    def handler(self) -> type[BaseHTTPRequestHandler]:
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -93,10 +84,10 @@ class RefusingProxy:
                 body = self.rfile.read(length) if length else b""
                 canned = proxy.refusal(self.command, self.path, dict(self.headers.items()))
                 if canned is not None:
-                    proxy._count(refused=True)
+                    proxy._tally(refused=True)
                     self._answer(*canned)
                     return
-                proxy._count(refused=False)
+                proxy._tally(refused=False)
                 upstream = http.client.HTTPConnection(*proxy.upstream, timeout=30)
                 try:
                     headers = {k: v for k, v in self.headers.items()

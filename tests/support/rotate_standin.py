@@ -14,16 +14,16 @@ import base64
 import binascii
 import json
 import ssl
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
+
+from certsas.devtools.loopback import LoopbackService
 
 
 def sha256_hex(certificate: x509.Certificate) -> str:
@@ -48,35 +48,24 @@ def verify_proof(current: x509.Certificate, successor: x509.Certificate, signatu
     return True
 
 
-class RotateStandIn:
+class RotateStandIn(LoopbackService):
     """``with RotateStandIn(server_pem, server_key, trusted_ca) as stand_in:`` then POST to
     ``stand_in.url``."""
 
+    thread_name = "rotate-stand-in"
+
     def __init__(self, server_cert: Path, server_key: Path, trusted: Path) -> None:
+        super().__init__()
         self.not_allowed: set[str] = set()
         self.received: list[dict[str, Any]] = []
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.load_cert_chain(server_cert, server_key)
-        context.load_verify_locations(trusted)
-        context.verify_mode = ssl.CERT_REQUIRED
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._server.daemon_threads = True
-        self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self._tls.load_cert_chain(server_cert, server_key)
+        self._tls.load_verify_locations(trusted)
+        self._tls.verify_mode = ssl.CERT_REQUIRED
 
     @property
     def url(self) -> str:
-        return f"https://localhost:{self._server.server_address[1]}/api/rotate"
-
-    def __enter__(self) -> Self:
-        self._thread.start()
-        return self
-
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
+        return f"https://localhost:{self.port}/api/rotate"
 
     def answer(self, caller: x509.Certificate, body: bytes) -> tuple[int, dict[str, str]]:
         current = sha256_hex(caller)
@@ -96,11 +85,17 @@ class RotateStandIn:
         return 201, {"thumbprint": sha256_hex(successor), "rotated_from": current,
                      "not_after": f"{successor.not_valid_after_utc:%Y-%m-%dT%H:%M:%SZ}"}
 
-    def _handler(self) -> type[BaseHTTPRequestHandler]:
+    def handler(self) -> type[BaseHTTPRequestHandler]:
         stand_in = self
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+
+            def setup(self) -> None:
+                # TLS on each accepted connection, as App Service's front end: a client
+                # certificate from the trusted CAs or no handshake.
+                self.request = stand_in._tls.wrap_socket(self.request, server_side=True)
+                super().setup()
 
             def log_message(self, format: str, *args: object) -> None:
                 pass
