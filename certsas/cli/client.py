@@ -13,6 +13,7 @@ import os
 import shlex
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 from typing import TypeAlias
 
@@ -28,10 +29,10 @@ URL_VARIABLE, TOKEN_VARIABLE = "CERTSAS_SAS_URL", "CERTSAS_SAS_TOKEN"
 PASSWORD_VARIABLE, NEW_PASSWORD_VARIABLE = "CERTSAS_KEY_PASSWORD", "CERTSAS_NEW_KEY_PASSWORD"
 Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
-FILES_HELP = ("certificate files: PEM (leaf first; may hold the key too), DER, or PKCS#12 "
-              "(.pfx/.p12, holding the key: no --key); keys PEM or DER, encrypted or not. "
-              "A password is read from the variable named by --password-env, else asked for on "
-              "a terminal.")
+FILES_HELP = textwrap.fill(
+    "certificate files: PEM (leaf first; may hold the key too), DER, or PKCS#12 (.pfx/.p12, "
+    "holding the key: no --key); keys PEM or DER, encrypted or not. A password is read from "
+    "the variable named by --password-env, else asked for on a terminal.", 80)
 
 
 def add_commands(commands: Subparsers) -> None:
@@ -40,18 +41,19 @@ def add_commands(commands: Subparsers) -> None:
 
 
 def _identity_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--cert", required=True, type=Path,
+    parser.add_argument("--cert", required=True, type=Path, metavar="FILE",
                         help="client certificate: PEM, DER or PKCS#12 (.pfx/.p12)")
-    parser.add_argument("--key", type=Path,
+    parser.add_argument("--key", type=Path, metavar="FILE",
                         help="its private key, PEM or DER (not with a PKCS#12 or a PEM that "
                              "holds the key)")
-    parser.add_argument("--ca", type=Path,
+    parser.add_argument("--ca", type=Path, metavar="FILE",
                         help="PEM bundle trusted for the server's TLS certificate "
                              "(default: the system's)")
     parser.add_argument("--password-env", default=PASSWORD_VARIABLE, metavar="VAR",
                         help=f"variable holding the password of an encrypted key or PKCS#12 "
                              f"(default: {PASSWORD_VARIABLE}; unset: asked on a terminal)")
-    parser.add_argument("--timeout", type=float, default=15.0, help="seconds (default: 15)")
+    parser.add_argument("--timeout", type=float, default=15.0, metavar="SECONDS",
+                        help="for each call to certsas (default: 15)")
 
 
 # --- token ---------------------------------------------------------------------------------
@@ -62,7 +64,7 @@ def _add_token(commands: Subparsers) -> None:
         "token", help="get a SAS token over mutual TLS (the client side)",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         usage="%(prog)s --url URL --cert C [--key K] [options] [--exec -- CMD [ARGS...]]",
-        description="POST to the token endpoint with a client certificate and print the answer, "
+        description="POST to the token endpoint with a client certificate and print the answer,\n"
                     "or run a command with it.\n\n" + FILES_HELP,
         epilog=(
             "exit codes: 0 token issued, 1 local error (files, network, TLS), 2 bad arguments,\n"
@@ -76,10 +78,14 @@ def _add_token(commands: Subparsers) -> None:
             "       sh -c 'azcopy copy ./out \"$CERTSAS_SAS_URL\" --recursive'"))
     parser.add_argument("--url", required=True, help="token endpoint, e.g. https://host/api/token")
     _identity_arguments(parser)
-    parser.add_argument("--container", type=container_arg)
-    parser.add_argument("--blob", help="scope the token to this one blob")
-    parser.add_argument("--permissions", type=permissions_arg, help="SAS letters from racwdl")
-    parser.add_argument("--ttl-minutes", type=positive_int)
+    parser.add_argument("--container", type=container_arg, metavar="NAME",
+                        help="container to scope the token to (default: the registration's "
+                             "only one)")
+    parser.add_argument("--blob", metavar="NAME", help="scope the token to this one blob")
+    parser.add_argument("--permissions", type=permissions_arg, metavar="LETTERS",
+                        help="SAS letters from racwdl (default: all the grant allows)")
+    parser.add_argument("--ttl-minutes", type=positive_int, metavar="N",
+                        help="lifetime (default: the service's SAS_DEFAULT_TTL_MINUTES)")
     parser.add_argument("--format", choices=("json", "url", "env"), default="json",
                         help=f"json: the answer (default); url: the SAS URL alone; env: "
                              f"`export {URL_VARIABLE}=...` and `export {TOKEN_VARIABLE}=...` "
@@ -183,9 +189,9 @@ def _add_rotate(commands: Subparsers) -> None:
     parser.add_argument("--url", required=True,
                         help="rotate endpoint, e.g. https://host/api/rotate")
     _identity_arguments(parser)
-    parser.add_argument("--new-cert", required=True, type=Path,
+    parser.add_argument("--new-cert", required=True, type=Path, metavar="FILE",
                         help="the successor certificate: PEM, DER or PKCS#12")
-    parser.add_argument("--new-key", type=Path, help="its private key, PEM or DER")
+    parser.add_argument("--new-key", type=Path, metavar="FILE", help="its private key, PEM or DER")
     parser.add_argument("--new-password-env", default=NEW_PASSWORD_VARIABLE, metavar="VAR",
                         help=f"variable holding the successor's key password (default: "
                              f"{NEW_PASSWORD_VARIABLE}; unset: asked on a terminal)")
