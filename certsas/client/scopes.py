@@ -108,7 +108,13 @@ class ScopeTokens:
             return held.token
 
     def _install(self, token: Token) -> Token:
-        self._held = _Held(token, self._clock())
+        now = self._clock()
+        if token.expires_on <= now:
+            # Every call would fetch again; Storage, on its own clock, still takes the token.
+            log.warning("certsas.client: a new token expires at %s, which this machine's clock "
+                        "says is past: is the clock right (NTP)?",
+                        f"{token.expires_on:%Y-%m-%dT%H:%M:%SZ}")
+        self._held = _Held(token, now)
         if self._credential is None:
             self._credential = AzureSasCredential(token.token)
         else:

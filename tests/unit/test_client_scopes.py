@@ -95,3 +95,10 @@ def test_redact_keeps_what_helps_and_drops_what_makes_a_token() -> None:
             '&sv=2025-01-05&sr=c&skoid=abc&sig=AbCdEf%2B123456789012345 HTTP/1.1" 201')
     assert redact(line) == ('"PUT /acct/c/b?comp=block&st=REDACTED&se=REDACTED&sp=rw'
                             '&sv=2025-01-05&sr=c&skoid=REDACTED&sig=REDACTED HTTP/1.1" 201')
+
+
+def test_a_clock_ahead_of_certsas_is_named(clock: ManualClock,
+                                          caplog: pytest.LogCaptureFixture) -> None:
+    certsas = Certsas(clock, ttl=-30)  # this machine's clock 30 s past the token's end
+    ScopeTokens(Scope(), certsas, clock).current()
+    assert "which this machine's clock says is past: is the clock right (NTP)?" in caplog.text
