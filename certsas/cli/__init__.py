@@ -2,8 +2,7 @@
 
 Every command prints what it did; bad input is one line on stderr and a non-zero exit.
 The registry commands are in :mod:`certsas.cli.admin`, ``audit`` in
-:mod:`certsas.cli.audit`; ``dev-pki`` and ``serve`` in :mod:`certsas.cli.dev`; ``token`` and
-``rotate`` in :mod:`certsas.cli.client`, on the client library :mod:`certsas.client`.
+:mod:`certsas.cli.audit`; ``dev-pki``, ``serve`` and ``token`` in :mod:`certsas.cli.dev`.
 """
 
 from __future__ import annotations
@@ -18,7 +17,7 @@ from collections.abc import Sequence
 from azure.core.exceptions import AzureError, ServiceRequestError, ServiceResponseError
 
 from certsas import __version__
-from certsas.cli import admin, audit, client, dev, failures
+from certsas.cli import admin, audit, dev, failures
 from certsas.cli.errors import CliError
 from certsas.cli.settings import PRECEDENCE_HELP, settings_env
 from certsas.config import StorageSettings
@@ -39,7 +38,6 @@ def build_parser() -> argparse.ArgumentParser:
     admin.add_commands(commands)
     audit.add_commands(commands)
     dev.add_commands(commands)
-    client.add_commands(commands)
     return parser
 
 

@@ -1,4 +1,5 @@
-"""Developer commands: ``dev-pki`` and ``serve`` (SPEC §6); ``token`` is in :mod:`certsas.cli.client`."""
+"""Developer commands: ``dev-pki`` and ``serve`` (SPEC §6), and the client side's ``token``
+and ``rotate`` from :mod:`certsas.cli.client`."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from typing import Any, TypeAlias
 
 import azure.functions as func
 
+from certsas.cli import client
 from certsas.cli.args import http_url, port
 from certsas.cli.errors import CliError
 from certsas.cli.settings import PRECEDENCE_HELP, file_values_to_use
@@ -35,6 +37,7 @@ def add_commands(commands: Subparsers) -> None:
     """Add the developer sub-commands to the ``certsas`` parser."""
     _add_dev_pki(commands)
     _add_serve(commands)
+    client.add_commands(commands)  # token and rotate, on the client library
 
 
 # --- dev-pki ---------------------------------------------------------------------------

@@ -25,9 +25,9 @@ from certsas import runtime
 from certsas.client import BodyNotReplayable, CertSas, Refused, StorageAuthenticationFailed
 from certsas.config import Settings
 from tests.support.azurite import Azurite
+from tests.support.blob_proxy import AuthFailingBlobProxy
 from tests.support.client_scenario import expected_fetches, run
 from tests.support.clock import ManualClock
-from tests.support.forbidding_proxy import AuthFailingBlobProxy
 from tests.support.loghygiene import find_leaks
 from tests.support.served import Served
 
@@ -146,7 +146,7 @@ def proxied(served: Served, azurite: Azurite, monkeypatch: pytest.MonkeyPatch,
 
 def proxy_for(azurite: Azurite, monkeypatch: pytest.MonkeyPatch, clock: ManualClock,
               refuse_first: int) -> AuthFailingBlobProxy:
-    proxy = AuthFailingBlobProxy(azurite.blob_endpoint, refuse_first).start()
+    proxy = AuthFailingBlobProxy(azurite.blob_endpoint, refuse_first)
     use_broker(monkeypatch, clock, STORAGE_CONNECTION_STRING=azurite.connection_string.replace(
         f"BlobEndpoint={azurite.blob_endpoint}", f"BlobEndpoint={proxy.endpoint}"))
     return proxy

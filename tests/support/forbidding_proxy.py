@@ -1,7 +1,4 @@
-"""Loopback proxies in front of Azurite that refuse some requests and relay the rest.
-
-:class:`RefusingProxy` relays every request and lets a subclass answer some itself
-(:meth:`RefusingProxy.refusal`). :class:`ForbiddingTableProxy` refuses to create tables:
+"""A loopback proxy in front of Azurite's Table service that refuses to create tables.
 
 Azurite enforces no RBAC, so it cannot show what the Table service does to an operator
 whose role (Storage Table Data Contributor on one table) does not include creating
@@ -12,15 +9,12 @@ error body of the Table service) and forwards everything else unchanged.
 
 from __future__ import annotations
 
-import hashlib
 import http.client
 import json
 import threading
-from collections.abc import Mapping
-from http.server import BaseHTTPRequestHandler
-from urllib.parse import parse_qs, urlsplit
-
-from certsas.devtools.loopback import LoopbackService
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from urllib.parse import urlsplit
 
 # The Table service's OData error body, with the code and message of
 # https://learn.microsoft.com/rest/api/storageservices/common-rest-api-error-codes
@@ -35,42 +29,43 @@ HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", 
               "proxy-authorization", "proxy-authenticate"}
 
 
-# What a proxy answers instead of relaying: status, reason, headers, body.
-Canned = tuple[int, str, dict[str, str], bytes]
-
-
-class RefusingProxy(LoopbackService):
-    """``with Proxy(azurite.table_endpoint) as proxy:`` (or ``start()``) then use
-    ``proxy.endpoint``; ``proxy.refused`` counts the requests it answered itself,
-    ``proxy.forwarded`` the rest."""
-
-    thread_name = "refusing-proxy"
+class ForbiddingTableProxy:
+    """``with ForbiddingTableProxy(azurite.table_endpoint) as proxy:`` then use ``proxy.endpoint``;
+    ``proxy.refused`` counts the table creations it answered with 403."""
 
     def __init__(self, upstream_endpoint: str) -> None:
-        super().__init__()
         parts = urlsplit(upstream_endpoint)
         self.upstream = (parts.hostname or "127.0.0.1", parts.port or 80)
         self.account_path = parts.path.rstrip("/")
         self.refused = 0
         self.forwarded = 0
         self._lock = threading.Lock()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     @property
     def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.port}{self.account_path}"
+        return f"http://127.0.0.1:{self._server.server_address[1]}{self.account_path}"
 
-    def _tally(self, refused: bool) -> None:
+    def __enter__(self) -> ForbiddingTableProxy:
+        self._thread.start()
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+
+    def _count(self, refused: bool) -> None:
         with self._lock:
             if refused:
                 self.refused += 1
             else:
                 self.forwarded += 1
 
-    def refusal(self, method: str, path: str, headers: Mapping[str, str]) -> Canned | None:
-        """The answer to give instead of relaying the request (called under no lock)."""
-        return None
-
-    def handler(self) -> type[BaseHTTPRequestHandler]:
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -82,12 +77,16 @@ class RefusingProxy(LoopbackService):
             def _relay(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
-                canned = proxy.refusal(self.command, self.path, dict(self.headers.items()))
-                if canned is not None:
-                    proxy._tally(refused=True)
-                    self._answer(*canned)
+                path = urlsplit(self.path).path.rstrip("/")
+                if self.command == "POST" and path == f"{proxy.account_path}/Tables":
+                    proxy._count(refused=True)
+                    self._answer(403, "Server failed to authenticate the request.",
+                                 {"x-ms-error-code": "AuthorizationPermissionMismatch",
+                                  "Content-Type": "application/json;odata=minimalmetadata;"
+                                                  "streaming=true;charset=utf-8"},
+                                 FORBIDDEN_BODY)
                     return
-                proxy._tally(refused=False)
+                proxy._count(refused=False)
                 upstream = http.client.HTTPConnection(*proxy.upstream, timeout=30)
                 try:
                     headers = {k: v for k, v in self.headers.items()
@@ -112,51 +111,6 @@ class RefusingProxy(LoopbackService):
                 self.end_headers()
                 self.wfile.write(body)
 
-            do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = do_MERGE = _relay
+            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_MERGE = _relay
 
         return Handler
-
-
-class ForbiddingTableProxy(RefusingProxy):
-    """Refuses ``POST /<account>/Tables`` as the Table service refuses a role without the
-    right to create tables."""
-
-    def refusal(self, method: str, path: str, headers: Mapping[str, str]) -> Canned | None:
-        if method == "POST" and urlsplit(path).path.rstrip("/") == f"{self.account_path}/Tables":
-            return (403, "Server failed to authenticate the request.",
-                    {"x-ms-error-code": "AuthorizationPermissionMismatch",
-                     "Content-Type": "application/json;odata=minimalmetadata;"
-                                     "streaming=true;charset=utf-8"},
-                    FORBIDDEN_BODY)
-        return None
-
-
-# Blob's refusal of a SAS it cannot authenticate (a revoked user delegation key, a bad
-# signature): https://learn.microsoft.com/rest/api/storageservices/common-rest-api-error-codes
-AUTH_FAILED_MESSAGE = ("Server failed to authenticate the request. Make sure the value of "
-                       "Authorization header is formed correctly including the signature.")
-AUTH_FAILED_BODY = (
-    '<?xml version="1.0" encoding="utf-8"?><Error><Code>AuthenticationFailed</Code><Message>'
-    f"{AUTH_FAILED_MESSAGE}\nRequestId:00000000-0000-0000-0000-000000000000\n"
-    "Time:2026-11-23T00:00:00.0000000Z</Message><AuthenticationErrorDetail>Signature did not "
-    "match.</AuthenticationErrorDetail></Error>").encode()
-
-
-class AuthFailingBlobProxy(RefusingProxy):
-    """In front of Blob: answers the first ``refuse_first`` requests with 403
-    ``AuthenticationFailed``; ``signatures`` holds a SHA-256 of each request's ``sig``."""
-
-    def __init__(self, upstream_endpoint: str, refuse_first: int) -> None:
-        super().__init__(upstream_endpoint)
-        self.refuse_first = refuse_first
-        self.signatures: list[str] = []
-
-    def refusal(self, method: str, path: str, headers: Mapping[str, str]) -> Canned | None:
-        signature = parse_qs(urlsplit(path).query).get("sig", [""])[0]
-        with self._lock:
-            self.signatures.append(hashlib.sha256(signature.encode()).hexdigest())
-            refuse = len(self.signatures) <= self.refuse_first
-        if not refuse:
-            return None
-        return (403, AUTH_FAILED_MESSAGE, {"x-ms-error-code": "AuthenticationFailed",
-                                           "Content-Type": "application/xml"}, AUTH_FAILED_BODY)

@@ -14,7 +14,6 @@ import base64
 import binascii
 import json
 import ssl
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +22,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 
-from certsas.devtools.loopback import LoopbackService
+from tests.support.loopback import LoopbackServer, QuietHandler
 
 
 def sha256_hex(certificate: x509.Certificate) -> str:
@@ -48,24 +47,22 @@ def verify_proof(current: x509.Certificate, successor: x509.Certificate, signatu
     return True
 
 
-class RotateStandIn(LoopbackService):
+class RotateStandIn(LoopbackServer):
     """``with RotateStandIn(server_pem, server_key, trusted_ca) as stand_in:`` then POST to
     ``stand_in.url``."""
 
-    thread_name = "rotate-stand-in"
-
     def __init__(self, server_cert: Path, server_key: Path, trusted: Path) -> None:
-        super().__init__()
         self.not_allowed: set[str] = set()
         self.received: list[dict[str, Any]] = []
-        self._tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        self._tls.load_cert_chain(server_cert, server_key)
-        self._tls.load_verify_locations(trusted)
-        self._tls.verify_mode = ssl.CERT_REQUIRED
+        tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        tls.load_cert_chain(server_cert, server_key)
+        tls.load_verify_locations(trusted)
+        tls.verify_mode = ssl.CERT_REQUIRED  # as App Service's front end: a certificate or nothing
+        super().__init__(self._handler(), tls=tls)
 
     @property
     def url(self) -> str:
-        return f"https://localhost:{self.port}/api/rotate"
+        return self.origin.replace("127.0.0.1", "localhost") + "/api/rotate"
 
     def answer(self, caller: x509.Certificate, body: bytes) -> tuple[int, dict[str, str]]:
         current = sha256_hex(caller)
@@ -85,30 +82,15 @@ class RotateStandIn(LoopbackService):
         return 201, {"thumbprint": sha256_hex(successor), "rotated_from": current,
                      "not_after": f"{successor.not_valid_after_utc:%Y-%m-%dT%H:%M:%SZ}"}
 
-    def handler(self) -> type[BaseHTTPRequestHandler]:
+    def _handler(self) -> type[QuietHandler]:
         stand_in = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def setup(self) -> None:
-                # TLS on each accepted connection, as App Service's front end: a client
-                # certificate from the trusted CAs or no handshake.
-                self.request = stand_in._tls.wrap_socket(self.request, server_side=True)
-                super().setup()
-
-            def log_message(self, format: str, *args: object) -> None:
-                pass
-
+        class Handler(QuietHandler):
             def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                body = self.read_body()
                 der = self.connection.getpeercert(binary_form=True)
                 status, document = stand_in.answer(x509.load_der_x509_certificate(der), body)
-                data = json.dumps(document).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                self.answer(status, json.dumps(document).encode(),
+                            {"Content-Type": "application/json"})
 
         return Handler
