@@ -93,5 +93,9 @@ class CertSas:
         return Token.from_answer(self._service.post(self.url, scope.body(), expect=200))
 
     def _retry(self, tokens: ScopeTokens, kwargs: dict[str, Any]) -> FreshSasRetry:
+        taken = sorted({"credential", "retry_policy"} & set(kwargs))
+        if taken:
+            raise TypeError(f"certsas.client sets {' and '.join(taken)} itself; Storage's retry "
+                            f"settings ({', '.join(RETRY_KEYWORDS[:2])}, ...) are passed on")
         settings = {name: kwargs.pop(name) for name in RETRY_KEYWORDS if name in kwargs}
         return FreshSasRetry(tokens, delays=self._delays, sleep=self._sleep, **settings)

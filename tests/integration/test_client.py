@@ -23,6 +23,7 @@ from azure.data.tables import TableServiceClient
 
 from certsas import runtime
 from certsas.client import BodyNotReplayable, CertSas, Refused, StorageAuthenticationFailed
+from certsas.client.policy import FreshSasRetry
 from certsas.config import Settings
 from tests.support.azurite import Azurite
 from tests.support.blob_proxy import AuthFailingBlobProxy
@@ -93,6 +94,15 @@ def test_blob_client_is_scoped_to_its_blob(sas: CertSas, served: Served) -> None
     assert issued(served) == 1  # the client's token, reused by token() for the same scope
     other = sas.container_client(permissions="r")
     assert other.download_blob("in/report.csv").readall() == b"a,b\n1,2\n"
+
+
+def test_storage_keywords_are_passed_on_and_the_two_it_owns_refused(sas: CertSas) -> None:
+    container = sas.container_client(retry_total=1, max_single_put_size=1024)
+    assert container._config.max_single_put_size == 1024
+    retry = [p for p in container._pipeline._impl_policies if isinstance(p, FreshSasRetry)]
+    assert len(retry) == 1 and retry[0].total_retries == 1
+    with pytest.raises(TypeError, match="sets retry_policy itself"):
+        sas.container_client(retry_policy=None)
 
 
 # --- refusals -------------------------------------------------------------------------------
