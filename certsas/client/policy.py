@@ -64,10 +64,9 @@ class FreshSasRetry(ExponentialRetry):
             if delay is None:
                 raise StorageAuthenticationFailed(
                     f"Storage refused the SAS as not authenticated (403 {AUTHENTICATION_FAILED}) "
-                    f"{len(self._delays) + 1} times over {waited:g}s, with a new token from "
-                    f"certsas each time; giving up. Were tokens revoked (certsas revoke-tokens) "
-                    f"without certsas signing with a new key since, or is this machine's clock "
-                    f"wrong?")
+                    f"{len(self._delays) + 1} times over {waited:g}s, with a new token each "
+                    f"time; giving up. Were tokens revoked (revoke-tokens) and the service is "
+                    f"not signing with a new key yet, or is this machine's clock wrong?")
             if not replay.rewind():
                 raise BodyNotReplayable(
                     f"Storage refused the SAS as not authenticated (403 {AUTHENTICATION_FAILED})"

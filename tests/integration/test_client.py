@@ -191,7 +191,7 @@ def test_storage_refusing_past_the_budget_gives_up_clearly(
     assert failed.value.status_code == 403 and failed.value.error_code == "AuthenticationFailed"
     assert str(failed.value).startswith(
         "Storage refused the SAS as not authenticated (403 AuthenticationFailed) 6 times over "
-        "60s, with a new token from certsas each time; giving up.")
+        "60s, with a new token each time; giving up.")
 
 
 def test_a_body_that_cannot_be_sent_again_is_not_retried(
