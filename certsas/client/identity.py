@@ -161,9 +161,9 @@ def _from_pkcs12(path: Path, data: bytes, password: Password) -> Identity:
         bundle = pkcs12.load_pkcs12(data, secret)
     except ValueError:
         raise IdentityError(
-            f"cannot open {path}: wrong password, or a legacy encryption (RC2/3DES) this client "
-            f"cannot read; convert it with `openssl pkcs12 -in {path} -legacy -nodes -out "
-            f"client.pem` (then --cert client.pem, no --key)") from None
+            f"cannot open {path}: wrong password, or a PKCS#12 this client cannot read; if the "
+            f"password is right, convert it with `openssl pkcs12 -in {path} -nodes -out "
+            f"client.pem` (add -legacy for an old RC2 export), then use client.pem alone") from None
     return _pkcs12_identity(path, bundle)
 
 

@@ -102,8 +102,8 @@ def test_pkcs12_wrong_password_says_how_to_convert(pki: Pki, tmp_path: Path) -> 
     assert str(missing.value) == f"{pfx} is encrypted: give its password"
     with pytest.raises(IdentityError) as wrong:
         load_identity(pfx, password="y")
-    assert str(wrong.value).startswith(f"cannot open {pfx}: wrong password, or a legacy ")
-    assert f"`openssl pkcs12 -in {pfx} -legacy -nodes -out client.pem`" in str(wrong.value)
+    assert str(wrong.value).startswith(f"cannot open {pfx}: wrong password, or a PKCS#12 ")
+    assert f"`openssl pkcs12 -in {pfx} -nodes -out client.pem` (add -legacy" in str(wrong.value)
 
 
 def test_other_files_are_one_line_with_the_conversion(pki: Pki, tmp_path: Path) -> None:
@@ -134,3 +134,13 @@ def test_a_key_that_is_not_the_certificates(pki: Pki, tmp_path: Path) -> None:
     with pytest.raises(IdentityError) as failed:
         load_identity(cert, cert)
     assert str(failed.value) == f"{cert} is not a PEM private key"
+
+
+def test_pkcs12_of_an_older_windows_export(pki: Pki, tmp_path: Path) -> None:
+    """3DES and SHA-1 MAC, what Windows exported before TripleDES-SHA1 stopped being the default."""
+    legacy = (PrivateFormat.PKCS12.encryption_builder()
+              .kdf_rounds(2048).key_cert_algorithm(pkcs12.PBES.PBESv1SHA1And3KeyTripleDESCBC)
+              .hmac_hash(hashes.SHA1()).build(b"old"))  # noqa: S303 - the old format on purpose
+    pfx = write(tmp_path / "old.pfx", pkcs12.serialize_key_and_certificates(
+        b"client", pki.client.key, pki.client.certificate, None, legacy))
+    assert load_identity(pfx, password="old").thumbprint == thumbprint(pki.client)
