@@ -74,7 +74,8 @@ deploy: package
 	@scripts/deploy.sh "$(RG)" "$(APP)"
 
 # make lock: re-resolve requirements.in and requirements-dev.in against PyPI into the
-# hash-locked requirements.txt (shipped in the package) and requirements-dev.txt (make deps).
+# hash-locked requirements.txt (shipped in the package) and requirements-dev.txt (make deps),
+# and requirements-client.in into requirements-client.txt (a partner's certsas.client).
 # LOCK_ARGS="--upgrade-package cryptography" bumps one package and keeps the other pins.
 # pip-tools lives in its own .venv-lock: it pins pip itself, which the dev lock should not.
 # This machine's pip configuration (extra indexes, find-links) is ignored on purpose, so the
@@ -97,3 +98,5 @@ lock:
 	@$(PIP_COMPILE) --output-file requirements.txt requirements.in
 	@echo "==> locking requirements-dev.in into requirements-dev.txt"
 	@$(PIP_COMPILE) --output-file requirements-dev.txt requirements-dev.in
+	@echo "==> locking requirements-client.in into requirements-client.txt (certsas.client alone)"
+	@$(PIP_COMPILE) --output-file requirements-client.txt requirements-client.in

@@ -34,7 +34,7 @@ SITE_PACKAGES = PurePosixPath(".python_packages/lib/site-packages")
 ROOT_FILES = ("function_app.py", "host.json", "requirements.txt")
 APP_PACKAGE = "certsas/"
 # Inside the package but not the service: the operator's and the developer's wings.
-NOT_SHIPPED = ("certsas/cli/", "certsas/devtools/", "certsas/__main__.py")
+NOT_SHIPPED = ("certsas/cli/", "certsas/devtools/", "certsas/__main__.py", "certsas/client/")
 
 # Fixed timestamps make two builds of the same tree byte-identical.
 ZIP_DATE_TIME = (1980, 1, 1, 0, 0, 0)

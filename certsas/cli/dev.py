@@ -1,4 +1,5 @@
-"""Developer commands: ``dev-pki``, ``serve`` and ``token`` (SPEC §6)."""
+"""Developer commands: ``dev-pki`` and ``serve`` (SPEC §6), and the client side's ``token``
+and ``rotate`` from :mod:`certsas.cli.client`."""
 
 from __future__ import annotations
 
@@ -16,8 +17,8 @@ from typing import Any, TypeAlias
 
 import azure.functions as func
 
-from certsas.cli.args import container_arg, http_url, permissions_arg, port, positive_int
-from certsas.cli.client import TokenCall, run_token_call
+from certsas.cli import client
+from certsas.cli.args import http_url, port
 from certsas.cli.errors import CliError
 from certsas.cli.settings import PRECEDENCE_HELP, file_values_to_use
 from certsas.config import DEFAULT_CLIENT_CERT_HEADER, load_local_settings
@@ -37,7 +38,7 @@ def add_commands(commands: Subparsers) -> None:
     """Add the developer sub-commands to the ``certsas`` parser."""
     _add_dev_pki(commands)
     _add_serve(commands)
-    _add_token(commands)
+    client.add_commands(commands)  # token and rotate, on the client library
 
 
 # --- dev-pki ---------------------------------------------------------------------------
@@ -229,40 +230,3 @@ def _run_until_signalled(server: DevServer) -> None:
         server.stop()
         for sig, handler in handlers.items():
             signal.signal(sig, handler)
-
-
-# --- token -------------------------------------------------------------------------------
-
-
-def _add_token(commands: Subparsers) -> None:
-
-    parser = commands.add_parser(
-        "token", help="get a SAS token over mutual TLS (the client side)",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="POST to the token endpoint with a client certificate and print the answer.",
-        epilog=("exit codes: 0 token issued, 1 local error (files, network, TLS), 2 bad "
-                "arguments,\n            3 refused by the service (its error code is printed)\n\n"
-                "example:\n"
-                "  certsas token --url https://localhost:7443/api/token --cert .dev/pki/client.pem"
-                " \\\n       --key .dev/pki/client.key --ca .dev/pki/trusted-ca-certs.pem"))
-    parser.add_argument("--url", required=True, help="token endpoint, e.g. https://host/api/token")
-    parser.add_argument("--cert", required=True, type=Path, help="client certificate, PEM")
-    parser.add_argument("--key", required=True, type=Path, help="its private key, PEM")
-    parser.add_argument("--ca", type=Path, help="CA bundle for the server (default: system store)")
-    parser.add_argument("--container", type=container_arg)
-    parser.add_argument("--blob", help="scope the token to this one blob")
-    parser.add_argument("--permissions", type=permissions_arg, help="SAS letters from racwdl")
-    parser.add_argument("--ttl-minutes", type=positive_int)
-    parser.add_argument("--timeout", type=float, default=15.0, help="seconds (default: 15)")
-    parser.add_argument("--url-only", action="store_true", help="print only the SAS URL")
-    parser.set_defaults(func=cmd_token)
-
-
-def cmd_token(args: argparse.Namespace) -> int:
-
-    request = TokenCall(
-        url=args.url, cert=args.cert, key=args.key, ca=args.ca, container=args.container,
-        blob=args.blob, permissions=args.permissions, ttl_minutes=args.ttl_minutes,
-        timeout_seconds=args.timeout,
-    )
-    return run_token_call(request, url_only=args.url_only)

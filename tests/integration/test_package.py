@@ -145,6 +145,7 @@ def test_package_of_the_repository_itself(tmp_path: Path) -> None:
 def test_no_cli_or_dev_tool_ships_and_the_runtime_does_not_need_them(tmp_path: Path) -> None:
     names = build(ROOT, tmp_path / "certsas.zip")
     assert not [n for n in names if n.startswith(("certsas/cli/", "certsas/devtools/", "tests/"))]
+    assert not [n for n in names if n.startswith(("certsas/client/", "requirements-client"))]
     # The unzipped package imports without the wings (dependencies come from this venv).
     with zipfile.ZipFile(tmp_path / "certsas.zip") as archive:
         archive.extractall(tmp_path / "site")

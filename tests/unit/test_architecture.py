@@ -17,7 +17,7 @@ import pytest
 from tests.support import ROOT
 
 PACKAGE = ROOT / "certsas"
-WINGS = ("certsas.cli", "certsas.devtools")
+WINGS = ("certsas.cli", "certsas.devtools", "certsas.client")
 
 
 def module_name(path: Path) -> str:

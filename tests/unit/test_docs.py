@@ -143,9 +143,11 @@ def test_every_path_the_docs_name_exists() -> None:
 
 # --- certsas commands and options --------------------------------------------------------
 
-COMMAND = re.compile(r"(?<![\w./-])certsas((?: +--?[a-z][\w-]*)*) +([a-z][\w-]*|--[a-z][\w-]*)")
-# Where a shell command ends inside one logical line.
-SEGMENT_END = re.compile(r" \| |&&|\|\||;|\)| #|\$\(")
+# Not inside a string a program prints (`"certsas said no: ..."` in an example).
+COMMAND = re.compile(r"(?<![\w./'\"-])certsas((?: +--?[a-z][\w-]*)*) +([a-z][\w-]*|--[a-z][\w-]*)")
+# Where a shell command ends inside one logical line; after `--exec --` the options are
+# the executed command's, not certsas's.
+SEGMENT_END = re.compile(r" \| |&&|\|\||;|\)| #|\$\(| -- ")
 
 
 @cache
