@@ -201,7 +201,9 @@ resource dataBlobContributorContainers 'Microsoft.Authorization/roleAssignments@
 ]
 
 // Storage Table Data Reader on the registry table only: the app reads registrations and
-// must never be able to add or widen one.
+// must never be able to add or widen one. So POST /api/rotate, which inserts the
+// successor's registration, is refused at that insert (503 dependency_unavailable) as
+// deployed: docs/deploy.md, "Roles", says what giving the app write access here costs.
 resource certTableReader 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   name: guid(certTable.id, appPrincipalId, tableDataReaderRoleId)
   scope: certTable
