@@ -201,7 +201,9 @@ resource dataBlobContributorContainers 'Microsoft.Authorization/roleAssignments@
 ]
 
 // Storage Table Data Reader on the registry table only: the app reads registrations and
-// must never be able to add or widen one.
+// must never be able to add or widen one. So POST /api/rotate, which inserts the
+// successor's registration, is refused at that insert (503 dependency_unavailable) as
+// deployed: docs/deploy.md, "Roles", says what giving the app write access here costs.
 resource certTableReader 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   name: guid(certTable.id, appPrincipalId, tableDataReaderRoleId)
   scope: certTable
@@ -249,9 +251,20 @@ resource insightsMetricsPublisher 'Microsoft.Authorization/roleAssignments@2022-
 }
 
 // --- the operator (optional) ------------------------------------------------------------
+//
+// Deliberately NOT assigned to the operator:
+// - any role on the audit table (AUDIT_TABLE_NAME). The built-in role that can insert there
+//   (Storage Table Data Contributor) can also update and delete, so whoever holds it can
+//   rewrite the audit. `certsas audit` (read) and the audit record of `certsas
+//   revoke-tokens` (insert) therefore need a table-scoped assignment given by hand; without
+//   it revoke-tokens revokes the keys, writes the signing epoch, then exits 1 saying the
+//   audit record was not written (docs/operations.md, "Revoking every token already issued").
+// - revokeUserDelegationKeys (Storage Account Contributor or a custom role) for
+//   revoke-tokens: to the people on call, just in time; never to the app's identity.
 
-// Storage Table Data Contributor on the registry table: `certsas register/disable/remove`
-// runs with the operator's own az login identity.
+// Storage Table Data Contributor on the registry table: `certsas register`, `grant`,
+// `ungrant`, `rotation`, `disable`, `enable`, `remove` and revoke-tokens' signing epoch run
+// with the operator's own az login identity.
 resource operatorCertTableContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(operatorPrincipalId)) {
   name: guid(certTable.id, operatorPrincipalId, tableDataContributorRoleId)
   scope: certTable

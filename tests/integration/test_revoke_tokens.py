@@ -22,6 +22,7 @@ from certsas.cli.management import ACTION, API_VERSION, ROLE, ManagementApi
 from certsas.epoch import read_epoch_id
 from tests.support.azurite import Azurite
 from tests.support.cli import run
+from tests.support.forbidding_proxy import ForbiddingTableProxy
 from tests.support.management import OPERATOR_OID, ManagementStandIn, access_token
 
 SUBSCRIPTION = "00000000-1111-2222-3333-444444444444"
@@ -187,6 +188,32 @@ def test_keys_first_then_epoch_then_audit_and_a_failed_call_writes_nothing(
     assert [r.get("kind", "token") for r in records] == ["token", KIND, "token"]
     assert records[1]["account"] == ACCOUNT and records[1]["operator"] == OPERATOR_OID
     assert records[1]["request_id"] == written
+
+
+def test_with_the_templates_roles_the_audit_write_is_refused_after_keys_and_epoch(
+        monkeypatch: pytest.MonkeyPatch, azurite: Azurite, tables: TableServiceClient,
+        fresh_tables: tuple[str, str]) -> None:
+    """The Bicep gives the operator no role on the audit table (whoever can write it can
+    rewrite it): the keys are revoked and the epoch written, then the command says, in one
+    line, that only the audit record is missing (docs/operations.md)."""
+    registry_name, audit_name = fresh_tables
+    registry = tables.get_table_client(registry_name)
+    target = Target(SUBSCRIPTION, GROUP, ACCOUNT)
+    with (ForbiddingTableProxy(azurite.table_endpoint, no_inserts_into=(audit_name,)) as proxy,
+          ManagementStandIn([200]) as api):
+        audit = TableServiceClient.from_connection_string(azurite.connection_string.replace(
+            azurite.table_endpoint, proxy.endpoint)).get_table_client(audit_name)
+        api.use(monkeypatch)
+        with pytest.raises(CliError) as refused:
+            revoke(ManagementApi(api.url, DefaultAzureCredential()), registry, audit, target)
+        assert len(api.calls) == 1 and proxy.refused == 1
+    message = str(refused.value)
+    assert "\n" not in message
+    assert message.startswith(f"the keys of {ACCOUNT} were revoked at ")
+    assert message.endswith("and the signing epoch written, but the audit record was not "
+                            "(HttpResponseError)")
+    assert read_epoch_id(registry) != ""  # the epoch was written before the audit
+    assert list(tables.get_table_client(audit_name).list_entities()) == []
 
 
 def token_record(at: datetime, request_id: str) -> AuditRecord:

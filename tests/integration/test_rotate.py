@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from azure.data.tables import TableServiceClient
 from cryptography import x509
 
 from certsas.devtools.crl_server import CrlServer
@@ -20,6 +21,7 @@ from certsas.runtime import get_rotator
 from certsas.thumbprints import sha256_thumbprint
 from tests.support.azurite import Azurite, free_port
 from tests.support.cli import run
+from tests.support.forbidding_proxy import ForbiddingTableProxy
 from tests.support.pki import Pki
 from tests.support.rotation import rotate_body
 from tests.support.served import Served
@@ -123,6 +125,28 @@ def test_two_rotations_racing_for_one_successor_register_it_once(
         "successor_invalid", "The successor certificate is already registered.")
     rotations = [r for r in stack.audit_records() if r.get("Kind") == "rotation"]
     assert len(rotations) == 1
+
+
+def test_an_app_that_may_only_read_the_registry_answers_503_and_registers_nothing(
+        monkeypatch: pytest.MonkeyPatch, azurite: Azurite, pki: Pki,
+        fresh_tables: tuple[str, str]) -> None:
+    """The Bicep gives the app Storage Table Data Reader on the registry table: in Azure the
+    successor's insert is refused with 403 (docs/deploy.md, "Roles"). It is a dependency
+    failure, never a 500, and nothing is registered or audited."""
+    stack = make_stack(monkeypatch, azurite, pki, fresh_tables)
+    _, current = register_current(stack, pki)
+    successor = pki.issuing.successor(current)
+    rotator = get_rotator()
+    with ForbiddingTableProxy(azurite.table_endpoint, no_inserts_into=(fresh_tables[0],)) as proxy:
+        as_reader = TableServiceClient.from_connection_string(azurite.connection_string.replace(
+            azurite.table_endpoint, proxy.endpoint)).get_table_client(fresh_tables[0])
+        monkeypatch.setattr("certsas.runtime._rotator",
+                            replace(rotator, registrations=TableRegistry(as_reader)))
+        answer = stack.rotate(current, rotate_body(current, successor))
+        assert proxy.refused == 1
+    assert (answer.status, answer.error) == (503, "dependency_unavailable")
+    assert stack.registry.get(sha256_thumbprint(successor.der)) is None
+    assert [r for r in stack.audit_records() if r.get("Kind") == "rotation"] == []
 
 
 def test_a_revoked_successor_is_refused_under_require(

@@ -4,7 +4,9 @@ Azurite enforces no RBAC, so it cannot show what the Table service does to an op
 whose role (Storage Table Data Contributor on one table) does not include creating
 tables: it answers ``POST /<account>/Tables`` with 403 ``AuthorizationPermissionMismatch``.
 This proxy answers that request exactly so (status, ``x-ms-error-code`` header, the JSON
-error body of the Table service) and forwards everything else unchanged.
+error body of the Table service) and forwards everything else unchanged. Given
+``no_inserts_into``, it answers an insert into those tables (``POST /<account>/<table>``)
+the same way: an operator with no role on the audit table (infra/app/rbac.bicep).
 """
 
 from __future__ import annotations
@@ -27,9 +29,11 @@ FORBIDDEN_BODY = json.dumps({"odata.error": {
 
 class ForbiddingTableProxy(UpstreamProxy):
     """``with ForbiddingTableProxy(azurite.table_endpoint) as proxy:`` then use ``proxy.endpoint``;
-    ``proxy.refused`` counts the table creations it answered with 403."""
+    ``proxy.refused`` counts the table creations (and forbidden inserts) it answered with 403."""
 
-    def __init__(self, upstream_endpoint: str) -> None:
+    def __init__(self, upstream_endpoint: str, *, no_inserts_into: tuple[str, ...] = ()) -> None:
+        account_path = urlsplit(upstream_endpoint).path.rstrip("/")
+        self.forbidden = {f"{account_path}/{name}" for name in ("Tables", *no_inserts_into)}
         self.refused = 0
         self.forwarded = 0
         super().__init__(upstream_endpoint, self._handler())
@@ -48,7 +52,7 @@ class ForbiddingTableProxy(UpstreamProxy):
             def _relay(self) -> None:
                 body = self.read_body()
                 path = urlsplit(self.path).path.rstrip("/")
-                if self.command == "POST" and path == f"{proxy.account_path}/Tables":
+                if self.command == "POST" and path in proxy.forbidden:
                     proxy._count(refused=True)
                     self.answer(403, FORBIDDEN_BODY,
                                 {"x-ms-error-code": "AuthorizationPermissionMismatch",
