@@ -160,7 +160,7 @@ def test_no_cli_or_dev_tool_ships_and_the_runtime_does_not_need_them(tmp_path: P
     assert done.returncode == 0, done.stderr
     assert "ModuleNotFoundError" not in done.stderr
     # With no settings the app still indexes every function, and says why it is unusable.
-    assert done.stdout.strip() == "['expiry_check', 'health', 'token']"
+    assert done.stdout.strip() == "['expiry_check', 'health', 'rotate', 'token']"
     assert "certsas startup " in done.stderr and "TRUSTED_CA_CERTS" in done.stderr
 
 
