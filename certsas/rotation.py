@@ -5,6 +5,11 @@ the same code) → rotation allowed → body → the successor's checks, in §4a
 revocation (the current certificate's, then the successor's: the network calls last) →
 the new registration inserted (the insert decides a race) → its audit record → answer.
 
+In Azure the app may only read and insert registrations (infra/app/rbac.bicep), never
+update or delete one, so an insert cannot be undone: when the audit record then cannot be
+written the answer is 503 and an error line names the successor, registered without its
+record, for the operator (docs/grants-and-rotation.md, "When the audit record fails").
+
 The successor's checks, each a ``successor_invalid`` whose message says which:
 parse → chain (``clientAuth``, the leaf key rules) → same issuer and subject → not
 expired and ending later than the current → not registered already → the proof
@@ -20,7 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from azure.core.exceptions import AzureError, ResourceExistsError
+from azure.core.exceptions import AzureError, HttpResponseError, ResourceExistsError
 
 from certsas.audit import ShardPicker, insert_once, partition_key, utc_day
 from certsas.broker import Admitted, RequestInfo, TokenBroker, one_decision
@@ -49,14 +54,12 @@ AUDIT_KIND = "rotation"
 
 
 class RegistrationStore(Protocol):
-    """The registry as rotation needs it: read, insert (``ResourceExistsError`` if taken),
-    and remove (undoing an insert whose audit record could not be written)."""
+    """The registry as rotation needs it, and all its role allows: read, and insert
+    (``ResourceExistsError`` if taken). Never replace or remove."""
 
     def get(self, thumbprint: str) -> Registration | None: ...
 
     def add(self, registration: Registration) -> None: ...
-
-    def remove(self, thumbprint: str) -> Registration: ...
 
 
 @dataclass(frozen=True)
@@ -200,8 +203,7 @@ class Rotator:
         except ResourceExistsError:
             raise _already_registered() from None
         except AzureError as exc:
-            raise DependencyUnavailable(f"registry insert failed: {type(exc).__name__}"
-                                        ) from None
+            raise DependencyUnavailable(_insert_failed(exc)) from None
         record = RotationRecord(
             time=admitted.now, request_id=info.request_id, thumbprint=current.thumbprint,
             subject=admitted.presented.subject, successor=registration.thumbprint,
@@ -210,18 +212,22 @@ class Rotator:
         try:
             self.audit.record(record)
         except DependencyUnavailable:
-            # No registration without its record: undo the insert, then refuse.
-            self._undo(registration.thumbprint)
+            # The insert stands (the role cannot delete): never a 201 without the record,
+            # and the operator is told which registration has none.
+            logger.error("certsas rotation: successor %s of %s was registered but its audit "
+                         "record was not written: check it with `certsas show %s`, then keep "
+                         "it or `certsas remove` it", registration.thumbprint,
+                         current.thumbprint, registration.thumbprint)
             raise
         return Rotated(registration)
 
-    def _undo(self, thumbprint: str) -> None:
-        try:
-            self.registrations.remove(thumbprint)
-        except (AzureError, KeyError, Refusal) as exc:
-            logger.error("certsas rotation: registration %s was written but its audit record "
-                         "was not, and removing it failed (%s): remove it with `certsas "
-                         "remove`", thumbprint, type(exc).__name__)
+
+def _insert_failed(error: AzureError) -> str:
+    """The decision line's reason; a 403 says which role is missing (docs/deploy.md, "Roles")."""
+    if isinstance(error, HttpResponseError) and error.status_code == 403:
+        return ("registry insert forbidden: the app's identity may not insert registrations "
+                "(infra parameter allowHolderRotation)")
+    return f"registry insert failed: {type(error).__name__}"
 
 
 def _successor_revocation(broker: TokenBroker, verified: VerifiedCertificate

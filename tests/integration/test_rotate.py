@@ -4,6 +4,7 @@ a racing pair decided by the Table's insert, and revocation of the successor by 
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from azure.core.exceptions import HttpResponseError
 from azure.data.tables import TableServiceClient
 from cryptography import x509
 
@@ -101,9 +103,6 @@ class Racing:
     def add(self, registration: Registration) -> None:
         self.inner.add(registration)
 
-    def remove(self, thumbprint: str) -> Registration:
-        return self.inner.remove(thumbprint)
-
 
 def test_two_rotations_racing_for_one_successor_register_it_once(
         monkeypatch: pytest.MonkeyPatch, azurite: Azurite, pki: Pki,
@@ -129,24 +128,91 @@ def test_two_rotations_racing_for_one_successor_register_it_once(
 
 def test_an_app_that_may_only_read_the_registry_answers_503_and_registers_nothing(
         monkeypatch: pytest.MonkeyPatch, azurite: Azurite, pki: Pki,
-        fresh_tables: tuple[str, str]) -> None:
-    """The Bicep gives the app Storage Table Data Reader on the registry table: in Azure the
-    successor's insert is refused with 403 (docs/deploy.md, "Roles"). It is a dependency
-    failure, never a 500, and nothing is registered or audited."""
+        fresh_tables: tuple[str, str], caplog: pytest.LogCaptureFixture) -> None:
+    """With ``allowHolderRotation=false`` the Bicep gives the app Storage Table Data Reader on
+    the registry table alone: in Azure the successor's insert is refused with 403
+    (docs/deploy.md, "Roles"). It is a dependency failure, never a 500, its reason names the
+    parameter, and nothing is registered or audited."""
     stack = make_stack(monkeypatch, azurite, pki, fresh_tables)
     _, current = register_current(stack, pki)
     successor = pki.issuing.successor(current)
     rotator = get_rotator()
     with ForbiddingTableProxy(azurite.table_endpoint, no_inserts_into=(fresh_tables[0],)) as proxy:
-        as_reader = TableServiceClient.from_connection_string(azurite.connection_string.replace(
-            azurite.table_endpoint, proxy.endpoint)).get_table_client(fresh_tables[0])
+        as_reader = TableServiceClient.from_connection_string(through(azurite, proxy)
+                                                              ).get_table_client(fresh_tables[0])
         monkeypatch.setattr("certsas.runtime._rotator",
                             replace(rotator, registrations=TableRegistry(as_reader)))
-        answer = stack.rotate(current, rotate_body(current, successor))
+        with caplog.at_level(logging.INFO):
+            answer = stack.rotate(current, rotate_body(current, successor))
         assert proxy.refused == 1
     assert (answer.status, answer.error) == (503, "dependency_unavailable")
+    assert any("allowHolderRotation" in r.getMessage() for r in caplog.records)
     assert stack.registry.get(sha256_thumbprint(successor.der)) is None
     assert [r for r in stack.audit_records() if r.get("Kind") == "rotation"] == []
+
+
+def through(azurite: Azurite, proxy: ForbiddingTableProxy) -> str:
+    """Azurite's connection string with its Table endpoint replaced by the proxy's."""
+    return azurite.connection_string.replace(azurite.table_endpoint, proxy.endpoint)
+
+
+def test_with_the_append_only_roles_a_rotation_succeeds_and_nothing_can_be_widened(
+        monkeypatch: pytest.MonkeyPatch, azurite: Azurite, pki: Pki,
+        fresh_tables: tuple[str, str]) -> None:
+    """``allowHolderRotation=true``: on both tables the app holds only the custom role
+    (entities read and insert). Every table request the app makes, the token's and the
+    rotation's, goes through a proxy that refuses whatever that role does not allow. The
+    rotation needs nothing more; and the same identity cannot replace or remove the
+    registration it just wrote, nor widen the current one."""
+    with ForbiddingTableProxy(azurite.table_endpoint, append_only=fresh_tables) as proxy:
+        stack = make_stack(monkeypatch, azurite, pki, fresh_tables,
+                           STORAGE_CONNECTION_STRING=through(azurite, proxy))
+        registration, current = register_current(stack, pki)
+        successor = pki.issuing.successor(current)
+        answer = stack.rotate(current, rotate_body(current, successor))
+        assert answer.status == 201, answer.body
+        assert stack.token(successor, {"container": "partner", "blob": "in/x"}).status == 200
+        assert proxy.refused == 0 and proxy.forwarded >= 4
+        thumbprint = sha256_thumbprint(successor.der)
+        (record,) = [r for r in stack.audit_records() if r.get("Kind") == "rotation"]
+        assert record["Successor"] == thumbprint
+        # What the role is for: the app's identity can add, never change or take away.
+        as_app = TableRegistry(TableServiceClient.from_connection_string(
+            through(azurite, proxy)).get_table_client(fresh_tables[0]))
+        widened = replace(registration, grants=(AccessGrant.of("partner", permissions="racwdl"),))
+        for change in (lambda: as_app.put(widened), lambda: as_app.remove(thumbprint)):
+            with pytest.raises(HttpResponseError) as refused:
+                change()
+            assert refused.value.status_code == 403
+        assert proxy.refused == 2
+    unchanged = stack.registry.get(registration.thumbprint)
+    assert unchanged is not None and unchanged.grants == registration.grants
+    assert stack.registry.get(thumbprint) is not None
+
+
+def test_with_the_append_only_role_a_failed_audit_record_leaves_a_named_successor(
+        monkeypatch: pytest.MonkeyPatch, azurite: Azurite, pki: Pki,
+        fresh_tables: tuple[str, str], caplog: pytest.LogCaptureFixture) -> None:
+    """The insert cannot be undone by an identity that may not delete: the caller gets 503
+    (never a 201 without its record), the successor stays registered, no delete is even
+    tried, and an error line names it for the operator (docs/grants-and-rotation.md)."""
+    cert_table, audit_table = fresh_tables
+    with ForbiddingTableProxy(azurite.table_endpoint, append_only=(cert_table,),
+                              no_inserts_into=(audit_table,)) as proxy:
+        stack = make_stack(monkeypatch, azurite, pki, fresh_tables,
+                           STORAGE_CONNECTION_STRING=through(azurite, proxy))
+        registration, current = register_current(stack, pki)
+        successor = pki.issuing.successor(current)
+        with caplog.at_level(logging.ERROR, logger="certsas.rotation"):
+            answer = stack.rotate(current, rotate_body(current, successor))
+        assert (answer.status, answer.error) == (503, "dependency_unavailable")
+        assert proxy.refused == 1  # the audit insert; no delete was attempted
+    thumbprint = sha256_thumbprint(successor.der)
+    stored = stack.registry.get(thumbprint)
+    assert stored is not None and stored.rotated_from == registration.thumbprint
+    assert [r for r in stack.audit_records() if r.get("Kind") == "rotation"] == []
+    (line,) = [r.getMessage() for r in caplog.records if r.name == "certsas.rotation"]
+    assert f"successor {thumbprint} of {registration.thumbprint}" in line
 
 
 def test_a_revoked_successor_is_refused_under_require(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
@@ -265,14 +266,28 @@ def test_7_the_successors_revocation(pki: Pki, refusal: Refusal, code: str, mess
     assert rig.store.entries.keys() == {rig.registration.thumbprint} and not rig.audit.records
 
 
-def test_no_registration_without_its_audit_record(pki: Pki) -> None:
+def test_no_201_without_its_audit_record_and_the_orphan_is_named(
+        pki: Pki, caplog: pytest.LogCaptureFixture) -> None:
+    """The app's role may insert a registration but never delete one (infra/app/rbac.bicep),
+    so the insert stands: the caller gets 503, and an error line names the successor
+    registered without its record, for the operator to check and keep or remove."""
     rig = make_rig(pki)
     rig.audit.fail = True
     successor = pki.issuing.successor(rig.current)
-    assert rig.refusal(rotate_body(rig.current, successor)).code == "dependency_unavailable"
-    assert rig.store.entries.keys() == {rig.registration.thumbprint}
+    thumbprint = sha256_thumbprint(successor.der)
+    with caplog.at_level(logging.ERROR, logger="certsas.rotation"):
+        assert rig.refusal(rotate_body(rig.current, successor)).code == "dependency_unavailable"
+    assert not rig.audit.records
+    assert rig.store.entries.keys() == {rig.registration.thumbprint, thumbprint}
+    (line,) = [r.getMessage() for r in caplog.records if r.name == "certsas.rotation"]
+    assert f"successor {thumbprint} of {rig.registration.thumbprint}" in line
+    assert f"`certsas show {thumbprint}`" in line
+    # Asked again, the insert is what it always is: the successor is taken, nothing else.
     rig.audit.fail = False
-    assert rig.rotate(rotate_body(rig.current, successor))["thumbprint"] in rig.store.entries
+    again = rig.refusal(rotate_body(rig.current, successor))
+    assert (again.code, again.message) == (
+        "successor_invalid", "The successor certificate is already registered.")
+    assert not rig.audit.records
 
 
 def test_the_successor_rotates_in_turn(pki: Pki) -> None:
