@@ -115,8 +115,11 @@ param keyVaultPublicNetworkAccess string = 'Enabled'
 @description('Replication of the data storage account.')
 param dataStorageSku string = 'Standard_GRS'
 
-@description('Optional Entra object ID of the operator: gets Table Data Contributor on the registry table, Key Vault Secrets Officer, and Blob Data Contributor on the deployment container (azd passes AZURE_PRINCIPAL_ID).')
+@description('Optional Entra object ID of the operator: gets Table Data Contributor on the registry table, the append-only role (read, insert) on the audit table, Key Vault Secrets Officer, and Blob Data Contributor on the deployment container (azd passes AZURE_PRINCIPAL_ID).')
 param operatorPrincipalId string = ''
+
+@description('Let certificate holders rotate (POST /api/rotate): gives the app an insert-only role on the registry table. Each registration must still allow it (certsas rotation THUMBPRINT allow). Off: the app may only read the registry.')
+param allowHolderRotation bool = false
 
 @description('Type of operatorPrincipalId: ServicePrincipal when azd or az runs as one in CI (azd passes AZURE_PRINCIPAL_TYPE).')
 @allowed([
@@ -216,6 +219,7 @@ module rbac 'app/rbac.bicep' = {
     applicationInsightsName: monitoring.outputs.applicationInsightsName
     operatorPrincipalId: operatorPrincipalId
     operatorPrincipalType: operatorPrincipalType
+    allowHolderRotation: allowHolderRotation
   }
 }
 

@@ -32,6 +32,9 @@ param applicationInsightsName string
 @description('Optional Entra object ID of the operator who registers certificates and sets the CA secret.')
 param operatorPrincipalId string = ''
 
+@description('Let the app insert registrations (POST /api/rotate, for registrations that also allow it): the append-only role on the registry table. Off: the app may only read it.')
+param allowHolderRotation bool = false
+
 @description('Type of that principal.')
 @allowed([
   'User'
@@ -62,6 +65,42 @@ var tableDataContributorRoleId = subscriptionResourceId('Microsoft.Authorization
 var keyVaultSecretsUserRoleId = subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.keyVaultSecretsUser)
 var keyVaultSecretsOfficerRoleId = subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.keyVaultSecretsOfficer)
 var metricsPublisherRoleId = subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.monitoringMetricsPublisher)
+
+// The one custom role: read and insert table entities, nothing else. Microsoft's table of
+// data operations: Insert Entity needs entities/write or entities/add/action; Update and
+// Merge Entity need entities/write or entities/update/action; Insert Or Replace and Insert
+// Or Merge need write or add *and* update; Delete Entity needs entities/delete; an
+// entity-group transaction authorizes each sub-operation on its own
+// (https://learn.microsoft.com/rest/api/storageservices/authorize-with-azure-active-directory#permissions-for-calling-data-operations).
+// So whoever holds it can add a row and read rows, and can never overwrite, widen or erase
+// one. Assigned only at table scope below; assignable in this resource group only.
+var tableAppenderDataActions = [
+  'Microsoft.Storage/storageAccounts/tableServices/tables/entities/read'
+  'Microsoft.Storage/storageAccounts/tableServices/tables/entities/add/action'
+]
+
+resource tableAppenderRole 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {
+  // Role names are unique in the tenant: one per resource group that deploys certsas.
+  name: guid(resourceGroup().id, 'certsas-table-appender')
+  properties: {
+    roleName: 'certsas Table Appender (${resourceGroup().name}, ${uniqueString(resourceGroup().id)})'
+    description: 'certsas: read and insert table entities; never update, replace or delete one. Assigned per table.'
+    type: 'CustomRole'
+    permissions: [
+      {
+        actions: []
+        notActions: []
+        dataActions: tableAppenderDataActions
+        notDataActions: []
+      }
+    ]
+    assignableScopes: [
+      resourceGroup().id
+    ]
+  }
+}
+
+var tableAppenderRoleId = subscriptionResourceId('Microsoft.Authorization/roleDefinitions', tableAppenderRole.name)
 
 resource hostStorage 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
   name: hostStorageAccountName
@@ -200,10 +239,9 @@ resource dataBlobContributorContainers 'Microsoft.Authorization/roleAssignments@
   }
 ]
 
-// Storage Table Data Reader on the registry table only: the app reads registrations and
-// must never be able to add or widen one. So POST /api/rotate, which inserts the
-// successor's registration, is refused at that insert (503 dependency_unavailable) as
-// deployed: docs/deploy.md, "Roles", says what giving the app write access here costs.
+// Storage Table Data Reader on the registry table only: the app reads registrations, and
+// with this role alone it can never add or widen one; POST /api/rotate is then refused at
+// its insert (503 dependency_unavailable, the reason naming allowHolderRotation).
 resource certTableReader 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   name: guid(certTable.id, appPrincipalId, tableDataReaderRoleId)
   scope: certTable
@@ -214,13 +252,30 @@ resource certTableReader 'Microsoft.Authorization/roleAssignments@2022-04-01' = 
   }
 }
 
-// Storage Table Data Contributor on the audit table only: every issued token is recorded
-// before it is returned.
-resource auditTableContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
-  name: guid(auditTable.id, appPrincipalId, tableDataContributorRoleId)
+// The append-only role on the registry table, with allowHolderRotation: a rotation inserts
+// the successor's registration, and the insert (409 when taken) decides a race. The app can
+// still not change, widen or remove any registration, its own inserts included; whether a
+// holder may rotate stays each registration's own setting (`certsas rotation ... allow`).
+// Turning the parameter off later does not remove this assignment (deployments are
+// incremental): delete it by hand (docs/deploy.md, "Roles").
+resource certTableAppender 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (allowHolderRotation) {
+  name: guid(certTable.id, appPrincipalId, tableAppenderRoleId)
+  scope: certTable
+  properties: {
+    roleDefinitionId: tableAppenderRoleId
+    principalId: appPrincipalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+// The append-only role on the audit table only: every issued token (and rotation) is
+// inserted before the answer, a 409 is read back (certsas.audit.insert_once), and the app
+// can neither rewrite nor erase a record. It never creates tables: the template makes both.
+resource auditTableAppender 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(auditTable.id, appPrincipalId, tableAppenderRoleId)
   scope: auditTable
   properties: {
-    roleDefinitionId: tableDataContributorRoleId
+    roleDefinitionId: tableAppenderRoleId
     principalId: appPrincipalId
     principalType: 'ServicePrincipal'
   }
@@ -253,14 +308,23 @@ resource insightsMetricsPublisher 'Microsoft.Authorization/roleAssignments@2022-
 // --- the operator (optional) ------------------------------------------------------------
 //
 // Deliberately NOT assigned to the operator:
-// - any role on the audit table (AUDIT_TABLE_NAME). The built-in role that can insert there
-//   (Storage Table Data Contributor) can also update and delete, so whoever holds it can
-//   rewrite the audit. `certsas audit` (read) and the audit record of `certsas
-//   revoke-tokens` (insert) therefore need a table-scoped assignment given by hand; without
-//   it revoke-tokens revokes the keys, writes the signing epoch, then exits 1 saying the
-//   audit record was not written (docs/operations.md, "Revoking every token already issued").
+// - Storage Table Data Contributor (or any role that can update or delete) on the audit
+//   table: whoever holds it can rewrite the audit. The append-only role below is enough.
 // - revokeUserDelegationKeys (Storage Account Contributor or a custom role) for
 //   revoke-tokens: to the people on call, just in time; never to the app's identity.
+
+// The append-only role on the audit table: `certsas audit` reads it, and `certsas
+// revoke-tokens` inserts its record there (after revoking the keys and writing the epoch).
+// Read is part of the role, so no separate Storage Table Data Reader assignment.
+resource operatorAuditAppender 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(operatorPrincipalId)) {
+  name: guid(auditTable.id, operatorPrincipalId, tableAppenderRoleId)
+  scope: auditTable
+  properties: {
+    roleDefinitionId: tableAppenderRoleId
+    principalId: operatorPrincipalId
+    principalType: operatorPrincipalType
+  }
+}
 
 // Storage Table Data Contributor on the registry table: `certsas register`, `grant`,
 // `ungrant`, `rotation`, `disable`, `enable`, `remove` and revoke-tokens' signing epoch run

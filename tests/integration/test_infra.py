@@ -50,6 +50,16 @@ FORBIDDEN_ROLES = {
     "17d1049b-9a84-46fb-8f53-869881c3d3ab",  # Storage Account Contributor (can list keys)
 }
 
+# The custom role rbac.bicep defines: these data actions and nothing else (Microsoft's names,
+# https://learn.microsoft.com/azure/role-based-access-control/permissions/storage).
+TABLE_APPENDER = "tableAppender"
+TABLE_APPENDER_DATA_ACTIONS = [
+    "Microsoft.Storage/storageAccounts/tableServices/tables/entities/read",
+    "Microsoft.Storage/storageAccounts/tableServices/tables/entities/add/action",
+]
+# What replaces, merges or deletes an entity (or, wildcarded, everything).
+TABLE_CHANGES = ("entities/write", "entities/update/action", "entities/delete", "*")
+
 # assignment -> (role, scope resource): the least-privilege layout docs/deploy.md describes.
 EXPECTED_ASSIGNMENTS = {
     "hostBlobOwner": ("storageBlobDataOwner", "hostStorage"),
@@ -59,12 +69,14 @@ EXPECTED_ASSIGNMENTS = {
     "dataBlobContributorAccount": ("storageBlobDataContributor", "dataStorage"),
     "dataBlobContributorContainers": ("storageBlobDataContributor", "sasContainers"),
     "certTableReader": ("storageTableDataReader", "certTable"),
-    "auditTableContributor": ("storageTableDataContributor", "auditTable"),
+    "certTableAppender": (TABLE_APPENDER, "certTable"),
+    "auditTableAppender": (TABLE_APPENDER, "auditTable"),
     "vaultSecretsUser": ("keyVaultSecretsUser", "vault"),
     "insightsMetricsPublisher": ("monitoringMetricsPublisher", "applicationInsights"),
     "operatorCertTableContributor": ("storageTableDataContributor", "certTable"),
     "operatorVaultSecretsOfficer": ("keyVaultSecretsOfficer", "vault"),
     "operatorDeploymentUploader": ("storageBlobDataContributor", "deploymentContainer"),
+    "operatorAuditAppender": (TABLE_APPENDER, "auditTable"),
 }
 
 
@@ -300,14 +312,24 @@ def role_guid(template: Bicep, role_definition: Any) -> str:
     return guid
 
 
-def test_role_assignments_are_the_expected_built_in_roles(rbac: Bicep) -> None:
+def role_of(template: Bicep, role_definition: Any) -> str:
+    """A built-in role's GUID, or TABLE_APPENDER for the template's own custom role."""
+    call = resolve(template, role_definition)["function"]
+    accessor = operator(call["parameters"]["resource_name_1"], "property_accessor")
+    if accessor["operand_1"] == "tableAppenderRole":
+        assert (call["type"], accessor["operand_2"]) == ("subscription_resource_id", "name")
+        return TABLE_APPENDER
+    return role_guid(template, role_definition)
+
+
+def test_role_assignments_are_the_expected_roles(rbac: Bicep) -> None:
     assignments = dict(declared(rbac, "Microsoft.Authorization/roleAssignments"))
     assert set(assignments) == set(EXPECTED_ASSIGNMENTS)
     assert resolve(rbac, "roles") == BUILT_IN_ROLES
     for name, cfg in assignments.items():
         role, scope = EXPECTED_ASSIGNMENTS[name]
-        guid = role_guid(rbac, cfg["properties"]["roleDefinitionId"])
-        assert guid == BUILT_IN_ROLES[role], name
+        guid = role_of(rbac, cfg["properties"]["roleDefinitionId"])
+        assert guid == BUILT_IN_ROLES.get(role, role), name
         assert guid not in FORBIDDEN_ROLES, name
         scope_ref = cfg["scope"]
         if isinstance(scope_ref, dict):  # sasContainers[i]
@@ -326,6 +348,94 @@ def test_role_assignment_names_are_deterministic(rbac: Bicep) -> None:
         assert accessor["operand_2"] == "id", name
         assert params["extra_string_1"] == cfg["properties"]["principalId"], name
         assert params["extra_string_2"] == cfg["properties"]["roleDefinitionId"], name
+
+
+def test_the_custom_role_reads_and_inserts_table_entities_and_nothing_else(rbac: Bicep) -> None:
+    ((name, role),) = declared(rbac, "Microsoft.Authorization/roleDefinitions")
+    assert name == "tableAppenderRole"
+    props = role["properties"]
+    assert props["type"] == "CustomRole"
+    ((permissions),) = props["permissions"]
+    assert resolve(rbac, permissions["dataActions"]) == TABLE_APPENDER_DATA_ACTIONS
+    assert (permissions["actions"], permissions["notActions"], permissions["notDataActions"]
+            ) == ([], [], [])
+    # Assignable in the deploying resource group only, and named for it: redeploys update
+    # the same definition, and two deployments in one tenant do not clash.
+    (assignable,) = props["assignableScopes"]
+    accessor = operator(assignable, "property_accessor")
+    assert (accessor["operand_1"]["function"]["type"], accessor["operand_2"]) == (
+        "resource_group", "id")
+    call = role["name"]["function"]
+    assert call["type"] == "guid"
+    assert operator(call["parameters"]["base_string"], "property_accessor")["operand_2"] == "id"
+    assert "${uniqueString(resourceGroup().id)}" in props["roleName"]
+
+
+def test_the_custom_role_is_assigned_on_one_table_at_a_time(rbac: Bicep) -> None:
+    resources = rbac["resources"]
+    for table, param in (("certTable", "certTableName"), ("auditTable", "auditTableName")):
+        assert resources[table]["existing"] is True
+        assert resources[table]["type"] == "Microsoft.Storage/storageAccounts/tableServices/tables"
+        assert resources[table]["config"] == {"parent": "dataTableService", "name": param}
+    assert resources["dataTableService"]["config"] == {"parent": "dataStorage", "name": "default"}
+    scopes = sorted(
+        cfg["scope"] for _, cfg in declared(rbac, "Microsoft.Authorization/roleAssignments")
+        if role_of(rbac, cfg["properties"]["roleDefinitionId"]) == TABLE_APPENDER)
+    assert scopes == ["auditTable", "auditTable", "certTable"]
+
+
+def test_no_role_lets_the_app_change_a_registration_or_an_audit_record(rbac: Bicep) -> None:
+    """On the registry and audit tables the app holds Table Data Reader and the append-only
+    role, never a role that can update, replace or delete an entity."""
+    allowed = {BUILT_IN_ROLES["storageTableDataReader"], TABLE_APPENDER}
+    held = {}
+    for name, cfg in declared(rbac, "Microsoft.Authorization/roleAssignments"):
+        if cfg["properties"]["principalId"] != "appPrincipalId":
+            continue
+        if cfg["scope"] in ("certTable", "auditTable", "dataTableService", "dataStorage"):
+            role = role_of(rbac, cfg["properties"]["roleDefinitionId"])
+            if cfg["scope"].endswith("Table"):
+                assert role in allowed, name
+            else:  # nothing with table data actions on the whole account
+                assert role not in {BUILT_IN_ROLES["storageTableDataContributor"],
+                                    BUILT_IN_ROLES["storageTableDataReader"], TABLE_APPENDER}, name
+            held[name] = role
+    assert held["certTableReader"] == BUILT_IN_ROLES["storageTableDataReader"]
+    for action in resolve(rbac, "tableAppenderDataActions"):
+        assert not action.endswith(TABLE_CHANGES), action
+
+
+def test_holder_rotation_is_a_parameter_off_by_default(rbac: Bicep) -> None:
+    """Only the insert on the registry depends on it; reading it never does."""
+    main = parse(INFRA / "main.bicep")
+    for template in (main, rbac):
+        param = template["parameters"]["allowHolderRotation"]
+        assert (param["type"], param["default"]) == ("bool", False)
+    assert main["modules"]["rbac"]["config"]["params"]["allowHolderRotation"] == (
+        "allowHolderRotation")
+    resources = rbac["resources"]
+    assert resources["certTableAppender"]["config"]["condition"] == "allowHolderRotation"
+    assert "condition" not in resources["certTableReader"]["config"]
+    assert "condition" not in resources["auditTableAppender"]["config"]
+
+
+def test_the_operator_reads_the_audit_and_appends_revoke_tokens_record(rbac: Bicep) -> None:
+    """`certsas audit` (entities read) and the record of `certsas revoke-tokens` (one
+    insert): the append-only role on the audit table, for the optional operator alone, and
+    nothing there that could rewrite the audit."""
+    resource = rbac["resources"]["operatorAuditAppender"]["config"]
+    condition = operator(resource["condition"], "not")["bool_value"]["function"]
+    assert (condition["type"], condition["parameters"]["item_to_test"]) == (
+        "empty", "operatorPrincipalId")
+    on_audit = {
+        name: role_of(rbac, cfg["properties"]["roleDefinitionId"])
+        for name, cfg in declared(rbac, "Microsoft.Authorization/roleAssignments")
+        if cfg["scope"] == "auditTable" and cfg["properties"]["principalId"] == "operatorPrincipalId"
+    }
+    assert on_audit == {"operatorAuditAppender": TABLE_APPENDER}
+    assert {"Microsoft.Storage/storageAccounts/tableServices/tables/entities/read",
+            "Microsoft.Storage/storageAccounts/tableServices/tables/entities/add/action"} <= set(
+        resolve(rbac, "tableAppenderDataActions"))
 
 
 def test_no_role_assignment_outside_rbac_module() -> None:
@@ -474,7 +584,7 @@ def test_package_reader_role_is_scoped_to_the_deployment_container(rbac: Bicep) 
     readers = [
         name
         for name, cfg in assignments.items()
-        if role_guid(rbac, cfg["properties"]["roleDefinitionId"]) == reader_role
+        if role_of(rbac, cfg["properties"]["roleDefinitionId"]) == reader_role
     ]
     assert readers == ["deploymentPackageReader"]
 
@@ -489,7 +599,7 @@ def test_operator_role_assignments_take_the_principal_type(rbac: Bicep) -> None:
         else:
             assert props["principalId"] == "appPrincipalId", name
             assert props["principalType"] == "ServicePrincipal", name
-    assert operator_assignments == 3
+    assert operator_assignments == 4
     main = parse(INFRA / "main.bicep")
     assert main["modules"]["rbac"]["config"]["params"]["operatorPrincipalType"] == "operatorPrincipalType"
     allowed = {"User", "Group", "ServicePrincipal"}
