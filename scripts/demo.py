@@ -5,7 +5,9 @@ server, and ``certsas serve --tls`` (the app
 behind an emulated App Service front end); then ``certsas token`` gets a token that is
 used against Blob Storage, and the refusals that matter are shown; a second app with
 ``REVOCATION_SOURCES=crl`` shows a refusal by the CRL alone; a second grant (another
-container, only under ``in/``, write-only) serves the same certificate. Everything the demo
+container, only under ``in/``, write-only) serves the same certificate; last, its holder
+registers the successor ``client-next.pem`` with ``certsas rotate`` (SPEC §4a), which then
+gets tokens under the same grants, and the same rotation again is refused. Everything the demo
 starts is stopped at the end, also on Ctrl-C or a failure. Exit 0 only if every step
 succeeded.
 
@@ -374,10 +376,15 @@ def check_good_token(demo: Demo, url: str) -> None:
 def check_refused(demo: Demo, url: str, name: str, expected: str, how: str = "",
                   *request: str) -> None:
     done = demo.certsas(*token_args(demo, url, name), *request)
+    demo.record(f"{name}.pem refused{how}", expected, refusal(done))
+
+
+def refusal(done: subprocess.CompletedProcess[str]) -> str:
+    """``403 certificate_revoked`` from a refused ``certsas token`` or ``rotate`` (exit 3,
+    ``refused: 403 CODE: message`` on stderr), shown as it came; else what it said."""
     line = done.stderr.strip().splitlines()[-1] if done.stderr.strip() else done.stdout[:80]
     print(f"      {line}", flush=True)
-    got = line.split("refused: ", 1)[1].split(":", 1)[0] if "refused: " in line else line
-    demo.record(f"{name}.pem refused{how}", expected, got)
+    return line.split("refused: ", 1)[1].split(":", 1)[0] if "refused: " in line else line
 
 
 def check_crl_alone(demo: Demo, settings: Path) -> None:
@@ -398,10 +405,8 @@ def check_second_grant(demo: Demo, url: str) -> None:
         "write-only (cw), at most 10 minutes")
     BlobServiceClient.from_connection_string(
         demo.env["STORAGE_CONNECTION_STRING"]).create_container(INBOX)
-    client = x509.load_pem_x509_certificate((demo.pki / "client.pem").read_bytes())
-    thumbprint = client.fingerprint(hashes.SHA256()).hex().upper()
-    done = demo.certsas("grant", thumbprint, "--container", INBOX, "--prefix", "in/",
-                        "--permissions", "cw", "--max-ttl-minutes", "10")
+    done = demo.certsas("grant", thumbprint_of(demo, "client"), "--container", INBOX,
+                        "--prefix", "in/", "--permissions", "cw", "--max-ttl-minutes", "10")
     if done.returncode != 0:
         raise DemoError(f"certsas grant failed: {done.stderr.strip()}")
     print("\n".join("      " + line for line in done.stdout.splitlines()), flush=True)
@@ -424,6 +429,54 @@ def check_second_grant(demo: Demo, url: str) -> None:
     check_refused(demo, url, "client", "403 scope_not_allowed", " outside in/",
                   "--container", INBOX, "--blob", "out/report.csv")
     check_refused(demo, url, "client", "400 invalid_request", " without a container")
+
+
+def thumbprint_of(demo: Demo, name: str) -> str:
+    cert = x509.load_pem_x509_certificate((demo.pki / f"{name}.pem").read_bytes())
+    return cert.fingerprint(hashes.SHA256()).hex().upper()
+
+
+def check_rotation(demo: Demo, url: str) -> None:
+    """SPEC §4a: client.pem's holder registers client-next.pem (the dev PKI's successor:
+    same subject, new key, ends later) itself, over the same mutual TLS as for a token."""
+    current, successor = thumbprint_of(demo, "client"), thumbprint_of(demo, "client-next")
+    say("the operator lets client.pem's holder register its own successor")
+    done = demo.certsas("rotation", current, "allow")
+    if done.returncode != 0:
+        raise DemoError(f"certsas rotation failed: {done.stderr.strip()}")
+    print(f"      {done.stdout.strip()}", flush=True)
+    say("certsas rotate: client.pem's holder registers client-next.pem, proving both keys")
+    pki = demo.pki.resolve()
+    rotate = ["rotate", "--url", url.removesuffix("/token") + "/rotate",
+              "--cert", str(pki / "client.pem"), "--key", str(pki / "client.key"),
+              "--new-cert", str(pki / "client-next.pem"),
+              "--new-key", str(pki / "client-next.key"),
+              "--ca", str(pki / "trusted-ca-certs.pem")]
+    done = demo.certsas(*rotate)
+    print("\n".join("      " + line for line in (done.stdout or done.stderr).splitlines()),
+          flush=True)
+    registered = done.returncode == 0 and done.stdout.startswith(f"registered {successor}\n")
+    demo.record("rotate client.pem to client-next.pem", "registered client-next.pem",
+                "registered client-next.pem" if registered else (done.stderr or done.stdout).strip())
+    done = demo.certsas("show", successor)
+    print("\n".join("      " + line for line in done.stdout.splitlines()), flush=True)
+    rotated_from = [line.split()[2:] for line in done.stdout.splitlines()
+                    if line.split()[:2] == ["rotated", "from"]]
+    demo.record("new registration is rotated from client.pem", "rotated from client.pem",
+                "rotated from client.pem" if rotated_from == [[current]]
+                else f"rotated from {rotated_from or 'nothing'}")
+    say("a token for client-next.pem under the grants it took over: read hello.txt with it")
+    done = demo.certsas(*token_args(demo, url, "client-next"), "--container", CONTAINER,
+                        "--blob", "hello.txt", "--permissions", "r")
+    got = done.stderr.strip() or "no answer"
+    if done.returncode == 0:
+        answer = json.loads(done.stdout)
+        back = BlobClient.from_blob_url(answer["url"]).download_blob().readall()
+        got = "read" if back.startswith(b"hello from certsas") else f"got {back!r}"
+    demo.record("blob read with client-next.pem's token", "read", got)
+    say("the same rotation again: client-next.pem is registered already")
+    demo.record("second rotate to client-next.pem refused", "403 successor_invalid",
+                refusal(demo.certsas(*rotate)))
 
 
 def check_spoofing(demo: Demo, url: str) -> None:
@@ -490,9 +543,7 @@ def run(demo: Demo) -> bool:
     check_crl_alone(demo, settings)
     # Last: with two containers, client.pem must name one in every request from here on.
     check_second_grant(demo, url)
-    # Rotation (SPEC §4a) goes here: `certsas rotation THUMBPRINT allow`, then
-    # `certsas rotate ... --new-cert client-next.pem --new-key client-next.key`, then a
-    # token for client-next.pem under the same grants (the dev PKI writes both files).
+    check_rotation(demo, url)
     return summary(demo)
 
 

@@ -63,7 +63,11 @@ def test_demo_runs_every_step_and_leaves_nothing_behind(tmp_path: Path) -> None:
                  "ok   client.pem refused to read in/: 403 scope_not_allowed",
                  "ok   client.pem refused outside in/: 403 scope_not_allowed",
                  "ok   client.pem refused without a container: 400 invalid_request",
-                 "14/14 checks passed",
+                 "ok   rotate client.pem to client-next.pem: registered client-next.pem",
+                 "ok   new registration is rotated from client.pem: rotated from client.pem",
+                 "ok   blob read with client-next.pem's token: read",
+                 "ok   second rotate to client-next.pem refused: 403 successor_invalid",
+                 "18/18 checks passed",
                  "==> demo succeeded"):
         assert line in out, out
     assert "FAIL" not in out

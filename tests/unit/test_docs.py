@@ -59,15 +59,22 @@ def docs() -> list[Path]:
     return [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 
 
-FENCE = re.compile(r"^```[^\n]*\n(.*?)^```", re.S | re.M)
-INLINE = re.compile(r"`([^`\n]+)`")
+# A fence may be indented (a block inside a list item); its lines keep their indent.
+FENCE = re.compile(r"^[ \t]*```[^\n]*\n(.*?)^[ \t]*```", re.S | re.M)
+# A span may wrap at a line break, as prose does (Markdown reads the break as a space);
+# it never spans a blank line. Read one line at a time, a wrapped span would leave its
+# closing backtick to open a "span" of the prose after it, and the next span's command
+# (`certsas rotate`, before it existed) would be read as prose and never checked.
+INLINE = re.compile(r"`((?:[^`\n]|\n(?![ \t]*\n))+)`")
 
 
 def code_of(doc: Path) -> Iterator[Mention]:
     """Every piece of code in ``doc``: fenced blocks a logical line at a time (``\\``
-    continuations joined), and inline spans."""
-    text = doc.read_text(encoding="utf-8")
-    name = str(doc.relative_to(ROOT))
+    continuations joined), and inline spans (one that wraps, joined by a space)."""
+    return code_in(doc.read_text(encoding="utf-8"), str(doc.relative_to(ROOT)))
+
+
+def code_in(text: str, name: str) -> Iterator[Mention]:
     for block in FENCE.finditer(text):
         first = text.count("\n", 0, block.start(1)) + 1
         logical, start = "", first
@@ -81,7 +88,8 @@ def code_of(doc: Path) -> Iterator[Mention]:
             logical = ""
     outside = FENCE.sub(lambda m: "\n" * m.group(0).count("\n"), text)
     for span in INLINE.finditer(outside):
-        yield Mention(name, outside.count("\n", 0, span.start()) + 1, span.group(1))
+        yield Mention(name, outside.count("\n", 0, span.start()) + 1,
+                      re.sub(r"\s*\n\s*", " ", span.group(1)))
 
 
 def _uncommented(line: str) -> str:
@@ -228,6 +236,27 @@ def test_a_drifted_command_is_caught(text: str, problem: str | None) -> None:
         assert found and "--contianer" in found[0]
     else:
         assert found and found[0].endswith(problem), found
+
+
+PROSE = """\
+The partner registers its successor itself (`certsas rotation THUMBPRINT
+allow` first), with `certsas rotaet --url URL` over mutual TLS; `certsas lsit
+--json` wraps too.
+
+1. A step:
+
+   ```bash
+   certsas revoke-tokens --subscriptoin ID
+   ```
+"""
+
+
+def test_commands_in_wrapped_spans_and_indented_fences_are_caught() -> None:
+    found = [p for m in code_in(PROSE, "x.md") for p in command_problems(m)]
+    assert found == ["x.md:8:    certsas revoke-tokens --subscriptoin ID -> "
+                     "certsas revoke-tokens has no option --subscriptoin",
+                     "x.md:2: certsas rotaet --url URL -> certsas rotaet is not a command",
+                     "x.md:2: certsas lsit --json -> certsas lsit is not a command"], found
 
 
 def test_a_drifted_path_is_caught() -> None:
