@@ -28,9 +28,12 @@ def describe(exc: AzureError, endpoint: str, service: str = "table") -> str:
         code = error_code(exc) or exc.reason or ""
         hint = ""
         if exc.status_code == 403:
-            role = "Storage Table Data Contributor" if service == "table" else \
-                "Storage Blob Data Contributor"
-            hint = f": this identity lacks a role on the {service} service ({role})"
+            # Which role depends on the table: the registry needs Storage Table Data
+            # Contributor, TokenAudit only the append-only custom role (docs/deploy.md).
+            hint = (f": this identity lacks a data role on that {service} (docs/deploy.md, "
+                    "Roles, names the one each needs)" if service == "table" else
+                    f": this identity lacks a data role on the {service} service "
+                    "(Storage Blob Data Contributor)")
         return f"{service} storage at {endpoint} answered {exc.status_code} {code}{hint}".rstrip()
     if isinstance(exc, ClientAuthenticationError):
         # DefaultAzureCredential found no identity (CredentialUnavailableError and kin).

@@ -190,12 +190,12 @@ def test_keys_first_then_epoch_then_audit_and_a_failed_call_writes_nothing(
     assert records[1]["request_id"] == written
 
 
-def test_with_the_templates_roles_the_audit_write_is_refused_after_keys_and_epoch(
+def test_without_a_role_on_the_audit_table_the_record_is_refused_after_keys_and_epoch(
         monkeypatch: pytest.MonkeyPatch, azurite: Azurite, tables: TableServiceClient,
         fresh_tables: tuple[str, str]) -> None:
-    """The Bicep gives the operator no role on the audit table (whoever can write it can
-    rewrite it): the keys are revoked and the epoch written, then the command says, in one
-    line, that only the audit record is missing (docs/operations.md)."""
+    """An operator without the append-only role on the audit table (the Bicep grants it
+    only to operatorPrincipalId): the keys are revoked and the epoch written, then the
+    command says, in one line, that only the audit record is missing (docs/operations.md)."""
     registry_name, audit_name = fresh_tables
     registry = tables.get_table_client(registry_name)
     target = Target(SUBSCRIPTION, GROUP, ACCOUNT)

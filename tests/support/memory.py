@@ -54,9 +54,6 @@ class MemoryRegistrations(MemoryRegistry):
                 raise ResourceExistsError("EntityAlreadyExists")
             self.entries[registration.thumbprint] = registration
 
-    def remove(self, thumbprint: str) -> Registration:
-        return self.entries.pop(thumbprint)
-
 
 class MemoryRotationAudit:
     def __init__(self, fail: bool = False) -> None:
