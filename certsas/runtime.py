@@ -22,6 +22,7 @@ import platform
 import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from typing import Protocol
 
 from cryptography import x509
 
@@ -48,8 +49,9 @@ from certsas.registry import CachedRegistry, Registration, TableRegistry, TableR
 from certsas.revocation import NotChecked, RevocationChecker, RevocationPolicy
 from certsas.revocation import RevocationSource as Source
 from certsas.rotation import Rotator, TableRotationAudit
-from certsas.sas import AccountKeySigner, SasSigner, UserDelegationSigner
+from certsas.sas import AccountKeySigner, DelegationKeySource, SasSigner, UserDelegationSigner
 from certsas.storage import StorageClients
+from certsas.tables import EntityReader
 from certsas.verification import ChainValidator
 
 logger = logging.getLogger("certsas.runtime")
@@ -84,7 +86,16 @@ def build_revocation(settings: RevocationSettings, clock: Clock = system_clock,
     return RevocationPolicy(settings.mode, sources)
 
 
-def build_signer(settings: Settings, clients: StorageClients) -> SasSigner:
+class SignerClients(Protocol):
+    """What :func:`build_signer` takes from the clients (StorageClients is one): a seam,
+    so a test can put a stand-in key source where Entra ID would issue delegation keys."""
+
+    def hot_table(self, name: str) -> EntityReader: ...
+
+    def blob_service(self) -> DelegationKeySource: ...
+
+
+def build_signer(settings: Settings, clients: SignerClients) -> SasSigner:
     access = settings.storage.access
     if isinstance(access, AccountKeyAccess):
         return AccountKeySigner(access.account_name, access.account_key, access.blob_endpoint)

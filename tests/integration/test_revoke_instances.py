@@ -3,7 +3,9 @@ REGISTRY_CACHE_SECONDS; before the epoch changes, none fetches one; a failed
 management call changes nothing.
 
 Three app instances run as separate processes (tests/support/epoch_instance.py) against
-one Azurite table; the management API and Entra ID are the loopback stand-in.
+one Azurite table, each with the signer certsas.runtime builds from its settings (only the
+delegation key source is a stand-in); the management API and Entra ID are the loopback
+stand-in.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from certsas.cli.management import ManagementApi
 from tests.support import ROOT
 from tests.support.azurite import Azurite
 from tests.support.management import ManagementStandIn
+from tests.support.pki import Pki
 
 SECONDS = 3  # REGISTRY_CACHE_SECONDS of the instances
 INSTANCES = 3
@@ -58,13 +61,17 @@ def wait_until(predicate: Any, timeout: float) -> None:
 
 def test_every_instance_signs_with_a_new_key_within_the_cache_time(
         monkeypatch: pytest.MonkeyPatch, azurite: Azurite,
-        fresh_tables: tuple[str, str]) -> None:
+        fresh_tables: tuple[str, str], pki: Pki) -> None:
     service = TableServiceClient.from_connection_string(azurite.connection_string)
     registry, audit = (service.create_table(name) for name in fresh_tables)
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    # Each instance's settings, as the app reads them (managed identity: user delegation SAS).
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "STORAGE_ACCOUNT_NAME": "certsasprod01",
+           "CERT_TABLE_NAME": fresh_tables[0], "REGISTRY_CACHE_SECONDS": str(SECONDS),
+           "TRUSTED_CA_CERTS": pki.trust_bundle}
+    env.pop("STORAGE_CONNECTION_STRING", None)
     instances = [Instance(subprocess.Popen(
-        [sys.executable, "-m", "tests.support.epoch_instance", azurite.connection_string,
-         fresh_tables[0], str(SECONDS)], stdout=subprocess.PIPE, text=True, env=env, cwd=ROOT))
+        [sys.executable, "-m", "tests.support.epoch_instance", azurite.connection_string],
+        stdout=subprocess.PIPE, text=True, env=env, cwd=ROOT))
         for _ in range(INSTANCES)]
     try:
         for instance in instances:

@@ -10,37 +10,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from azure.core.exceptions import ResourceNotFoundError, ServiceRequestError
+from azure.core.exceptions import ResourceNotFoundError
 
 from certsas.epoch import EPOCH_PARTITION, EPOCH_ROW, EpochWatch, SigningEpoch, write_epoch
 from certsas.registry import ROW_KEY
 from tests.support.clock import ManualClock
+from tests.support.signer_seams import MemoryTable
 
 START = datetime(2026, 12, 7, 1, 0, tzinfo=UTC)
-
-
-class MemoryTable:
-    """A table of one partition of entities, counting point reads; can be made to fail."""
-
-    def __init__(self) -> None:
-        self.entities: dict[tuple[str, str], dict[str, Any]] = {}
-        self.reads = 0
-        self.fail = False
-        self.gate: threading.Event | None = None
-
-    def get_entity(self, partition_key: str, row_key: str) -> Mapping[str, Any]:
-        if self.gate is not None:
-            self.gate.wait(5)
-        self.reads += 1
-        if self.fail:
-            raise ServiceRequestError("unreachable")
-        try:
-            return self.entities[(partition_key, row_key)]
-        except KeyError:
-            raise ResourceNotFoundError("Table read answered 404 ResourceNotFound") from None
-
-    def upsert_entity(self, entity: dict[str, Any]) -> None:
-        self.entities[(entity["PartitionKey"], entity["RowKey"])] = dict(entity)
 
 
 def wait_for(predicate: Any) -> None:

@@ -5,18 +5,23 @@ from __future__ import annotations
 import json
 import logging
 import platform
+from datetime import UTC, datetime
 
 import pytest
 
 from certsas import runtime
 from certsas.config import Settings
 from certsas.crl.checker import CrlChecker
+from certsas.epoch import SigningEpoch, write_epoch
 from certsas.errors import ConfigurationErrors
 from certsas.ocsp.checker import OcspChecker
 from certsas.revocation import NotChecked, RevocationPolicy
 from certsas.sas import AccountKeySigner, UserDelegationSigner
+from certsas.scope import Grant
 from certsas.storage import StorageClients
+from tests.support.delegation import CountingKeySource, signed_by
 from tests.support.pki import Pki
+from tests.support.signer_seams import MemoryTable, StandInKeyClients
 
 
 def test_connection_string_means_account_key_signing(pki: Pki) -> None:
@@ -43,6 +48,34 @@ def test_managed_identity_means_user_delegation_signing(pki: Pki) -> None:
     assert clients.table("ClientCertificates").url.startswith(
         "https://certsasdata.table.core.windows.net")
     assert clients.table_service() is clients.table_service()
+
+
+def test_the_runtime_signer_fetches_a_new_key_once_the_signing_epoch_changes(pki: Pki) -> None:
+    """SPEC §2b as the runtime wires it: the managed-identity signer watches the epoch row
+    in CERT_TABLE_NAME (read on every call here: REGISTRY_CACHE_SECONDS=0) and, after it
+    changes, signs only with a newly fetched key. Only the key source is a stand-in."""
+    settings = Settings.from_env({"TRUSTED_CA_CERTS": pki.trust_bundle,
+                                  "STORAGE_ACCOUNT_NAME": "certsasdata",
+                                  "CERT_TABLE_NAME": "Registrations",
+                                  "REGISTRY_CACHE_SECONDS": "0"})
+    table, keys = MemoryTable(), CountingKeySource()
+    clients = StandInKeyClients(lambda _: table, keys)
+    signer = runtime.build_signer(settings, clients)
+    assert clients.tables_asked == ["Registrations"]
+    grant = Grant("reports", "in/a.csv", "r", 15)
+
+    def sign() -> str:
+        return signer.sign(grant, datetime.now(UTC), request_id="r-1").url
+
+    before = [sign() for _ in range(3)]
+    assert keys.fetches == 1 and table.reads == 3  # no epoch change: the one key is kept
+    write_epoch(table, SigningEpoch.new(datetime.now(UTC)))
+    after = sign()
+    assert keys.fetches == 2
+    assert signed_by(after, keys.keys[1]) and not signed_by(after, keys.keys[0])
+    assert all(signed_by(url, keys.keys[0]) for url in before)
+    sign()
+    assert keys.fetches == 2  # the epoch seen stays seen
 
 
 def test_process_broker_is_built_once_from_the_environment(
