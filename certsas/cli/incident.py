@@ -129,6 +129,14 @@ def confirmed(question: str, *, yes: bool, interactive: bool,
     return ask(question).strip().lower() in ("y", "yes")
 
 
+def account_tables(storage: StorageSettings) -> tuple[EntityUpserter, EntityCreator]:
+    """The registry table (for the epoch) and the audit table, as the operator reaches them.
+    A seam: Azurite takes no Entra ID token over http, so the end-to-end test of the
+    command puts Azurite's tables here; everything else runs as it does against Azure."""
+    clients = StorageClients(storage)
+    return clients.registry_table(), clients.audit_table()
+
+
 def cmd_revoke_tokens(args: argparse.Namespace) -> int:
     env = settings_env()
     storage = StorageSettings.from_env(env)
@@ -151,9 +159,8 @@ def cmd_revoke_tokens(args: argparse.Namespace) -> int:
     # Imported here, not at the top: the other commands never pay for azure.identity.
     from azure.identity import DefaultAzureCredential
 
-    clients = StorageClients(storage)
-    revoked = revoke(ManagementApi(endpoint, DefaultAzureCredential()),
-                     clients.registry_table(), clients.audit_table(), target)
+    registry, audit = account_tables(storage)
+    revoked = revoke(ManagementApi(endpoint, DefaultAzureCredential()), registry, audit, target)
     print(f"revoked every user delegation key of storage account {target.account} at "
           f"{iso(revoked.revoked_at)}: Storage refuses every token signed before then")
     print(f"wrote signing epoch {revoked.epoch.epoch_id} to table {storage.cert_table}: "

@@ -8,17 +8,20 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from azure.data.tables import TableServiceClient
+from azure.data.tables import TableClient, TableServiceClient
 from azure.identity import DefaultAzureCredential
 
 from certsas.audit import AuditRecord, TableAuditSink
+from certsas.cli import incident
 from certsas.cli.errors import CliError
 from certsas.cli.incident import KIND, Target, confirmed, revoke
 from certsas.cli.management import ACTION, API_VERSION, ROLE, ManagementApi
+from certsas.config import StorageSettings
 from certsas.epoch import read_epoch_id
 from tests.support.azurite import Azurite
 from tests.support.cli import run
@@ -149,6 +152,60 @@ def test_bad_arguments_are_refused_before_anything_is_called(
         assert api.calls == []
     assert code == 2 and "Traceback" not in err
     assert err.strip().splitlines()[-1].startswith("certsas revoke-tokens: error: ")
+
+
+@pytest.mark.usefixtures("managed_identity_mode")
+def test_revoke_tokens_end_to_end_says_what_it_did_and_from_when(
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+        tables: TableServiceClient, fresh_tables: tuple[str, str]) -> None:
+    """The command as an operator runs it: the management stand-in answers 200, the
+    operator's token comes from azure-identity; only the tables are Azurite's (through
+    incident.account_tables: Azurite takes no bearer token over http)."""
+    registry_name, audit_name = fresh_tables
+    monkeypatch.setenv("CERT_TABLE_NAME", registry_name)
+    monkeypatch.setenv("AUDIT_TABLE_NAME", audit_name)
+    asked: list[StorageSettings] = []
+
+    def azurite_tables(storage: StorageSettings) -> tuple[TableClient, TableClient]:
+        asked.append(storage)
+        return (tables.get_table_client(storage.cert_table),
+                tables.get_table_client(storage.audit_table))
+
+    monkeypatch.setattr(incident, "account_tables", azurite_tables)
+    with ManagementStandIn([200]) as api:
+        api.use(monkeypatch)
+        before = datetime.now(UTC).replace(microsecond=0)
+        code, out, err = run(capsys, *ARGS, "--yes")
+        after = datetime.now(UTC)
+    assert (code, err) == (0, "")
+    (call,) = api.calls
+    assert (call.path, call.api_version, call.bearer) == (ACCOUNT_PATH, API_VERSION,
+                                                          access_token())
+    assert [(s.access.account_name, s.cert_table, s.audit_table) for s in asked] == [
+        (ACCOUNT, registry_name, audit_name)]  # the account the settings name, as the operator
+
+    epoch_id = read_epoch_id(tables.get_table_client(registry_name))
+    assert re.fullmatch(r"[0-9a-f]{32}", epoch_id)
+    first = re.fullmatch(
+        rf"revoked every user delegation key of storage account {ACCOUNT} at "
+        r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ): Storage refuses every token signed before then",
+        out[0])
+    assert first is not None, out
+    revoked_at = datetime.strptime(first[1], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    assert before <= revoked_at <= after
+    assert out[1:] == [
+        f"wrote signing epoch {epoch_id} to table {registry_name}: each instance signs with "
+        "a new key within REGISTRY_CACHE_SECONDS",
+        f"audit record written (operator {OPERATOR_OID}); next: watch clients come back "
+        "(docs/operations.md)",
+    ]
+
+    (record,) = tables.get_table_client(audit_name).list_entities()
+    assert record["Kind"] == KIND and record["RequestId"] == epoch_id
+    assert (record["Account"], record["Operator"]) == (ACCOUNT, OPERATOR_OID)
+    assert (record["Subscription"], record["ResourceGroup"]) == (SUBSCRIPTION, GROUP)
+    assert record["IssuedAt"].replace(microsecond=0) == revoked_at
+    assert record["PartitionKey"].startswith(f"{revoked_at:%Y-%m-%d}")
 
 
 def test_keys_first_then_epoch_then_audit_and_a_failed_call_writes_nothing(
