@@ -33,6 +33,7 @@ from kusto_query_language_parser.parse_tools.KqlParser import (  # type: ignore[
 
 from certsas import errors, expiry, runtime
 from certsas.audit import Decision, log_decision
+from certsas.cli import build_parser
 from certsas.devtools.pki import CertificateAuthority
 from certsas.registry import Registration
 from certsas.revocation import RevocationOutcome
@@ -690,6 +691,41 @@ def test_workbook_is_built_from_the_query_files(workbook_bicep: Bicep) -> None:
     assert len({step["name"] for step in steps}) == len(steps)
     fallback = operator(content["fallbackResourceIds"][0], "property_accessor")
     assert (fallback["operand_1"], fallback["operand_2"]) == ("applicationInsights", "id")
+
+
+def test_the_workbook_shows_each_certificates_latest_status_and_successor() -> None:
+    """The expiring tile on the check's real lines: the latest line of each certificate, with
+    its status, and the successor an operator need not chase (SPEC §5a, §4a)."""
+    names, traces = expiry_check_traces(datetime.now(UTC).replace(microsecond=0))
+    replaced_now = next(line for _, line in traces if names["replaced"] in line)
+    # The day before, its successor was not registered yet: that older line is superseded.
+    earlier = json.loads(replaced_now.removeprefix("certsas expiry "))
+    earlier.update(status="expiring", successor=None, days_left=5)
+    traces.append((25, "certsas expiry " + json.dumps(earlier, sort_keys=True)))
+
+    rows = fixture_rows((QUERIES / "workbook-expiring.kql").read_text(), traces)
+    # thumbprint, cert_kind, subject, description, not_after, days_left, status, successor,
+    # checked: soonest first.
+    shown = [(row[0], row[5], row[6], row[7]) for row in rows]
+    assert shown == [
+        (names["expired"], -2, "expired", ""),
+        (names["replaced"], 4, f"expiring, successor registered: {names['successor']}",
+         names["successor"]),
+        (names["expiring"], 5, "expiring", ""),
+    ], rows
+
+
+def test_the_expiry_runbook_gives_the_holder_a_rotate_command_that_parses() -> None:
+    """The alert's runbook hands the holder `certsas rotate` (docs/client.md), not a bare
+    endpoint: the line as printed is one the command line accepts, every required option
+    given."""
+    text = OPERATIONS_DOC.read_text()
+    runbook = text.split("### A certificate about to expire")[1].split("\n1. ")[0]
+    (line,) = re.findall(r"`certsas (rotate [^`]+)`", runbook)
+    args = build_parser().parse_args(line.split())
+    assert args.url == "https://<app>.azurewebsites.net/api/rotate"
+    assert [str(path) for path in (args.cert, args.key, args.new_cert, args.new_key)] == [
+        "old.pem", "old.key", "new.pem", "new.key"]
 
 
 @pytest.mark.slow
