@@ -7,7 +7,7 @@ form (an earlier version's single-grant entity is rewritten as one grant plus th
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 
 from certsas.cli.admin import Subparsers, registry_from_env
@@ -23,12 +23,13 @@ from certsas.cli.args import (
 )
 from certsas.cli.errors import CliError
 from certsas.cli.settings import settings_env
-from certsas.cli.views import grant_line
+from certsas.cli.views import cap_note, grant_line
 from certsas.registry import AccessGrant, Registration, checked_grants
 
 
-def _change(thumbprint: str, change: Callable[[Registration], Registration]) -> Registration:
-    registry = registry_from_env(settings_env())
+def _change(thumbprint: str, change: Callable[[Registration], Registration],
+            env: Mapping[str, str] | None = None) -> Registration:
+    registry = registry_from_env(settings_env() if env is None else env)
     current = registry.find(thumbprint)
     if current is None:
         raise CliError(f"{thumbprint} is not registered")
@@ -69,10 +70,14 @@ def cmd_grant(args: argparse.Namespace) -> int:
         replaced.append(any(g.key == grant.key for g in r.grants))
         return with_grant(r, grant)
 
-    changed = _change(args.thumbprint, change)
+    env = settings_env()
+    changed = _change(args.thumbprint, change, env)
     print(f"{'changed' if replaced[0] else 'granted'} {grant_line(grant).rstrip()} "
           f"for {changed.thumbprint}")
     _print_grants(changed)
+    # As register says it (issue 22 item 3): a cap above the settings' is not what tokens get.
+    for line in cap_note(changed, env):
+        print(line)
     return 0
 
 

@@ -108,3 +108,35 @@ def test_grant_ungrant_rotation_and_what_show_and_list_print(
     assert run(capsys, "rotation", tp, "deny")[1] == [f"rotation not allowed for {tp}"]
     assert stack.registry.get(tp).allow_rotation is False  # type: ignore[union-attr]
     assert run(capsys, "grant", "0" * 64, "--container", "reports")[0] == 1
+
+
+def test_grant_refuses_a_lifetime_no_token_can_have_and_notes_one_above_the_setting(
+        stack: Stack, pki: Pki, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 22 item 3, "same for grant": the argument type register uses, and its note."""
+    pem = Path("client.pem")
+    pem.write_bytes(pki.client.pem)
+    code, out, _ = run(capsys, "register", str(pem), "--container", "reports")
+    assert code == 0
+    tp = out[0].split()[-1]
+    code, out, err = run(capsys, "grant", tp, "--container", "partner",
+                         "--max-ttl-minutes", "5000")
+    assert (code, out) == (2, [])
+    assert err.splitlines()[-1] == (
+        "certsas grant: error: argument --max-ttl-minutes: 5000 is not between 1 and 1440 "
+        "(no token lives longer: SAS_MAX_TTL_MINUTES is at most 1440)")
+    registration = stack.registry.get(tp)
+    assert registration is not None
+    assert [g.container for g in registration.grants] == ["reports"]
+
+    monkeypatch.setenv("SAS_MAX_TTL_MINUTES", "90")
+    code, out, _ = run(capsys, "grant", tp, "--container", "partner",
+                       "--max-ttl-minutes", "1440")
+    assert code == 0
+    assert "  partner (whole container)        rl     max 1440 min" in out
+    assert out[-1] == ("  note: SAS_MAX_TTL_MINUTES is 90 in these settings: where the app's "
+                       "is too, tokens live at most 90 minutes, not 1440")
+    # Within the setting: no note.
+    code, out, _ = run(capsys, "grant", tp, "--container", "partner",
+                       "--max-ttl-minutes", "90")
+    assert code == 0 and not any("note:" in line for line in out)

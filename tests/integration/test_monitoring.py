@@ -15,7 +15,7 @@ import json
 import logging
 import re
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -33,6 +33,7 @@ from kusto_query_language_parser.parse_tools.KqlParser import (  # type: ignore[
 
 from certsas import errors, expiry, runtime
 from certsas.audit import Decision, log_decision
+from certsas.cli import build_parser
 from certsas.devtools.pki import CertificateAuthority
 from certsas.registry import Registration
 from certsas.revocation import RevocationOutcome
@@ -384,12 +385,19 @@ DECISION_LINE = DECISION_PREFIX + json.dumps({"request_id": "r1", "outcome": "is
 PINGED_FOR_TWO_DAYS = [minutes / 60 for minutes in range(0, 48 * 60, 7)]
 
 
-def silent_rule_rows(alerts: Bicep, traces: list[tuple[float, str]],
-                     requests: list[float]) -> list[tuple[Any, ...]]:
-    """Rows the rule's query returns (any row fires) over fixture tables: (hours ago, message)
-    and the hours ago of each request served; only the last two days, as the rule reads."""
-    rule = dict(declared(alerts, "Microsoft.Insights/scheduledQueryRules"))["expiryCheckSilent"]
-    query = render(alerts, rule["properties"]["criteria"]["allOf"][0]["query"])
+def rule_rows(alerts: Bicep, rule: str, traces: list[tuple[float, str]],
+              requests: Sequence[float] = ()) -> list[tuple[Any, ...]]:
+    """Rows the query of ``rule``, as deployed, returns (any row fires) over fixture tables:
+    (hours ago, message) and the hours ago of each request served; only the last two days,
+    as the rules read."""
+    declared_rule = dict(declared(alerts, "Microsoft.Insights/scheduledQueryRules"))[rule]
+    return fixture_rows(render(alerts, declared_rule["properties"]["criteria"]["allOf"][0]["query"]),
+                        traces, requests)
+
+
+def fixture_rows(query: str, traces: list[tuple[float, str]],
+                 requests: Sequence[float] = ()) -> list[tuple[Any, ...]]:
+    """Rows ``query`` returns over a ``traces`` and a ``requests`` table of fixture rows."""
     connection = duckdb_kql.connect()
     connection.sql("CREATE TABLE traces (timestamp TIMESTAMPTZ, message VARCHAR)")
     connection.sql("CREATE TABLE requests (timestamp TIMESTAMPTZ, name VARCHAR)")
@@ -403,6 +411,11 @@ def silent_rule_rows(alerts: Bicep, traces: list[tuple[float, str]],
                                [int(hours * 3600)])
     rows: list[tuple[Any, ...]] = duckdb_kql.kql(connection, query).fetchall()
     return rows
+
+
+def silent_rule_rows(alerts: Bicep, traces: list[tuple[float, str]],
+                     requests: list[float]) -> list[tuple[Any, ...]]:
+    return rule_rows(alerts, "expiryCheckSilent", traces, requests)
 
 
 # (case, traces as (hours ago, line), requests as hours ago, fires)
@@ -466,6 +479,60 @@ def test_the_expiry_alert_leaves_out_a_registration_whose_successor_is_registere
     assert "successor" in line_fields["certsas expiry "]
 
 
+def expiry_check_traces(now: datetime) -> tuple[dict[str, str], list[tuple[float, str]]]:
+    """What one run of the expiry check really logs (as `traces` rows an hour old) over an
+    expiring registration, one whose successor is registered, an expired one and the
+    successor itself (not expiring); and a failed run's line. With each one's thumbprint."""
+    ca = CertificateAuthority.root("expiry alert test CA")
+
+    def registration(name: str, not_after: datetime) -> Registration:
+        # A certificate cannot be issued already expired: backdate its start.
+        issued = ca.issue(name, not_before=not_after - timedelta(days=90), not_after=not_after)
+        return Registration.for_certificate(issued.certificate, container="reports")
+
+    expiring = registration("expiring", now + timedelta(days=5))
+    replaced = registration("replaced", now + timedelta(days=4))
+    expired = registration("expired", now - timedelta(days=2))
+    successor = dataclasses.replace(registration("successor", now + timedelta(days=365)),
+                                    rotated_from=replaced.thumbprint)
+
+    def broken() -> list[Any]:
+        raise RuntimeError("storage down")
+
+    with records_of("certsas.expiry") as captured:
+        expiry.check(lambda: [expiring, replaced, expired, successor], [], now=now,
+                     warning_days=30)
+        expiry.check(broken, [], now=now, warning_days=30)
+    names = {"expiring": expiring.thumbprint, "replaced": replaced.thumbprint,
+             "expired": expired.thumbprint, "successor": successor.thumbprint}
+    return names, [(1, record.getMessage()) for record in captured]
+
+
+def test_the_expiry_alert_as_deployed_fires_on_expiring_and_expired_but_not_a_replaced_one(
+        alerts: Bicep) -> None:
+    """SPEC §5a on fixture rows: the line whose status is `expiring, successor registered:
+    <thumbprint>` (its `successor` set) is the one the rule leaves out."""
+    names, traces = expiry_check_traces(datetime.now(UTC).replace(microsecond=0))
+    replaced_line = next(line for _, line in traces if names["replaced"] in line)
+    fields = json.loads(replaced_line.removeprefix("certsas expiry "))
+    assert fields["status"] == f"expiring, successor registered: {names['successor']}"
+    assert fields["successor"] == names["successor"]
+
+    rows = rule_rows(alerts, "expiry", traces)
+    found = {(row[1], row[3], row[7]) for row in rows}  # finding, thumbprint, days_left
+    assert found == {("expiring", names["expiring"], 5), ("expiring", names["expired"], -2),
+                     ("check failed", "", None)}, rows
+    assert next(row for row in rows if row[1] == "check failed")[8] == (
+        "RuntimeError: unexpected error in the expiry check")
+
+    # The harness tells the filter's presence apart: without it, the replaced one fires too.
+    rule = dict(declared(alerts, "Microsoft.Insights/scheduledQueryRules"))["expiry"]
+    deployed = render(alerts, rule["properties"]["criteria"]["allOf"][0]["query"])
+    unfiltered = deployed.replace("    | where isempty(tostring(e.successor))\n", "")
+    assert unfiltered != deployed
+    assert names["replaced"] in {row[3] for row in fixture_rows(unfiltered, traces)}
+
+
 def test_log_alert_rules(alerts: Bicep) -> None:
     rules = dict(declared(alerts, "Microsoft.Insights/scheduledQueryRules"))
     assert set(rules) == set(LOG_RULES)
@@ -485,6 +552,20 @@ def test_log_alert_rules(alerts: Bicep) -> None:
         assert props["actions"]["actionGroups"] == "actionGroupIds", name
     component = dict(alerts["resources"])["applicationInsights"]
     assert component["existing"] and component["config"]["name"] == "applicationInsightsName"
+
+
+def test_the_rule_names_output_lists_every_log_alert_rule(alerts: Bicep) -> None:
+    """Issue 22 item 10: `logAlertRuleNames` once left out expiryCheckSilent."""
+    output = alerts["outputs"]["logAlertRuleNames"]
+    assert output["type"] == "array"
+    named = []
+    for item in output["value"]:
+        accessor = operator(item, "property_accessor")
+        assert accessor["operand_2"] == "name"
+        named.append(accessor["operand_1"])
+    rules = {name for name, _ in declared(alerts, "Microsoft.Insights/scheduledQueryRules")}
+    assert len(named) == len(set(named)) == 5
+    assert set(named) == rules == set(LOG_RULES)
 
 
 def test_rule_queries_as_deployed_parse(alerts: Bicep) -> None:
@@ -610,6 +691,41 @@ def test_workbook_is_built_from_the_query_files(workbook_bicep: Bicep) -> None:
     assert len({step["name"] for step in steps}) == len(steps)
     fallback = operator(content["fallbackResourceIds"][0], "property_accessor")
     assert (fallback["operand_1"], fallback["operand_2"]) == ("applicationInsights", "id")
+
+
+def test_the_workbook_shows_each_certificates_latest_status_and_successor() -> None:
+    """The expiring tile on the check's real lines: the latest line of each certificate, with
+    its status, and the successor an operator need not chase (SPEC §5a, §4a)."""
+    names, traces = expiry_check_traces(datetime.now(UTC).replace(microsecond=0))
+    replaced_now = next(line for _, line in traces if names["replaced"] in line)
+    # The day before, its successor was not registered yet: that older line is superseded.
+    earlier = json.loads(replaced_now.removeprefix("certsas expiry "))
+    earlier.update(status="expiring", successor=None, days_left=5)
+    traces.append((25, "certsas expiry " + json.dumps(earlier, sort_keys=True)))
+
+    rows = fixture_rows((QUERIES / "workbook-expiring.kql").read_text(), traces)
+    # thumbprint, cert_kind, subject, description, not_after, days_left, status, successor,
+    # checked: soonest first.
+    shown = [(row[0], row[5], row[6], row[7]) for row in rows]
+    assert shown == [
+        (names["expired"], -2, "expired", ""),
+        (names["replaced"], 4, f"expiring, successor registered: {names['successor']}",
+         names["successor"]),
+        (names["expiring"], 5, "expiring", ""),
+    ], rows
+
+
+def test_the_expiry_runbook_gives_the_holder_a_rotate_command_that_parses() -> None:
+    """The alert's runbook hands the holder `certsas rotate` (docs/client.md), not a bare
+    endpoint: the line as printed is one the command line accepts, every required option
+    given."""
+    text = OPERATIONS_DOC.read_text()
+    runbook = text.split("### A certificate about to expire")[1].split("\n1. ")[0]
+    (line,) = re.findall(r"`certsas (rotate [^`]+)`", runbook)
+    args = build_parser().parse_args(line.split())
+    assert args.url == "https://<app>.azurewebsites.net/api/rotate"
+    assert [str(path) for path in (args.cert, args.key, args.new_cert, args.new_key)] == [
+        "old.pem", "old.key", "new.pem", "new.key"]
 
 
 @pytest.mark.slow
