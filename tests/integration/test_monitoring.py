@@ -34,7 +34,7 @@ from kusto_query_language_parser.parse_tools.KqlParser import (  # type: ignore[
 from certsas import errors, expiry, runtime
 from certsas.audit import Decision, log_decision
 from certsas.devtools.pki import CertificateAuthority
-from certsas.registry import Registration
+from certsas.registration import Registration
 from certsas.revocation import RevocationOutcome
 from tests.integration.test_infra import (
     INFRA,

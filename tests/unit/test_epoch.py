@@ -13,7 +13,7 @@ import pytest
 from azure.core.exceptions import ResourceNotFoundError, ServiceRequestError
 
 from certsas.epoch import EPOCH_PARTITION, EPOCH_ROW, EpochWatch, SigningEpoch, write_epoch
-from certsas.registry import ROW_KEY
+from certsas.registration import ROW_KEY
 from tests.support.clock import ManualClock
 
 START = datetime(2026, 12, 7, 1, 0, tzinfo=UTC)
