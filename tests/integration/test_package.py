@@ -34,6 +34,7 @@ SHIPPED = sorted([
     "certsas/crl/checker.py",
     "certsas/crl/validation.py",
     "certsas/entities.py",
+    "certsas/envvalues.py",
     "certsas/epoch.py",
     "certsas/errors.py",
     "certsas/expiry.py",
