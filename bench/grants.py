@@ -26,7 +26,9 @@ from bench import rounds
 from bench.scenarios import TokenCall, install, without_audit
 from bench.services import CONTAINER, Services, headers_of
 from certsas.config import Settings
-from certsas.registry import AccessGrant, Registration, TableRegistry
+from certsas.grants import AccessGrant
+from certsas.registration import Registration
+from certsas.registry import TableRegistry
 from certsas.runtime import get_broker
 
 GRANTS = (1, 20)

@@ -31,7 +31,8 @@ from bench.scenarios import Handler, TokenCall, install, install_rotator, post
 from bench.services import CONTAINER, Services, headers_of
 from certsas.config import Settings
 from certsas.devtools.pki import new_leaf_key
-from certsas.registry import Registration, TableRegistry
+from certsas.registration import Registration
+from certsas.registry import TableRegistry
 from certsas.runtime import build_broker, build_rotator, get_broker
 from certsas.thumbprints import sha256_thumbprint
 from tests.support.rotation import rotate_body

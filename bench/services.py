@@ -18,7 +18,8 @@ from azure.data.tables import TableServiceClient
 
 from certsas.devtools.ocsp_responder import OcspResponder
 from certsas.devtools.pki import CertificateAuthority, Issued
-from certsas.registry import Registration, TableRegistry
+from certsas.registration import Registration
+from certsas.registry import TableRegistry
 from tests.support.azurite import Azurite, free_port
 
 HEADER = "X-ARR-ClientCert"

@@ -18,7 +18,8 @@ from certsas.audit import AuditRecord, AuditSink, Decision, log_decision
 from certsas.clientcert import PresentedCertificate, read_forwarded_certificate
 from certsas.clock import Clock, iso, system_clock
 from certsas.errors import Refusal
-from certsas.registry import Registration, Registry, match_registration
+from certsas.registration import Registration, match_registration
+from certsas.registry import Registry
 from certsas.revocation import RevocationChecker, RevocationOutcome
 from certsas.sas import SasSigner, SignedToken
 from certsas.scope import Grant, decide_scope, parse_token_request

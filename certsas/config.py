@@ -8,7 +8,9 @@ are fixed. A message never repeats a setting's value: a value pasted into the wr
 setting may be a key.
 
 A new check of one setting is a function that raises ConfigurationError, read through
-``_Problems.read`` where its setting is read.
+``Problems.read`` where its setting is read; the checks many settings share (numbers,
+seconds, URLs, table names, networks, Key Vault references) are in
+:mod:`certsas.envvalues`.
 
 Each default lives here once; the app and the command line read the same settings
 through the same functions.
@@ -17,18 +19,27 @@ through the same functions.
 from __future__ import annotations
 
 import enum
-import ipaddress
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
 
 from cryptography import x509
 
 from certsas.accounts import StorageAccess, storage_access
-from certsas.errors import ConfigurationError, ConfigurationErrors
+from certsas.envvalues import (
+    Network,
+    Problems,
+    parse_networks,
+    read_integer,
+    read_seconds,
+    read_table_name,
+    read_text,
+    read_url,
+    refuse_key_vault_reference,
+)
+from certsas.errors import ConfigurationError
 
 DEFAULT_CERT_TABLE = "ClientCertificates"
 DEFAULT_AUDIT_TABLE = "TokenAudit"
@@ -40,36 +51,8 @@ DEFAULT_EXPIRY_CHECK_SCHEDULE = "0 0 6 * * *"
 MAX_SAS_TTL_MINUTES = 24 * 60
 
 _HEADER_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
-_KEY_VAULT_REFERENCE = re.compile(r"^\s*@Microsoft\.KeyVault\(", re.IGNORECASE)
 # Six fields, seconds first: the NCRONTAB form the Functions timer trigger takes.
 _NCRONTAB = re.compile(r"^\S+( \S+){5}$")
-
-T = TypeVar("T")
-
-
-class _Problems:
-    """One reading of the settings: each is read on its own, and a wrong one is noted and
-    stood in for by its default, so the reading goes on and names every problem."""
-
-    def __init__(self) -> None:
-        self.found: list[ConfigurationError] = []
-
-    def read(self, read: Callable[[], T], fallback: T) -> T:
-        try:
-            return read()
-        except ConfigurationErrors as errors:  # a group of settings read the same way
-            self.found.extend(errors.errors)
-        except ConfigurationError as error:
-            self.found.append(error)
-        return fallback
-
-    def add(self, error: ConfigurationError) -> None:
-        self.found.append(error)
-
-    def check(self) -> None:
-        """Raise every problem found so far, at once."""
-        if self.found:
-            raise ConfigurationErrors(self.found)
 
 
 class RevocationMode(enum.Enum):
@@ -94,22 +77,19 @@ class StorageSettings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> StorageSettings:
-        problems = _Problems()
+        problems = Problems()
         access = problems.read(lambda: storage_access(
-            _text(env, "STORAGE_CONNECTION_STRING"), _text(env, "STORAGE_ACCOUNT_NAME"),
-            _text(env, "AZURE_CLIENT_ID")), None)
+            read_text(env, "STORAGE_CONNECTION_STRING"), read_text(env, "STORAGE_ACCOUNT_NAME"),
+            read_text(env, "AZURE_CLIENT_ID")), None)
         cert_table = problems.read(
-            lambda: _table_name(env, "CERT_TABLE_NAME", DEFAULT_CERT_TABLE), DEFAULT_CERT_TABLE)
+            lambda: read_table_name(env, "CERT_TABLE_NAME", DEFAULT_CERT_TABLE), DEFAULT_CERT_TABLE)
         audit_table = problems.read(
-            lambda: _table_name(env, "AUDIT_TABLE_NAME", DEFAULT_AUDIT_TABLE), DEFAULT_AUDIT_TABLE)
-        timeout = problems.read(lambda: _seconds(env, "STORAGE_TIMEOUT_SECONDS", 5.0), 5.0)
+            lambda: read_table_name(env, "AUDIT_TABLE_NAME", DEFAULT_AUDIT_TABLE), DEFAULT_AUDIT_TABLE)
+        timeout = problems.read(lambda: read_seconds(env, "STORAGE_TIMEOUT_SECONDS", 5.0), 5.0)
         problems.check()
         assert access is not None  # it was read, or check() raised its problem
         return cls(access=access, cert_table=cert_table, audit_table=audit_table,
                    timeout_seconds=timeout)
-
-
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 @dataclass(frozen=True)
@@ -125,30 +105,30 @@ class RevocationSettings:
     crl_timeout_seconds: float = 10.0
     crl_max_bytes: int = 20 * 1024 * 1024
     blocked_networks: tuple[Network, ...] = field(
-        default_factory=lambda: _networks(DEFAULT_BLOCKED_NETWORKS, "REVOCATION_BLOCKED_NETWORKS"))
+        default_factory=lambda: parse_networks(DEFAULT_BLOCKED_NETWORKS, "REVOCATION_BLOCKED_NETWORKS"))
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> RevocationSettings:
-        problems = _Problems()
+        problems = Problems()
         default = cls()
         settings = cls(
             mode=problems.read(lambda: _revocation_mode(env), default.mode),
-            sources=problems.read(lambda: _sources(_text(env, "REVOCATION_SOURCES")),
+            sources=problems.read(lambda: _sources(read_text(env, "REVOCATION_SOURCES")),
                                   default.sources),
-            ocsp_responder_url=problems.read(lambda: _url(env, "OCSP_RESPONDER_URL"), None),
+            ocsp_responder_url=problems.read(lambda: read_url(env, "OCSP_RESPONDER_URL"), None),
             ocsp_timeout_seconds=problems.read(
-                lambda: _seconds(env, "OCSP_TIMEOUT_SECONDS", 3.0), 3.0),
+                lambda: read_seconds(env, "OCSP_TIMEOUT_SECONDS", 3.0), 3.0),
             ocsp_cache_max_seconds=problems.read(
-                lambda: _integer(env, "OCSP_CACHE_MAX_SECONDS", 3600, minimum=0), 3600),
-            crl_url=problems.read(lambda: _url(env, "CRL_URL"), None),
+                lambda: read_integer(env, "OCSP_CACHE_MAX_SECONDS", 3600, minimum=0), 3600),
+            crl_url=problems.read(lambda: read_url(env, "CRL_URL"), None),
             crl_timeout_seconds=problems.read(
-                lambda: _seconds(env, "CRL_TIMEOUT_SECONDS", 10.0), 10.0),
+                lambda: read_seconds(env, "CRL_TIMEOUT_SECONDS", 10.0), 10.0),
             crl_max_bytes=problems.read(
-                lambda: _integer(env, "CRL_MAX_BYTES", 20 * 1024 * 1024, minimum=1024),
+                lambda: read_integer(env, "CRL_MAX_BYTES", 20 * 1024 * 1024, minimum=1024),
                 default.crl_max_bytes),
             # Empty means the default: an operator opts out of a block by naming other networks.
-            blocked_networks=problems.read(lambda: _networks(
-                _text(env, "REVOCATION_BLOCKED_NETWORKS") or DEFAULT_BLOCKED_NETWORKS,
+            blocked_networks=problems.read(lambda: parse_networks(
+                read_text(env, "REVOCATION_BLOCKED_NETWORKS") or DEFAULT_BLOCKED_NETWORKS,
                 "REVOCATION_BLOCKED_NETWORKS"), default.blocked_networks),
         )
         problems.check()
@@ -172,25 +152,25 @@ class Settings:
     def from_env(cls, env: Mapping[str, str]) -> Settings:
         """Read and check every setting of SPEC §3; raise :class:`ConfigurationErrors`
         naming every problem found."""
-        problems = _Problems()
+        problems = Problems()
         anchors: tuple[x509.Certificate, ...] = problems.read(
             lambda: parse_trust_anchors(env.get("TRUSTED_CA_CERTS", "")), ())
         storage = problems.read(lambda: StorageSettings.from_env(env), None)
         header = problems.read(lambda: client_cert_header(env), DEFAULT_CLIENT_CERT_HEADER)
         revocation = problems.read(lambda: RevocationSettings.from_env(env), RevocationSettings())
         default_ttl = problems.read(
-            lambda: _integer(env, "SAS_DEFAULT_TTL_MINUTES", 15, minimum=1), 15)
-        max_ttl = problems.read(lambda: _integer(env, "SAS_MAX_TTL_MINUTES", 60, minimum=1,
+            lambda: read_integer(env, "SAS_DEFAULT_TTL_MINUTES", 15, minimum=1), 15)
+        max_ttl = problems.read(lambda: read_integer(env, "SAS_MAX_TTL_MINUTES", 60, minimum=1,
                                                  maximum=MAX_SAS_TTL_MINUTES), 60)
         if default_ttl > max_ttl:
             problems.add(ConfigurationError("SAS_DEFAULT_TTL_MINUTES", "is above SAS_MAX_TTL_MINUTES"))
         cache_seconds = problems.read(
-            lambda: _integer(env, "REGISTRY_CACHE_SECONDS", 30, minimum=0), 30)
+            lambda: read_integer(env, "REGISTRY_CACHE_SECONDS", 30, minimum=0), 30)
         warning_days = problems.read(
-            lambda: _integer(env, "EXPIRY_WARNING_DAYS", 30, minimum=1, maximum=3650), 30)
+            lambda: read_integer(env, "EXPIRY_WARNING_DAYS", 30, minimum=1, maximum=3650), 30)
         schedule = problems.read(lambda: expiry_check_schedule(env), DEFAULT_EXPIRY_CHECK_SCHEDULE)
         partitions = problems.read(
-            lambda: _integer(env, "AUDIT_PARTITIONS", 16, minimum=1, maximum=100), 16)
+            lambda: read_integer(env, "AUDIT_PARTITIONS", 16, minimum=1, maximum=100), 16)
         problems.check()
         assert storage is not None  # it was read, or check() raised its problem
         return cls(
@@ -203,7 +183,7 @@ class Settings:
 
 
 def client_cert_header(env: Mapping[str, str]) -> str:
-    header = _text(env, "CLIENT_CERT_HEADER") or DEFAULT_CLIENT_CERT_HEADER
+    header = read_text(env, "CLIENT_CERT_HEADER") or DEFAULT_CLIENT_CERT_HEADER
     if not _HEADER_NAME.match(header):
         raise ConfigurationError("CLIENT_CERT_HEADER", "is not an HTTP header name")
     return header
@@ -211,7 +191,7 @@ def client_cert_header(env: Mapping[str, str]) -> str:
 
 def expiry_check_schedule(env: Mapping[str, str]) -> str:
     """``EXPIRY_CHECK_SCHEDULE``; function_app.py gives the timer trigger this value."""
-    schedule = _text(env, "EXPIRY_CHECK_SCHEDULE") or DEFAULT_EXPIRY_CHECK_SCHEDULE
+    schedule = read_text(env, "EXPIRY_CHECK_SCHEDULE") or DEFAULT_EXPIRY_CHECK_SCHEDULE
     if not _NCRONTAB.match(schedule):
         raise ConfigurationError("EXPIRY_CHECK_SCHEDULE",
                                  "is not an NCRONTAB expression of six fields")
@@ -235,7 +215,7 @@ def load_local_settings(path: Path) -> dict[str, str]:
 def parse_trust_anchors(pem: str) -> tuple[x509.Certificate, ...]:
     """Parse ``TRUSTED_CA_CERTS``: one or more PEM CA certificates, and nothing secret."""
     name = "TRUSTED_CA_CERTS"
-    _refuse_key_vault_reference(name, pem)
+    refuse_key_vault_reference(name, pem)
     # Editors on Windows save a BOM; App Service passes it through.
     pem = pem.lstrip("\ufeff")
     # App settings pasted from a one-line JSON value sometimes keep literal "\n".
@@ -262,23 +242,8 @@ def parse_trust_anchors(pem: str) -> tuple[x509.Certificate, ...]:
     return tuple(anchors)
 
 
-def _text(env: Mapping[str, str], name: str) -> str | None:
-    value = env.get(name, "").strip()
-    if value:
-        _refuse_key_vault_reference(name, value)
-    return value or None
-
-
-def _refuse_key_vault_reference(name: str, value: str) -> None:
-    # App Service leaves the reference text as the value when it cannot resolve it.
-    if _KEY_VAULT_REFERENCE.match(value):
-        raise ConfigurationError(
-            name, "is an unresolved Key Vault reference (check the app's identity, its access "
-                  "to the vault, and the secret URI)")
-
-
 def _revocation_mode(env: Mapping[str, str]) -> RevocationMode:
-    current, older = _text(env, "REVOCATION_MODE"), _text(env, "OCSP_MODE")
+    current, older = read_text(env, "REVOCATION_MODE"), read_text(env, "OCSP_MODE")
     modes = {
         name: _mode(name, value)
         for name, value in (("REVOCATION_MODE", current), ("OCSP_MODE", older))
@@ -311,61 +276,3 @@ def _sources(value: str | None) -> tuple[RevocationSource, ...]:
     return sources
 
 
-def _networks(value: str, name: str) -> tuple[Network, ...]:
-    networks = []
-    for part in value.split(","):
-        if not part.strip():
-            continue
-        try:
-            networks.append(ipaddress.ip_network(part.strip(), strict=False))
-        except ValueError:
-            raise ConfigurationError(name, "must be a comma-separated list of CIDRs") from None
-    return tuple(networks)
-
-
-def _url(env: Mapping[str, str], name: str) -> str | None:
-    value = _text(env, name)
-    if value is not None and not re.fullmatch(r"https?://[^\s/?#]+[^\s]*", value, re.IGNORECASE):
-        raise ConfigurationError(name, "must be an http:// or https:// URL")
-    # SPEC §2a: a password in a URL ends up in every log line that names the URL.
-    if value is not None and "@" in re.split(r"[/?#]", value.split("://", 1)[1], maxsplit=1)[0]:
-        raise ConfigurationError(name, "carries credentials (user:password@ before the host); "
-                                       "a revocation URL must not hold any")
-    return value
-
-
-def _integer(env: Mapping[str, str], name: str, default: int, *, minimum: int,
-             maximum: int | None = None) -> int:
-    raw = _text(env, name)
-    if raw is None:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigurationError(name, "is not a whole number") from None
-    if value < minimum:
-        raise ConfigurationError(name, f"must be at least {minimum}")
-    if maximum is not None and value > maximum:
-        raise ConfigurationError(name, f"must be at most {maximum}")
-    return value
-
-
-def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
-    raw = _text(env, name)
-    if raw is None:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigurationError(name, "is not a number") from None
-    if not 0 < value <= 60:
-        raise ConfigurationError(name, "must be above 0 and at most 60 seconds")
-    return value
-
-
-def _table_name(env: Mapping[str, str], name: str, default: str) -> str:
-    value = _text(env, name) or default
-    if not re.fullmatch(r"[A-Za-z][A-Za-z0-9]{2,62}", value):
-        raise ConfigurationError(name, "is not a valid table name (3 to 63 letters and digits, "
-                                       "starting with a letter)")
-    return value

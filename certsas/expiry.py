@@ -39,7 +39,8 @@ from cryptography.hazmat.primitives import serialization
 
 from certsas.clock import iso
 from certsas.errors import ConfigurationError, Refusal
-from certsas.registry import Registration, Unreadable
+from certsas.registration import Registration
+from certsas.registry import Unreadable
 from certsas.thumbprints import sha256_thumbprint
 
 logger = logging.getLogger("certsas.expiry")

@@ -36,7 +36,8 @@ from dataclasses import dataclass
 from typing import cast
 from urllib.parse import quote, urlsplit, urlunsplit
 
-from certsas.config import Network, RevocationSettings
+from certsas.config import RevocationSettings
+from certsas.envvalues import Network
 
 # Enough for OCSP and CRL work of several certificates at once, and fewer than the worker
 # threads of a Functions instance (PYTHON_THREADPOOL_THREAD_COUNT), so some always stay free.

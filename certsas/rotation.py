@@ -42,7 +42,7 @@ from certsas.errors import (
     RotationNotAllowed,
     SuccessorInvalid,
 )
-from certsas.registry import Registration
+from certsas.registration import Registration
 from certsas.revocation import RevocationOutcome
 from certsas.successor import parse_rotate_request, proof_message, proof_verifies, read_successor
 from certsas.tables import HotTable

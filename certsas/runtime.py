@@ -45,7 +45,8 @@ from certsas.errors import ConfigurationError, ConfigurationErrors
 from certsas.netfetch import NetFetcher
 from certsas.ocsp.checker import OcspChecker
 from certsas.ocsp.fetch import HttpOcspFetcher
-from certsas.registry import CachedRegistry, Registration, TableRegistry, TableRegistryReader, Unreadable
+from certsas.registration import Registration
+from certsas.registry import CachedRegistry, TableRegistry, TableRegistryReader, Unreadable
 from certsas.revocation import NotChecked, RevocationChecker, RevocationPolicy
 from certsas.revocation import RevocationSource as Source
 from certsas.rotation import Rotator, TableRotationAudit

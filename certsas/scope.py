@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from certsas.errors import InvalidRequest, ScopeNotAllowed
+from certsas.grants import AccessGrant
 from certsas.permissions import CONTAINER_ONLY, for_blob, normalize_permissions
-from certsas.registry import AccessGrant, Registration
+from certsas.registration import Registration
 
 MAX_BODY_BYTES = 8 * 1024
 MAX_BLOB_NAME = 1024

@@ -39,7 +39,8 @@ from certsas.cli.views import as_json, cap_note, extra_list_lines, still_working
 from certsas.clock import iso, system_clock
 from certsas.config import StorageSettings, parse_trust_anchors
 from certsas.expiry import days_left
-from certsas.registry import Registration, TableRegistry, Unreadable
+from certsas.registration import Registration
+from certsas.registry import TableRegistry, Unreadable
 from certsas.storage import StorageClients
 
 Command = Callable[[argparse.Namespace], int]

@@ -6,8 +6,8 @@ import argparse
 from collections.abc import Callable, Mapping
 
 from certsas.config import MAX_SAS_TTL_MINUTES
+from certsas.grants import prefix_problem
 from certsas.permissions import normalize_permissions
-from certsas.registry import prefix_problem
 from certsas.scope import valid_container_name
 from certsas.thumbprints import normalize_thumbprint
 

@@ -24,7 +24,8 @@ from certsas.cli.args import (
 from certsas.cli.errors import CliError
 from certsas.cli.settings import settings_env
 from certsas.cli.views import cap_note, grant_line
-from certsas.registry import AccessGrant, Registration, checked_grants
+from certsas.grants import AccessGrant, checked_grants
+from certsas.registration import Registration
 
 
 def _change(thumbprint: str, change: Callable[[Registration], Registration],

@@ -17,7 +17,8 @@ from certsas.cli.args import service_ttl_cap
 from certsas.cli.text import printable
 from certsas.clock import iso
 from certsas.expiry import days_left
-from certsas.registry import AccessGrant, Registration
+from certsas.grants import AccessGrant
+from certsas.registration import Registration
 
 DEFAULT_REGISTRY_CACHE_SECONDS = 30
 

@@ -22,7 +22,7 @@ from azure.core.exceptions import HttpResponseError
 from azure.data.tables import TableServiceClient
 from azure.storage.blob import ContainerClient
 
-from certsas.registry import Registration
+from certsas.registration import Registration
 from tests.support import ROOT
 from tests.support.azurite import Azurite
 from tests.support.client_scenario import TTL_MINUTES, expected_fetches

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from certsas.registry import Registration
+from certsas.registration import Registration
 from tests.support.azurite import Azurite
 from tests.support.cli import run
 from tests.support.pki import Pki

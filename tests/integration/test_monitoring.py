@@ -35,7 +35,7 @@ from certsas import errors, expiry, runtime
 from certsas.audit import Decision, log_decision
 from certsas.cli import build_parser
 from certsas.devtools.pki import CertificateAuthority
-from certsas.registry import Registration
+from certsas.registration import Registration
 from certsas.revocation import RevocationOutcome
 from tests.integration.test_infra import (
     INFRA,

@@ -9,7 +9,8 @@ import pytest
 from azure.data.tables import TableServiceClient
 
 from certsas.errors import CertificateNotRegistered, DependencyUnavailable
-from certsas.registry import CachedRegistry, Registration, TableRegistry, match_registration
+from certsas.registration import Registration, match_registration
+from certsas.registry import CachedRegistry, TableRegistry
 from tests.support.azurite import Azurite, free_port
 from tests.support.pki import Pki
 

@@ -18,7 +18,9 @@ from cryptography import x509
 
 from certsas.devtools.crl_server import CrlServer
 from certsas.devtools.pki import Issued
-from certsas.registry import AccessGrant, Registration, TableRegistry
+from certsas.grants import AccessGrant
+from certsas.registration import Registration
+from certsas.registry import TableRegistry
 from certsas.runtime import get_rotator
 from certsas.thumbprints import sha256_thumbprint
 from tests.support.azurite import Azurite, free_port

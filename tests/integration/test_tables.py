@@ -28,7 +28,8 @@ from azure.identity import DefaultAzureCredential, ManagedIdentityCredential
 from certsas.accounts import AZURITE_ACCOUNT, AZURITE_KEY
 from certsas.devtools.pki import SERVER_AUTH
 from certsas.errors import DependencyUnavailable
-from certsas.registry import Registration, TableRegistryReader
+from certsas.registration import Registration
+from certsas.registry import TableRegistryReader
 from certsas.tables import API_VERSION, STORAGE_SCOPE, BearerToken, Connections, LeanTable, SharedKey
 from tests.support.azurite import Azurite
 from tests.support.credentials import CachingCredential

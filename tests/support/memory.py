@@ -17,7 +17,7 @@ from azure.core.exceptions import ResourceExistsError
 
 from certsas.audit import AuditRecord
 from certsas.errors import DependencyUnavailable, Refusal
-from certsas.registry import Registration
+from certsas.registration import Registration
 from certsas.revocation import RevocationOutcome
 from certsas.rotation import RotationRecord
 from certsas.verification import VerifiedCertificate

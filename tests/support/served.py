@@ -18,7 +18,8 @@ import pytest
 from certsas.devtools.host import LocalApp
 from certsas.devtools.pki import DevPki, Issued
 from certsas.devtools.server import DevServer, TlsOptions
-from certsas.registry import Registration, TableRegistry
+from certsas.registration import Registration
+from certsas.registry import TableRegistry
 from certsas.runtime import reset_broker
 from tests.support.azurite import Azurite
 from tests.support.stack import app_env, build_stack

@@ -18,7 +18,8 @@ from azure.storage.blob import BlobServiceClient
 
 from certsas.devtools.pki import Issued
 from certsas.devtools.routes import find_route
-from certsas.registry import Registration, TableRegistry
+from certsas.registration import Registration
+from certsas.registry import TableRegistry
 from certsas.runtime import reset_broker
 from tests.support.azurite import Azurite
 

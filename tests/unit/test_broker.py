@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from certsas import http
 from certsas.broker import RequestInfo, TokenBroker
 from certsas.errors import CertificateRevoked, Refusal
-from certsas.registry import Registration
+from certsas.registration import Registration
 from certsas.revocation import RevocationOutcome
 from certsas.sas import AccountKeySigner
 from certsas.verification import ChainValidator, VerifiedCertificate
@@ -184,7 +184,7 @@ def test_an_unexpected_exception_is_one_error_decision_then_propagates(
 
 def test_the_decision_line_and_the_audit_record_name_the_grant_used(
         pki: Pki, decisions: DecisionLines) -> None:
-    from certsas.registry import AccessGrant
+    from certsas.grants import AccessGrant
 
     audit = MemoryAudit()
     broker, registry = make_broker(pki, audit=audit)
@@ -200,7 +200,7 @@ def test_the_decision_line_and_the_audit_record_name_the_grant_used(
 
 
 def test_several_grants_still_cost_one_registry_read(pki: Pki) -> None:
-    from certsas.registry import AccessGrant
+    from certsas.grants import AccessGrant
 
     broker, registry = make_broker(pki)
     registry.entries[header_thumbprint(pki)] = Registration.with_grants(

@@ -13,7 +13,7 @@ import pytest
 from azure.core.exceptions import ResourceNotFoundError
 
 from certsas.epoch import EPOCH_PARTITION, EPOCH_ROW, EpochWatch, SigningEpoch, write_epoch
-from certsas.registry import ROW_KEY
+from certsas.registration import ROW_KEY
 from tests.support.clock import ManualClock
 from tests.support.signer_seams import MemoryTable
 

@@ -12,7 +12,8 @@ from azure.core.exceptions import ServiceRequestError
 
 from certsas.devtools.pki import CertificateAuthority
 from certsas.expiry import check, days_left, expiring
-from certsas.registry import Registration, Unreadable
+from certsas.registration import Registration
+from certsas.registry import Unreadable
 
 NOW = datetime(2026, 11, 23, 6, 0, 0, tzinfo=UTC)
 ROOT = CertificateAuthority.root("expiry test root", not_before=NOW - timedelta(days=900),

@@ -16,7 +16,7 @@ from cryptography import x509
 
 from certsas.broker import RequestInfo, TokenBroker
 from certsas.errors import Refusal
-from certsas.registry import Registration
+from certsas.registration import Registration
 from certsas.rotation import Rotator
 from certsas.sas import AccountKeySigner
 from certsas.verification import ChainValidator

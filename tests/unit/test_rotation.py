@@ -22,7 +22,8 @@ from certsas.errors import (
     RevocationStatusUnknown,
     RevocationUnavailable,
 )
-from certsas.registry import AccessGrant, Registration
+from certsas.grants import AccessGrant
+from certsas.registration import Registration
 from certsas.rotation import Rotator
 from certsas.sas import AccountKeySigner
 from certsas.successor import parse_rotate_request, proof_message

@@ -10,7 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from certsas.errors import InvalidRequest, Refusal, ScopeNotAllowed
-from certsas.registry import AccessGrant, Registration
+from certsas.grants import AccessGrant
+from certsas.registration import Registration
 from certsas.scope import MAX_BODY_BYTES, TokenRequest, decide_scope, parse_token_request
 from tests.support.pki import Pki
 
