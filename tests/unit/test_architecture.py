@@ -1,4 +1,5 @@
-"""The three wings, read off the source: the runtime never reaches the CLI or the dev tools,
+"""The four wings, read off the source: the runtime never reaches the CLI, the dev tools or the
+client library,
 and no module imports itself back round a circle.
 
 Every ``import`` statement counts, at module level or inside a function, so a circle
