@@ -228,14 +228,15 @@ def parse_trust_anchors(pem: str) -> tuple[x509.Certificate, ...]:
         raise ConfigurationError(name, "holds a private key block; it must hold CA certificates only")
     try:
         anchors = x509.load_pem_x509_certificates(pem.encode("ascii"))
-    except (ValueError, UnicodeEncodeError):
+    except (ValueError, UnicodeEncodeError, x509.InvalidVersion):
         raise ConfigurationError(name, "is not PEM certificate text") from None
     for index, cert in enumerate(anchors, start=1):
         try:
             is_ca = cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
         except x509.ExtensionNotFound:
             is_ca = False
-        except ValueError:
+        # Not ValueErrors: escaping here, they would stop the app's import and its indexing.
+        except (ValueError, x509.DuplicateExtension, x509.UnsupportedGeneralNameType):
             raise ConfigurationError(name, f"certificate {index} has malformed extensions") from None
         if not is_ca:
             raise ConfigurationError(name, f"certificate {index} is not a CA")

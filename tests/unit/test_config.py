@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from pathlib import Path
 
@@ -10,7 +11,8 @@ import pytest
 from certsas.accounts import AccountKeyAccess, ManagedIdentityAccess, parse_connection_string
 from certsas.config import RevocationMode, Settings
 from certsas.errors import ConfigurationError, ConfigurationErrors
-from tests.support import ROOT
+from certsas.runtime import read_startup
+from tests.support import ROOT, certforge
 from tests.support.pki import Pki
 
 AZURITE = "UseDevelopmentStorage=true"
@@ -254,3 +256,18 @@ def test_a_problem_in_a_group_does_not_hide_the_next_one(pki: Pki) -> None:
     assert caught.value.settings == ("AUDIT_TABLE_NAME", "STORAGE_TIMEOUT_SECONDS",
                                      "REVOCATION_MODE", "REVOCATION_SOURCES",
                                      "REVOCATION_BLOCKED_NETWORKS")
+
+
+@pytest.mark.parametrize("forge", ["duplicate_extension", "invalid_version"])
+def test_an_unreadable_trust_anchor_is_named_and_never_stops_the_start(
+        pki: Pki, forge: str) -> None:
+    """cryptography raises these outside ValueError; one escaping read_startup would stop
+    function_app.py's import, and with it the indexing of every function (SPEC §3)."""
+    der = getattr(certforge, forge)(pki.issuing)
+    pem = ("-----BEGIN CERTIFICATE-----\n" + base64.encodebytes(der).decode()
+           + "-----END CERTIFICATE-----\n")
+    with pytest.raises(ConfigurationError) as caught:
+        Settings.from_env(env(pki, TRUSTED_CA_CERTS=pki.trust_bundle + pem))
+    assert caught.value.setting == "TRUSTED_CA_CERTS"
+    startup = read_startup(env(pki, TRUSTED_CA_CERTS=pem))
+    assert startup.misconfigured == ("TRUSTED_CA_CERTS",)
