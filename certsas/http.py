@@ -12,13 +12,14 @@ import json
 import logging
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import azure.functions as func
 
 from certsas.audit import Decision, log_decision
 from certsas.broker import RequestInfo, TokenBroker
 from certsas.errors import ConfigurationError, ConfigurationErrors, Refusal, ServiceMisconfigured
+from certsas.rotation import ACTION as ROTATE
 from certsas.rotation import Rotator
 
 logger = logging.getLogger("certsas.http")
@@ -58,8 +59,10 @@ def misconfigured(error: ConfigurationError) -> ServiceMisconfigured:
                 "Its start-up log line says what is wrong with each.")
 
 
-def answer(info: RequestInfo, call: Callable[[], func.HttpResponse]) -> func.HttpResponse:
-    """Run one endpoint's ``call``; whatever it raises becomes SPEC §1's answer."""
+def answer(info: RequestInfo, call: Callable[[], func.HttpResponse],
+           action: str | None = None) -> func.HttpResponse:
+    """Run one endpoint's ``call``; whatever it raises becomes SPEC §1's answer.
+    ``action`` names the endpoint on decision lines (``"rotate"``; None for a token)."""
     try:
         return call()
     except Refusal as refusal:
@@ -68,7 +71,8 @@ def answer(info: RequestInfo, call: Callable[[], func.HttpResponse]) -> func.Htt
         unusable = misconfigured(error)
         # No broker ran, so no decision line yet: SPEC §1 wants one for every request.
         log_decision(Decision(request_id=info.request_id, outcome="refused", error=unusable.code,
-                              reason=unusable.detail, client_address=info.client_address))
+                              reason=unusable.detail, client_address=info.client_address,
+                              action=action))
         return refusal_response(unusable)
     except Exception as exc:
         # Fail closed with no detail for the caller; the operator gets the type, not a dump.
@@ -78,13 +82,31 @@ def answer(info: RequestInfo, call: Callable[[], func.HttpResponse]) -> func.Htt
                                    "message": "The request could not be completed."})
 
 
+T = TypeVar("T")
+
+
+def built(factory: Callable[[], T], info: RequestInfo, action: str | None = None) -> T:
+    """The endpoint's broker or rotator from ``factory``. A bug building it (not unusable
+    settings: :func:`answer` logs those) is the call's one decision line, as a bug inside
+    the broker is, since no broker runs to log it."""
+    try:
+        return factory()
+    except ConfigurationError:
+        raise
+    except Exception as exc:
+        log_decision(Decision(request_id=info.request_id, outcome="error", error="internal_error",
+                              reason=type(exc).__name__, client_address=info.client_address,
+                              action=action))
+        raise
+
+
 def token(
     req: func.HttpRequest, broker: Callable[[], TokenBroker], invocation_id: str | None = None
 ) -> func.HttpResponse:
     """``POST /api/token``."""
     info = request_info(req, invocation_id)
     return answer(info, lambda: json_response(
-        200, broker().issue(req.headers, req.get_body() or b"", info).to_json()))
+        200, built(broker, info).issue(req.headers, req.get_body() or b"", info).to_json()))
 
 
 def rotate(
@@ -93,7 +115,8 @@ def rotate(
     """``POST /api/rotate`` (SPEC §4a), answered as ``token`` answers."""
     info = request_info(req, invocation_id)
     return answer(info, lambda: json_response(
-        201, rotator().rotate(req.headers, req.get_body() or b"", info).to_json()))
+        201, built(rotator, info, ROTATE).rotate(req.headers, req.get_body() or b"",
+                                                 info).to_json()), ROTATE)
 
 
 def health(misconfigured_settings: tuple[str, ...] = ()) -> func.HttpResponse:

@@ -51,6 +51,7 @@ from certsas.verification import VerifiedCertificate, check_dates
 logger = logging.getLogger("certsas.rotation")
 
 AUDIT_KIND = "rotation"
+ACTION = "rotate"  # the decision lines' ``action``
 
 
 class RegistrationStore(Protocol):
@@ -134,7 +135,7 @@ class Rotator:
 
     def rotate(self, headers: Mapping[str, str], body: bytes, info: RequestInfo) -> Rotated:
         """The successor's new registration, or a :class:`Refusal`; one decision line."""
-        with one_decision(info, action="rotate") as log:
+        with one_decision(info, action=ACTION) as log:
             admitted = self.broker.admit(headers, log)
             if not admitted.registration.allow_rotation:
                 raise RotationNotAllowed("the registration does not allow rotation")

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from typing import Any
 
 import azure.functions as func
 import pytest
 
 from certsas import http
 from certsas.errors import ConfigurationError, ConfigurationErrors, ScopeNotAllowed
+from tests.support.memory import DecisionLines
 
 
 def request(headers: dict[str, str] | None = None) -> func.HttpRequest:
@@ -111,3 +114,32 @@ def test_health_while_misconfigured_names_the_settings() -> None:
     response = http.health(("TRUSTED_CA_CERTS", "STORAGE_ACCOUNT_NAME"))
     assert (response.status_code, json.loads(response.get_body())) == (
         503, {"status": "misconfigured", "settings": ["TRUSTED_CA_CERTS", "STORAGE_ACCOUNT_NAME"]})
+
+
+def rotate_request() -> func.HttpRequest:
+    return func.HttpRequest(method="POST", url="http://localhost/api/rotate", headers={},
+                            body=b"{}")
+
+
+def failing_factory(error: Exception) -> Callable[[], Any]:
+    def build() -> Any:
+        raise error
+    return build
+
+
+@pytest.mark.parametrize(("error", "status", "outcome", "code"), [
+    (ConfigurationErrors([ConfigurationError("TRUSTED_CA_CERTS", "is required")]), 503,
+     "refused", "configuration_error"),
+    (RuntimeError("sig=secret-looking-detail"), 500, "error", "internal_error"),
+])
+def test_a_call_that_never_reaches_its_broker_still_logs_one_decision_line_with_its_action(
+        decisions: DecisionLines, error: Exception, status: int, outcome: str, code: str) -> None:
+    """SPEC §1, §4a: every call, one decision line; /api/rotate's say action "rotate", so a
+    rotation refused for the settings, or failing to build, is counted as a rotation."""
+    rotate = http.rotate(rotate_request(), failing_factory(error), "inv-9")
+    token = http.token(request(), failing_factory(error), "inv-9")
+    assert (rotate.status_code, token.status_code) == (status, status)
+    assert [(d["outcome"], d["error"], d.get("action"), d["request_id"])
+            for d in decisions.decisions] == [(outcome, code, "rotate", "inv-9"),
+                                              (outcome, code, None, "inv-9")]
+    assert all("secret" not in json.dumps(d) for d in decisions.decisions)
