@@ -31,6 +31,7 @@ from certsas.accounts import StorageAccess, storage_access
 from certsas.envvalues import (
     Network,
     Problems,
+    ncrontab_problem,
     parse_networks,
     read_integer,
     read_seconds,
@@ -51,8 +52,6 @@ DEFAULT_EXPIRY_CHECK_SCHEDULE = "0 0 6 * * *"
 MAX_SAS_TTL_MINUTES = 24 * 60
 
 _HEADER_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
-# Six fields, seconds first: the NCRONTAB form the Functions timer trigger takes.
-_NCRONTAB = re.compile(r"^\S+( \S+){5}$")
 
 
 class RevocationMode(enum.Enum):
@@ -192,9 +191,9 @@ def client_cert_header(env: Mapping[str, str]) -> str:
 def expiry_check_schedule(env: Mapping[str, str]) -> str:
     """``EXPIRY_CHECK_SCHEDULE``; function_app.py gives the timer trigger this value."""
     schedule = read_text(env, "EXPIRY_CHECK_SCHEDULE") or DEFAULT_EXPIRY_CHECK_SCHEDULE
-    if not _NCRONTAB.match(schedule):
-        raise ConfigurationError("EXPIRY_CHECK_SCHEDULE",
-                                 "is not an NCRONTAB expression of six fields")
+    problem = ncrontab_problem(schedule)
+    if problem:
+        raise ConfigurationError("EXPIRY_CHECK_SCHEDULE", problem)
     return schedule
 
 

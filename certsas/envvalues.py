@@ -119,3 +119,53 @@ def read_table_name(env: Mapping[str, str], name: str, default: str) -> str:
         raise ConfigurationError(name, "is not a valid table name (3 to 63 letters and digits, "
                                        "starting with a letter)")
     return value
+
+
+# NCRONTAB as the Functions timer parses it (NCrontab, seconds first): each field a list
+# of "*", a value, or a range "a-b", each with an optional "/step"; months and days of
+# the week also by English name or a prefix of three letters or more.
+_MONTHS = ("january", "february", "march", "april", "may", "june", "july", "august",
+           "september", "october", "november", "december")
+_DAYS = ("sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday")
+_CRON_FIELDS: tuple[tuple[str, int, int, tuple[str, ...]], ...] = (
+    ("second", 0, 59, ()), ("minute", 0, 59, ()), ("hour", 0, 23, ()),
+    ("day", 1, 31, ()), ("month", 1, 12, _MONTHS), ("day of the week", 0, 6, _DAYS))
+_CRON_NUMBER = re.compile(r"[0-9]{1,2}")
+
+
+def ncrontab_problem(schedule: str) -> str | None:
+    """Why the timer would refuse ``schedule``, or None. A schedule the host cannot parse
+    fails the timer function at start-up, silently for the app's own settings check; this
+    is stricter than the host rather than looser (the message never repeats the value)."""
+    fields = schedule.split(" ")
+    if len(fields) != len(_CRON_FIELDS) or not all(fields):
+        return "is not an NCRONTAB expression of six fields"
+    for text, (what, low, high, names) in zip(fields, _CRON_FIELDS, strict=True):
+        if not all(_cron_item(item, low, high, names) for item in text.split(",")):
+            extra = " or a name" if names else ""
+            return (f"has a {what} field that is not *, a value{extra} from {low} to {high}, "
+                    "a range or a list of them, each with an optional /step")
+    return None
+
+
+def _cron_item(item: str, low: int, high: int, names: tuple[str, ...]) -> bool:
+    base, slash, step = item.partition("/")
+    if slash and not (_CRON_NUMBER.fullmatch(step) and 1 <= int(step) <= high):
+        return False
+    if base == "*":
+        return True
+    first, dash, last = base.partition("-")
+    start = _cron_value(first, low, high, names)
+    end = _cron_value(last, low, high, names) if dash else start
+    return start is not None and end is not None and start <= end
+
+
+def _cron_value(text: str, low: int, high: int, names: tuple[str, ...]) -> int | None:
+    if _CRON_NUMBER.fullmatch(text):
+        return int(text) if low <= int(text) <= high else None
+    lowered = text.lower()
+    if len(text) >= 3 and text.isascii():
+        for index, name in enumerate(names):
+            if name.startswith(lowered):
+                return index + low
+    return None

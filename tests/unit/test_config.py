@@ -271,3 +271,30 @@ def test_an_unreadable_trust_anchor_is_named_and_never_stops_the_start(
     assert caught.value.setting == "TRUSTED_CA_CERTS"
     startup = read_startup(env(pki, TRUSTED_CA_CERTS=pem))
     assert startup.misconfigured == ("TRUSTED_CA_CERTS",)
+
+
+@pytest.mark.parametrize("schedule", [
+    "0 0 6 * * *", "0 */5 * * * *", "0 30 9 * Jan Mon", "0 0 9-17 * * 1-5", "0 0 7,18 * * *",
+    "5/15 0 0 1 january sunday", "0 0 0 31 DEC-dec 6", "0 0 */2 * * *",
+])
+def test_a_schedule_the_timer_takes_is_kept(pki: Pki, schedule: str) -> None:
+    assert Settings.from_env(env(pki, EXPIRY_CHECK_SCHEDULE=schedule)).expiry_check_schedule \
+        == schedule
+
+
+@pytest.mark.parametrize("schedule", [
+    "0 0 25 * * *", "60 0 6 * * *", "0 0 6 0 * *", "0 0 6 * 13 *", "0 0 6 * * 7",
+    "0 0 6 * Foo *", "0 0 6-2 * * *", "0 */0 * * * *", "0 0 6 * * ,", "0 0 6 * * ?",
+    "%SCHEDULE% 0 6 * * *", "0 0 \uff16 * * *", "0 0 6 * *  *", "0 0 6 * * * *",
+])
+def test_a_schedule_the_timer_would_refuse_is_named_and_never_given_to_it(
+        pki: Pki, schedule: str) -> None:
+    """The host fails the timer function on a schedule NCRONTAB cannot parse (hour 25,
+    a %NAME% it looks up in the app settings): caught here, the start-up line names
+    EXPIRY_CHECK_SCHEDULE and the timer keeps SPEC §3's default."""
+    with pytest.raises(ConfigurationError) as caught:
+        Settings.from_env(env(pki, EXPIRY_CHECK_SCHEDULE=schedule))
+    assert caught.value.setting == "EXPIRY_CHECK_SCHEDULE"
+    assert schedule not in str(caught.value)
+    assert read_startup(env(pki, EXPIRY_CHECK_SCHEDULE=schedule)).expiry_check_schedule \
+        == "0 0 6 * * *"
