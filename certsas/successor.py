@@ -18,7 +18,7 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, padding, rsa
 
-from certsas.clientcert import PresentedCertificate
+from certsas.clientcert import MAX_HEADER_BYTES, PresentedCertificate
 from certsas.errors import ClientCertificateMalformed, InvalidRequest, SuccessorInvalid
 
 MAX_BODY_BYTES = 32 * 1024
@@ -63,6 +63,13 @@ def parse_rotate_request(body: bytes) -> RotateRequest:
     return RotateRequest(certificate, raw)
 
 
+# The largest DER whose base64 fits the 16 KiB certificate header (SPEC §2).
+MAX_SUCCESSOR_DER_BYTES = MAX_HEADER_BYTES // 4 * 3
+# What cryptography raises for bytes it cannot read as a certificate, beyond ValueError.
+_PARSE_ERRORS = (ValueError, TypeError, UnsupportedAlgorithm, x509.InvalidVersion,
+                 x509.DuplicateExtension, x509.UnsupportedGeneralNameType)
+
+
 def read_successor(pem: str) -> PresentedCertificate:
     """Check 1, parse: one PEM certificate whose every field certsas reads can be read."""
     unreadable = SuccessorInvalid("successor does not parse",
@@ -72,10 +79,19 @@ def read_successor(pem: str) -> PresentedCertificate:
         certificates = x509.load_pem_x509_certificates(pem.encode("ascii"))
         if len(certificates) != 1:
             raise unreadable
-        return PresentedCertificate.from_der(
-            certificates[0].public_bytes(serialization.Encoding.DER))
-    except (ValueError, TypeError, UnsupportedAlgorithm, x509.InvalidVersion,
-            x509.DuplicateExtension, x509.UnsupportedGeneralNameType, ClientCertificateMalformed):
+        der = certificates[0].public_bytes(serialization.Encoding.DER)
+    except _PARSE_ERRORS:
+        raise unreadable from None
+    if len(der) > MAX_SUCCESSOR_DER_BYTES:
+        # It could never be presented: App Service forwards base64 DER, and a header over
+        # 16 KiB is malformed (SPEC §2); nor would it fit a Table property once registered.
+        raise SuccessorInvalid(
+            f"successor of {len(der)} bytes, over {MAX_SUCCESSOR_DER_BYTES}",
+            message=f"The successor certificate is larger than {MAX_SUCCESSOR_DER_BYTES} bytes "
+                    "(DER): it could not be forwarded in a request header.")
+    try:
+        return PresentedCertificate.from_der(der)
+    except (*_PARSE_ERRORS, ClientCertificateMalformed):
         raise unreadable from None
 
 

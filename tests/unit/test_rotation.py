@@ -26,7 +26,7 @@ from certsas.grants import AccessGrant
 from certsas.registration import Registration
 from certsas.rotation import Rotator
 from certsas.sas import AccountKeySigner
-from certsas.successor import parse_rotate_request, proof_message
+from certsas.successor import MAX_SUCCESSOR_DER_BYTES, parse_rotate_request, proof_message
 from certsas.thumbprints import sha256_thumbprint
 from certsas.verification import ChainValidator
 from tests.support.certforge import duplicate_extension, invalid_utf8_subject, invalid_version
@@ -174,6 +174,22 @@ def test_1_a_successor_that_does_not_parse(pki: Pki) -> None:
         code, message, _ = successor_refusal(rig, pem)
         assert (code, message) == ("successor_invalid", "The successor certificate is not one "
                                                         "PEM X.509 certificate.")
+
+
+def test_1_a_successor_too_large_to_be_forwarded_later(pki: Pki) -> None:
+    """Its base64 DER would not fit the 16 KiB header that presents it (SPEC §2): refused as
+    a successor, not a 503 from a Table property too large at the insert."""
+    rig = make_rig(pki)
+    names = [f"host-{n:04d}.partner.example" for n in range(600)]
+    big = pki.issuing.issue("partner-a", organization="Contoso", dns_names=names,
+                            subject=rig.current.certificate.subject,
+                            not_after=datetime.now(UTC) + timedelta(days=400))
+    assert len(big.der) > MAX_SUCCESSOR_DER_BYTES
+    code, message, detail = successor_refusal(rig, big)
+    assert code == "successor_invalid"
+    assert message == (f"The successor certificate is larger than {MAX_SUCCESSOR_DER_BYTES} "
+                       "bytes (DER): it could not be forwarded in a request header.")
+    assert detail.startswith("successor of ")
 
 
 def test_2_a_successor_that_does_not_chain(pki: Pki) -> None:
