@@ -14,12 +14,14 @@ import io
 import logging
 import os
 import threading
+import traceback
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote
 
 import pytest
-from azure.core.exceptions import ClientAuthenticationError, HttpResponseError
+from azure.core.exceptions import AzureError, ClientAuthenticationError, HttpResponseError
 from azure.data.tables import TableServiceClient
 
 from certsas import runtime
@@ -345,3 +347,20 @@ def test_no_token_in_logs_reprs_or_errors_even_at_debug(
     assert any("certsas.client: new token for" in line for line in lines)
     assert find_leaks(lines + texts) == []
     assert not any(token.signature in text for text in lines + texts)
+
+
+def test_a_network_failure_to_storage_does_not_quote_the_sas(
+        proxied: tuple[CertSas, list[float]], served: Served, azurite: Azurite,
+        monkeypatch: pytest.MonkeyPatch, clock: ManualClock) -> None:
+    """urllib3 and requests put the URL, query included, in some of their messages; what
+    azure-core raises from them (and its chained causes) reaches the caller's traceback."""
+    sas, _ = proxied
+    with proxy_for(azurite, monkeypatch, clock, 0):
+        container = sas.container_client(retry_total=0)
+        token = sas.token()
+    with pytest.raises(AzureError) as failed:  # the proxy has stopped: nobody on its port
+        container.upload_blob("gone.txt", b"x")
+    text = "".join(traceback.format_exception(failed.value))
+    assert "Connection refused" in text
+    assert token.signature not in text and quote(token.signature, safe="") not in text
+    assert find_leaks([text]) == []
