@@ -3,10 +3,17 @@
 azure-storage-blob takes a retry policy as a constructor keyword (``retry_policy=``) and runs
 it before its credential policy, once per call, around every attempt. This one is Storage's
 own :class:`ExponentialRetry` (so transient faults are retried exactly as usual) with two
-things added around it: before a call, the scope's token is replaced if less than a fifth of
-its lifetime is left (the shared :class:`AzureSasCredential` is updated, and the credential
-policy stamps the new SAS on each attempt); and a 403 ``AuthenticationFailed`` is tried again
-with a new token, after a growing pause, a few times within about a minute.
+things added around it: before every attempt, Storage's own retries included, the scope's
+token is replaced if less than a fifth of its lifetime is left (the shared
+:class:`AzureSasCredential` is updated, and the credential policy stamps the new SAS on the
+attempt); and a 403 ``AuthenticationFailed`` is tried again with a new token, after a growing
+pause, a few times within about a minute.
+
+Storage's retry hands its hooks (``configure_retries``, ``increment``, ``sleep``, public
+methods of ExponentialRetry) the request as the last attempt left it: with that attempt's SAS
+in the URL. azure-core's AzureSasCredentialPolicy appends the credential's SAS to a URL that
+does not already hold that exact text, so a retry after a renewal would carry two SAS, which
+Storage refuses; ``increment`` puts the URL back as it was before any SAS.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from io import UnsupportedOperation
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from azure.core.pipeline import PipelineRequest, PipelineResponse
 from azure.storage.blob import ExponentialRetry
@@ -38,6 +46,8 @@ RETRY_KEYWORDS = ("retry_total", "retry_connect", "retry_read", "retry_status",
                   "random_jitter_range")
 
 Sleep = Callable[[float], None]
+# Where configure_retries keeps the request's URL without SAS, in Storage's per-call settings.
+_UNSIGNED_URL = "certsas_unsigned_url"
 
 
 class FreshSasRetry(ExponentialRetry):
@@ -78,6 +88,24 @@ class FreshSasRetry(ExponentialRetry):
             self._tokens.renew(refused)
             http.url = url
         raise AssertionError("unreachable: the last delay is None")
+
+    def configure_retries(self, request: PipelineRequest[Any]) -> dict[str, Any]:
+        settings: dict[str, Any] = super().configure_retries(request)
+        settings[_UNSIGNED_URL] = request.http_request.url  # the credential policy comes after
+        return settings
+
+    def increment(self, settings: dict[str, Any], request: Any, response: Any = None,
+                  error: Any = None) -> bool:
+        again: bool = super().increment(
+            settings, request, response=response, error=error)
+        if again:  # the next attempt is stamped afresh, on the host Storage's retry chose
+            host = urlsplit(request.url).netloc
+            request.url = urlunsplit(urlsplit(settings[_UNSIGNED_URL])._replace(netloc=host))
+        return again
+
+    def sleep(self, settings: dict[str, Any], transport: Any) -> None:
+        super().sleep(settings, transport)  # type: ignore[no-untyped-call]
+        self._tokens.current()  # a retry is a request: the token it carries has a fifth left
 
 
 def _authentication_failed(response: PipelineResponse[Any, Any]) -> bool:

@@ -114,11 +114,13 @@ class ScopeTokens:
             log.warning("certsas.client: a new token expires at %s, which this machine's clock "
                         "says is past: is the clock right (NTP)?",
                         f"{token.expires_on:%Y-%m-%dT%H:%M:%SZ}")
-        self._held = _Held(token, now)
+        # The credential first: a thread that sees the new token in _held (current() reads it
+        # without the lock) must find it in the credential too, not the one it replaces.
         if self._credential is None:
             self._credential = AzureSasCredential(token.token)
         else:
             self._credential.update(token.token)
+        self._held = _Held(token, now)
         where = f"{token.container}/{token.blob}" if token.blob else token.container
         log.info("certsas.client: new token for %s (%s, expires %s)", where, token.permissions,
                  f"{token.expires_on:%Y-%m-%dT%H:%M:%SZ}")

@@ -14,11 +14,14 @@ import io
 import logging
 import os
 import threading
+import traceback
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import quote
 
 import pytest
-from azure.core.exceptions import ClientAuthenticationError, HttpResponseError
+from azure.core.exceptions import AzureError, ClientAuthenticationError, HttpResponseError
 from azure.data.tables import TableServiceClient
 
 from certsas import runtime
@@ -155,8 +158,8 @@ def proxied(served: Served, azurite: Azurite, monkeypatch: pytest.MonkeyPatch,
 
 
 def proxy_for(azurite: Azurite, monkeypatch: pytest.MonkeyPatch, clock: ManualClock,
-              refuse_first: int) -> AuthFailingBlobProxy:
-    proxy = AuthFailingBlobProxy(azurite.blob_endpoint, refuse_first)
+              refuse_first: int, **options: Any) -> AuthFailingBlobProxy:
+    proxy = AuthFailingBlobProxy(azurite.blob_endpoint, refuse_first, **options)
     use_broker(monkeypatch, clock, STORAGE_CONNECTION_STRING=azurite.connection_string.replace(
         f"BlobEndpoint={azurite.blob_endpoint}", f"BlobEndpoint={proxy.endpoint}"))
     return proxy
@@ -209,6 +212,55 @@ def test_a_body_that_cannot_be_sent_again_is_not_retried(
         blob = sas.container_client(ttl_minutes=5).get_blob_client("append.log")
         blob.stage_block("YmxvY2sx", io.BytesIO(b"0123456789"), length=10)
     assert proxy.refused == 1 and proxy.forwarded == 1
+
+
+@pytest.mark.parametrize("code", ["AuthorizationPermissionMismatch", "AuthorizationFailure"])
+def test_other_refusals_are_not_retried_since_a_new_token_cannot_fix_them(
+        proxied: tuple[CertSas, list[float]], served: Served, azurite: Azurite,
+        monkeypatch: pytest.MonkeyPatch, clock: ManualClock, code: str) -> None:
+    sas, slept = proxied
+    with proxy_for(azurite, monkeypatch, clock, 1, error_code=code) as proxy, \
+            pytest.raises(HttpResponseError) as failed:
+        sas.container_client().upload_blob("denied.txt", b"x")
+    assert proxy.refused == 1 and proxy.forwarded == 0 and slept == [] and issued(served) == 1
+    assert getattr(failed.value, "error_code", None) == code
+    assert not isinstance(failed.value, StorageAuthenticationFailed)
+
+
+# Storage's own retry (a 503 here) with backoffs of 0 s, so the test waits for nothing.
+NO_BACKOFF: dict[str, Any] = {"initial_backoff": 0, "increment_base": 0, "random_jitter_range": 0}
+
+
+def test_storage_own_retry_replaces_a_token_gone_stale_since_the_first_attempt(
+        proxied: tuple[CertSas, list[float]], served: Served, azurite: Azurite,
+        monkeypatch: pytest.MonkeyPatch, clock: ManualClock) -> None:
+    sas, _ = proxied
+    with proxy_for(azurite, monkeypatch, clock, 1, status=503, error_code="ServerBusy",
+                   on_refusal=lambda: clock.advance(50)) as proxy:
+        container = sas.container_client(ttl_minutes=1, **NO_BACKOFF)
+        container.upload_blob("busy.txt", b"x", overwrite=True)
+    assert proxy.refused == 1 and proxy.forwarded == 1
+    # The retry came 50 s into a one-minute token (less than a fifth left): with a new one.
+    assert len(set(proxy.signatures)) == 2 and issued(served) == 2
+    assert proxy.sig_counts == [1, 1]
+
+
+def test_storage_own_retry_after_another_thread_renewed_sends_one_sas(
+        proxied: tuple[CertSas, list[float]], served: Served, azurite: Azurite,
+        monkeypatch: pytest.MonkeyPatch, clock: ManualClock) -> None:
+    sas, _ = proxied
+
+    def renewed_meanwhile() -> None:  # runs on the proxy's thread: another user of `sas`
+        clock.advance(50)
+        sas.token(ttl_minutes=1)
+
+    with proxy_for(azurite, monkeypatch, clock, 1, status=503, error_code="ServerBusy",
+                   on_refusal=renewed_meanwhile) as proxy:
+        container = sas.container_client(ttl_minutes=1, **NO_BACKOFF)
+        container.upload_blob("busy.txt", b"x", overwrite=True)
+    assert proxy.refused == 1 and proxy.forwarded == 1 and issued(served) == 2
+    # The shared credential's new SAS replaced the old one in the retried URL, not added to it.
+    assert proxy.sig_counts == [1, 1] and len(set(proxy.signatures)) == 2
 
 
 class OneWay:
@@ -295,3 +347,20 @@ def test_no_token_in_logs_reprs_or_errors_even_at_debug(
     assert any("certsas.client: new token for" in line for line in lines)
     assert find_leaks(lines + texts) == []
     assert not any(token.signature in text for text in lines + texts)
+
+
+def test_a_network_failure_to_storage_does_not_quote_the_sas(
+        proxied: tuple[CertSas, list[float]], served: Served, azurite: Azurite,
+        monkeypatch: pytest.MonkeyPatch, clock: ManualClock) -> None:
+    """urllib3 and requests put the URL, query included, in some of their messages; what
+    azure-core raises from them (and its chained causes) reaches the caller's traceback."""
+    sas, _ = proxied
+    with proxy_for(azurite, monkeypatch, clock, 0):
+        container = sas.container_client(retry_total=0)
+        token = sas.token()
+    with pytest.raises(AzureError) as failed:  # the proxy has stopped: nobody on its port
+        container.upload_blob("gone.txt", b"x")
+    text = "".join(traceback.format_exception(failed.value))
+    assert "Connection refused" in text
+    assert token.signature not in text and quote(token.signature, safe="") not in text
+    assert find_leaks([text]) == []

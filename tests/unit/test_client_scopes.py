@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from azure.core.credentials import AzureSasCredential
 
 from certsas.client import Refused, Token, Unreachable
 from certsas.client.redact import redact
@@ -102,3 +103,25 @@ def test_a_clock_ahead_of_certsas_is_named(clock: ManualClock,
     certsas = Certsas(clock, ttl=-30)  # this machine's clock 30 s past the token's end
     ScopeTokens(Scope(), certsas, clock).current()
     assert "which this machine's clock says is past: is the clock right (NTP)?" in caplog.text
+
+
+def test_a_renewed_token_is_in_the_credential_before_current_hands_it_out(
+        clock: ManualClock, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another thread that calls current() while a renewal is being installed sends what the
+    credential holds; were the new token handed out first, that thread would stamp the SAS
+    Storage just refused and spend one of its retries on it."""
+    certsas = Certsas(clock)
+    tokens = ScopeTokens(Scope(), certsas, clock)
+    refused = tokens.current()
+    credential = tokens.credential()
+    agreed: list[bool] = []
+    update = AzureSasCredential.update
+
+    def observed(self: AzureSasCredential, signature: str) -> None:
+        agreed.append(tokens.current().token == self.signature)  # what another thread gets
+        update(self, signature)
+
+    monkeypatch.setattr(AzureSasCredential, "update", observed)
+    renewed = tokens.renew(refused.signature)
+    assert agreed == [True] and certsas.fetches == 2
+    assert tokens.current() is renewed and credential.signature == renewed.token
