@@ -108,8 +108,9 @@ def build_signer(settings: Settings, clients: SignerClients) -> SasSigner:
     )
 
 
-def build_broker(settings: Settings, *, clock: Clock = system_clock) -> TokenBroker:
-    clients = StorageClients(settings.storage)
+def build_broker(settings: Settings, *, clock: Clock = system_clock,
+                 clients: StorageClients | None = None) -> TokenBroker:
+    clients = clients or StorageClients(settings.storage)
     registry = CachedRegistry(
         TableRegistryReader(clients.hot_table(settings.storage.cert_table)),
         settings.registry_cache_seconds, clock=clock,
@@ -128,10 +129,12 @@ def build_broker(settings: Settings, *, clock: Clock = system_clock) -> TokenBro
     )
 
 
-def build_rotator(settings: Settings, broker: TokenBroker) -> Rotator:
+def build_rotator(settings: Settings, broker: TokenBroker,
+                  clients: StorageClients | None = None) -> Rotator:
     """``/api/rotate`` on top of ``broker`` (its checks, caches and revocation). Registry
-    and audit writes go through the SDK: a rotation is rare, and needs a delete to undo."""
-    clients = StorageClients(settings.storage)
+    and audit writes go through the SDK's clients: a rotation is rare. ``clients``: the
+    broker's, so a process holds one credential and one set of connections."""
+    clients = clients or StorageClients(settings.storage)
     return Rotator(broker, TableRegistry(clients.registry_table()),
                    TableRotationAudit(clients.audit_table(), settings.audit_partitions))
 
@@ -230,16 +233,19 @@ def settings() -> Settings:
 
 _lock = threading.Lock()
 _broker: TokenBroker | None = None
+_clients: StorageClients | None = None  # the broker's, shared with the rotator
 
 
 def get_broker() -> TokenBroker:
     """The process-wide broker, built on first use; raises :class:`ConfigurationErrors`
     while the settings are unusable."""
-    global _broker
+    global _broker, _clients
     if _broker is None:
         with _lock:
             if _broker is None:
-                _broker = build_broker(settings())
+                current = settings()
+                _clients = StorageClients(current.storage)
+                _broker = build_broker(current, clients=_clients)
     return _broker
 
 
@@ -253,14 +259,15 @@ def get_rotator() -> Rotator:
         broker = get_broker()
         with _lock:
             if _rotator is None:
-                _rotator = build_rotator(settings(), broker)
+                _rotator = build_rotator(settings(), broker, _clients)
     return _rotator
 
 
 def reset_broker() -> None:
     """Forget the process-wide settings, broker and rotator (tests that change settings)."""
-    global _broker, _rotator, _startup
+    global _broker, _clients, _rotator, _startup
     with _lock, _startup_lock:
         _broker = None
+        _clients = None
         _rotator = None
         _startup = None

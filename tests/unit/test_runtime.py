@@ -145,3 +145,28 @@ def test_a_usable_start_is_one_info_line(monkeypatch: pytest.MonkeyPatch, pki: P
     assert level == logging.INFO
     assert fields == {"status": "ok", "python": platform.python_version(),
                       "expiry_check_schedule": "0 30 5 * * 1-5"}
+
+
+def test_the_process_builds_one_set_of_storage_clients_for_token_and_rotate(
+        pki: Pki, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The rotator reuses the broker's clients: one credential (one token fetch from Entra
+    ID in Azure) and one set of connections per process, not two."""
+    for name, value in {"TRUSTED_CA_CERTS": pki.trust_bundle,
+                        "STORAGE_ACCOUNT_NAME": "certsasdata"}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("STORAGE_CONNECTION_STRING", raising=False)
+    built: list[StorageClients] = []
+
+    class Counted(StorageClients):
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+            built.append(self)
+
+    monkeypatch.setattr(runtime, "StorageClients", Counted)
+    runtime.reset_broker()
+    try:
+        runtime.get_broker()
+        runtime.get_rotator()
+    finally:
+        runtime.reset_broker()
+    assert len(built) == 1
