@@ -228,8 +228,8 @@ def test_a_write_whose_answer_was_lost_is_written_once(
 @pytest.mark.parametrize(("client", "mode"), [("lean", "close"), ("sdk", "timeout")])
 def test_a_rotation_record_whose_answer_was_lost_is_written_once(
         azurite: Azurite, table: TableClient, client: str, mode: str) -> None:
-    """SPEC §5 holds for rotation records too: a failure here would undo the rotation while
-    its record stays in the table."""
+    """SPEC §5 holds for rotation records too: a failure here would answer 503 for a
+    rotation that was registered, with its record in the table after all."""
     rotation = RotationRecord(time=DAY, request_id="req-rot", thumbprint="AB" * 32,
                               subject="CN=x", successor="CD" * 32,
                               successor_not_after=DAY + timedelta(days=90),
